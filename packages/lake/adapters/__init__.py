@@ -1,0 +1,1 @@
+"""Thin I/O: object store, staging repository, curated repository, broker."""

@@ -1,0 +1,109 @@
+"""Kafka through kafka-python: topic bootstrap, a producer of events, consumer construction."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import TopicAlreadyExistsError
+
+from lake.events import TOPICS, Event, dlq
+from lake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def all_topics(settings: Settings) -> list[str]:
+    names = [settings.topic(t) for t in TOPICS]
+    return names + [dlq(n) for n in names]
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap, client_id="lake-admin", request_timeout_ms=10_000
+    )
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create every topic and dead-letter topic that does not exist yet; return those created."""
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        wanted = [t for t in all_topics(settings) if t not in existing]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent bootstrap created them
+                client.create_topics(
+                    {
+                        t: {
+                            "num_partitions": settings.kafka.partitions,
+                            "replication_factor": settings.kafka.replication_factor,
+                        }
+                        for t in wanted
+                    },
+                    wait_for_metadata=True,
+                )
+        return wanted
+    finally:
+        client.close()
+
+
+def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap,
+        client_id=client_id,
+        acks="all",
+        linger_ms=5,
+        retries=5,
+        max_in_flight_requests_per_connection=1,
+    )
+
+
+def make_consumer(settings: Settings, topic: str, group: str, client_id: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka.bootstrap,
+        group_id=group,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=1,
+        max_poll_interval_ms=900_000,
+        session_timeout_ms=15_000,
+        heartbeat_interval_ms=3_000,
+    )
+
+
+class Publisher:
+    """Publishes events on their topic (with the configured prefix), keyed for partitioning."""
+
+    def __init__(self, producer: KafkaProducer, settings: Settings) -> None:
+        self.producer = producer
+        self.settings = settings
+
+    def publish(self, event: Event) -> None:
+        self.producer.send(
+            self.settings.topic(event.topic), key=event.partition_key().encode(), value=event.dumps()
+        )
+
+    def publish_raw(self, topic: str, key: str | None, value: bytes) -> None:
+        self.producer.send(topic, key=None if key is None else key.encode(), value=value)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        self.producer.flush(timeout=timeout)
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)
+
+
+def send_event(settings: Settings, event: Event) -> dict[str, Any]:
+    """One-shot publish (CLI, gateway, Airflow): returns where the event landed."""
+    producer = make_producer(settings, "lake-cli")
+    try:
+        meta = producer.send(
+            settings.topic(event.topic), key=event.partition_key().encode(), value=event.dumps()
+        ).get(timeout=30)
+        return {"topic": meta.topic, "partition": meta.partition, "offset": meta.offset}
+    finally:
+        producer.close(timeout=5)

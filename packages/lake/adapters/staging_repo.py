@@ -1,0 +1,329 @@
+"""The staging store: tweets, their companies and hashtags, quarantined records, run bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pymysql
+
+from lake.adapters.mysql import connect
+from lake.settings import MySQLSettings
+
+TWEET_COLUMNS = (
+    "twitter_id",
+    "created_at",
+    "company",
+    "screenname",
+    "username",
+    "location",
+    "followers",
+    "friends",
+    "retweet_count",
+    "search_query",
+    "text",
+    "clean_text",
+    "polarity",
+    "sentiment",
+    "run_id",
+    "chunk_id",
+    "raw_key",
+    "record_no",
+    "staged_at",
+)
+DEADLOCK_CODES = {1205, 1213}  # lock wait timeout, deadlock: the whole transaction is retried
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class StageResult:
+    raw_rows: int
+    rejected_rows: int
+    duplicate_rows: int
+    staged_rows: int
+    owned_ids: frozenset[int]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def _batches(rows: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+class StagingRepository:
+    def __init__(self, cfg: MySQLSettings) -> None:
+        self.cfg = cfg
+        self._conn: pymysql.Connection | None = None
+
+    @property
+    def conn(self) -> pymysql.Connection:
+        if self._conn is None or not self._conn.open:
+            self._conn = connect(self.cfg)
+            with self._conn.cursor() as cur:
+                # Read committed: the lineage check after INSERT IGNORE must see rows other
+                # replicas committed meanwhile, not this transaction's older snapshot.
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        else:
+            self._conn.ping(reconnect=True)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and self._conn.open:
+            self._conn.close()
+        self._conn = None
+
+    # --- runs -------------------------------------------------------------------------------
+    def create_run(self, run_id: str, source: dict[str, Any], requested_by: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "INSERT IGNORE INTO runs (run_id, source, requested_by, status, requested_at, started_at)"
+                " VALUES (%s, %s, %s, 'running', %s, %s)",
+                (run_id, json.dumps(source), requested_by[:64], _now(), _now()),
+            )
+        self.conn.commit()
+
+    def set_raw_objects(self, run_id: str, keys: list[str], total_chunks: int) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE runs SET raw_objects = %s, total_chunks = %s WHERE run_id = %s",
+                (json.dumps(keys), total_chunks, run_id),
+            )
+        self.conn.commit()
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE runs SET status = 'failed', error = %s, finished_at = %s"
+                " WHERE run_id = %s AND status <> 'failed'",
+                (error[:4000], _now(), run_id),
+            )
+        self.conn.commit()
+
+    def complete_if_done(self, run_id: str) -> bool:
+        """Mark the run succeeded once every chunk is curated; safe to call from anyone, any time."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE runs SET status = 'succeeded', finished_at = %s"
+                " WHERE run_id = %s AND status = 'running' AND total_chunks IS NOT NULL"
+                " AND total_chunks <= (SELECT COUNT(*) FROM chunk_progress"
+                "                      WHERE run_id = %s AND layer = 'curated')",
+                (_now(), run_id, run_id),
+            )
+            done = cur.rowcount > 0
+        self.conn.commit()
+        return done
+
+    def record_chunk(
+        self, run_id: str, layer: str, chunk_id: int, raw_key: str, started: datetime, **counts: int
+    ) -> None:
+        with self.conn.cursor() as cur:
+            self._record_chunk(cur, run_id, layer, chunk_id, raw_key, started, counts)
+        self.conn.commit()
+
+    @staticmethod
+    def _record_chunk(
+        cur: Any,
+        run_id: str,
+        layer: str,
+        chunk_id: int,
+        raw_key: str,
+        started: datetime,
+        counts: dict[str, int],
+    ) -> None:
+        cols = ("raw_rows", "rejected_rows", "duplicate_rows", "staged_rows", "curated_docs")
+        values = [counts.get(c, 0) for c in cols]
+        cur.execute(
+            "REPLACE INTO chunk_progress (run_id, layer, chunk_id, raw_key, "
+            + ", ".join(cols)
+            + ", started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (run_id, layer, chunk_id, raw_key[:1024], *values, _naive(started), _now()),
+        )
+
+    # --- staging a chunk ------------------------------------------------------------------------
+    def stage_chunk(
+        self,
+        run_id: str,
+        chunk_id: int,
+        raw_key: str,
+        raw_rows: int,
+        rows: list[dict[str, Any]],
+        links: list[tuple[int, str, int]],
+        rejects: list[tuple[int, str, str | None, str | None]],
+        hashtags: dict[int, list[str]],
+        started: datetime,
+    ) -> StageResult:
+        """Stage one chunk in one transaction; exact and idempotent under replays and concurrency.
+
+        ``rows``: valid records, first occurrence per twitter_id in the chunk; ``links``: (twitter_id,
+        company, record_no) for every valid record; ``rejects``: (record_no, reason, column, value).
+        """
+        for attempt in range(5):
+            try:
+                return self._stage_chunk(
+                    run_id, chunk_id, raw_key, raw_rows, rows, links, rejects, hashtags, started
+                )
+            except pymysql.err.OperationalError as exc:
+                self.conn.rollback()
+                if exc.args[0] not in DEADLOCK_CODES or attempt == 4:
+                    raise
+                time.sleep(0.1 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _stage_chunk(
+        self,
+        run_id: str,
+        chunk_id: int,
+        raw_key: str,
+        raw_rows: int,
+        rows: list[dict[str, Any]],
+        links: list[tuple[int, str, int]],
+        rejects: list[tuple[int, str, str | None, str | None]],
+        hashtags: dict[int, list[str]],
+        started: datetime,
+    ) -> StageResult:
+        now = _now()
+        rows = sorted(rows, key=lambda r: r["twitter_id"])  # one lock order for every replica
+        ids = [r["twitter_id"] for r in rows]
+        with self.conn.cursor() as cur:
+            if rejects:
+                cur.executemany(
+                    "INSERT IGNORE INTO rejected_rows (run_id, chunk_id, record_no, raw_key, reason,"
+                    " column_name, value, rejected_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (run_id, chunk_id, no, raw_key, reason, col, val, now)
+                        for no, reason, col, val in rejects
+                    ],
+                )
+            sql = (
+                f"INSERT IGNORE INTO tweets ({', '.join(TWEET_COLUMNS)}) VALUES "
+                f"({', '.join(['%s'] * len(TWEET_COLUMNS))})"
+            )
+            for batch in _batches(rows):
+                cur.executemany(
+                    sql,
+                    [
+                        (
+                            r["twitter_id"],
+                            _naive(r["created_at"]),
+                            r["company"],
+                            r["screenname"],
+                            r["username"],
+                            r["location"],
+                            r["followers"],
+                            r["friends"],
+                            r["retweet_count"],
+                            r["search_query"],
+                            r["text"],
+                            r["clean_text"],
+                            r["polarity"],
+                            r["sentiment"],
+                            run_id,
+                            chunk_id,
+                            raw_key,
+                            r["record_no"],
+                            now,
+                        )
+                        for r in batch
+                    ],
+                )
+            owned: set[int] = set()
+            for batch in _batches(ids, 5000):
+                cur.execute(
+                    f"SELECT twitter_id FROM tweets WHERE run_id = %s AND chunk_id = %s"
+                    f" AND twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                    (run_id, chunk_id, *batch),
+                )
+                owned.update(int(r[0]) for r in cur.fetchall())
+            tag_rows = [(tid, tag[:191]) for tid in sorted(owned) for tag in hashtags.get(tid, [])]
+            for batch in _batches(tag_rows):
+                cur.executemany(
+                    "INSERT IGNORE INTO tweet_hashtags (twitter_id, hashtag) VALUES (%s, %s)", batch
+                )
+            link_rows = sorted({(tid, comp): no for tid, comp, no in links}.items())
+            for batch in _batches(link_rows):
+                cur.executemany(
+                    "INSERT IGNORE INTO tweet_companies (twitter_id, company, run_id, chunk_id, record_no)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [(tid, comp, run_id, chunk_id, no) for (tid, comp), no in batch],
+                )
+            valid = len(links)
+            staged = len(owned)
+            result = StageResult(raw_rows, len(rejects), valid - staged, staged, frozenset(owned))
+            self._record_chunk(
+                cur,
+                run_id,
+                "staged",
+                chunk_id,
+                raw_key,
+                started,
+                {
+                    "raw_rows": raw_rows,
+                    "rejected_rows": result.rejected_rows,
+                    "duplicate_rows": result.duplicate_rows,
+                    "staged_rows": staged,
+                },
+            )
+            facets: Counter[tuple[str, str]] = Counter()
+            for r in rows:
+                if r["twitter_id"] in owned:
+                    facets["company", r["company"]] += 1
+                    facets["sentiment", r["sentiment"]] += 1
+            cur.execute("DELETE FROM chunk_facets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
+            if facets:
+                cur.executemany(
+                    "INSERT INTO chunk_facets (run_id, chunk_id, facet, value, n)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [(run_id, chunk_id, f, v, n) for (f, v), n in sorted(facets.items())],
+                )
+        self.conn.commit()
+        return result
+
+    def companies_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        with self.conn.cursor() as cur:
+            for batch in _batches(list(ids), 5000):
+                cur.execute(
+                    f"SELECT twitter_id, company FROM tweet_companies"
+                    f" WHERE twitter_id IN ({', '.join(['%s'] * len(batch))}) ORDER BY twitter_id, company",
+                    tuple(batch),
+                )
+                for tid, comp in cur.fetchall():
+                    out.setdefault(int(tid), []).append(comp)
+        self.conn.commit()
+        return out
+
+    # --- reading run reports -----------------------------------------------------------------
+    def run_counts(self, run_id: str) -> dict[str, int]:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT COALESCE(SUM(CASE WHEN layer = 'raw' THEN raw_rows END), 0),"
+                " COALESCE(SUM(CASE WHEN layer = 'staged' THEN rejected_rows END), 0),"
+                " COALESCE(SUM(CASE WHEN layer = 'staged' THEN duplicate_rows END), 0),"
+                " COALESCE(SUM(CASE WHEN layer = 'staged' THEN staged_rows END), 0),"
+                " COALESCE(SUM(CASE WHEN layer = 'curated' THEN curated_docs END), 0)"
+                " FROM chunk_progress WHERE run_id = %s",
+                (run_id,),
+            )
+            row = cur.fetchone() or (0, 0, 0, 0, 0)
+        self.conn.commit()
+        names = ("raw_rows", "rejected_rows", "duplicate_rows", "staged_rows", "curated_docs")
+        return {n: int(v) for n, v in zip(names, row, strict=True)}
+
+    def run_status(self, run_id: str) -> tuple[str, str | None] | None:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT status, error FROM runs WHERE run_id = %s", (run_id,))
+            row = cur.fetchone()
+        self.conn.commit()
+        return None if row is None else (str(row[0]), row[1])

@@ -1,0 +1,248 @@
+"""``lake``: bootstrap the stores, manage API keys, request runs and wait for them.
+
+lake bootstrap                       topics, buckets, MySQL migrations, MongoDB indexes
+lake keys create --role admin NAME   prints the key once (stored hashed)
+lake keys list | lake keys revoke KEY_ID
+lake ingest generated --rows N       publish ingest.requested, print the run id
+lake demo --rows N                   ingest a generated sample, wait, print the run summary as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lake import auth
+from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource
+from lake.settings import Settings, get_settings
+
+COUNT_NAMES = ("raw_rows", "rejected_rows", "duplicate_rows", "staged_rows", "curated_docs")
+
+
+def err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def bootstrap(settings: Settings) -> dict[str, Any]:
+    from lake.adapters.broker import ensure_topics
+    from lake.adapters.curated_repo import CuratedRepository, make_client
+    from lake.adapters.mysql import migrate
+    from lake.adapters.objectstore import S3ObjectStore
+
+    applied = migrate(settings.mysql)
+    store = S3ObjectStore.from_settings(settings.s3)
+    buckets = [settings.s3.raw_bucket, settings.s3.staging_bucket, settings.s3.curated_bucket]
+    for b in buckets:
+        store.ensure_bucket(b)
+    topics = ensure_topics(settings)
+    client = make_client(settings.mongo)
+    try:
+        indexes = CuratedRepository(client, settings.mongo).ensure_indexes()
+    finally:
+        client.close()
+    return {"migrations_applied": applied, "buckets": buckets, "topics_created": topics, "indexes": indexes}
+
+
+def create_key(settings: Settings, name: str, role: str) -> str:
+    from lake.adapters.mysql import connect
+
+    if role not in auth.ROLES:
+        raise SystemExit(f"role must be one of {auth.ROLES}")
+    key = auth.new_key()
+    with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO api_keys (key_id, key_hash, name, role, created_at) VALUES (%s, %s, %s, %s, %s)",
+            (
+                key.key_id,
+                auth.hash_token(key.token),
+                name[:128],
+                role,
+                datetime.now(UTC).replace(tzinfo=None),
+            ),
+        )
+    return key.token
+
+
+def key_is_valid(settings: Settings, token: str) -> bool:
+    from lake.adapters.mysql import connect
+
+    key_id = auth.key_id_of(token)
+    if key_id is None:
+        return False
+    with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT key_hash FROM api_keys WHERE key_id = %s AND revoked_at IS NULL", (key_id,))
+        row = cur.fetchone()
+    return row is not None and auth.matches(token, row[0])
+
+
+def dev_key(settings: Settings, run_dir: Path) -> str:
+    """The development admin key of this checkout: reused while valid, created otherwise."""
+    path = run_dir / "dev-api-key"
+    if path.exists():
+        token = path.read_text().strip()
+        if key_is_valid(settings, token):
+            return token
+    token = create_key(settings, "development (make demo)", "admin")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def request_run(
+    settings: Settings, request: GeneratedSource | PathSource | KaggleSource, requested_by: str = "cli"
+) -> str:
+    from lake.adapters.broker import send_event
+
+    run_id = new_run_id()
+    send_event(settings, IngestRequested(run_id=run_id, request=request, requested_by=requested_by))
+    return run_id
+
+
+def wait_for_run(
+    settings: Settings, run_id: str, timeout: float, expected_rows: int | None = None
+) -> dict[str, Any]:
+    """Poll the run record, printing progress to stderr, until it succeeds or fails."""
+    from lake.adapters.staging_repo import StagingRepository
+
+    repo = StagingRepository(settings.mysql)
+    deadline = time.monotonic() + timeout
+    last = ""
+    try:
+        while True:
+            state = repo.run_status(run_id)
+            counts = repo.run_counts(run_id)
+            status = state[0] if state else "requested"
+            line = (
+                f"run {run_id}: {status}; raw {counts['raw_rows']}"
+                + (f"/{expected_rows}" if expected_rows else "")
+                + f", staged {counts['staged_rows']} (+{counts['rejected_rows']} rejected,"
+                f" {counts['duplicate_rows']} duplicates), curated {counts['curated_docs']}"
+            )
+            if line != last:
+                err(line)
+                last = line
+            if state and state[0] in ("succeeded", "failed"):
+                return {"run_id": run_id, "status": state[0], "error": state[1], **counts}
+            if time.monotonic() > deadline:
+                return {
+                    "run_id": run_id,
+                    "status": "timeout",
+                    "error": f"not finished after {timeout:.0f}s",
+                    **counts,
+                }
+            time.sleep(0.5)
+    finally:
+        repo.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser(
+        prog="lake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("bootstrap", help="create topics, buckets, schema and indexes (idempotent)")
+    keys = sub.add_parser("keys", help="manage API keys")
+    ksub = keys.add_subparsers(dest="keys_cmd", required=True)
+    kc = ksub.add_parser("create")
+    kc.add_argument("name")
+    kc.add_argument("--role", choices=auth.ROLES, default="viewer")
+    ksub.add_parser("list")
+    kr = ksub.add_parser("revoke")
+    kr.add_argument("key_id")
+    ing = sub.add_parser("ingest", help="request a run (publishes ingest.requested)")
+    ing.add_argument("source", choices=("generated", "path", "kaggle"))
+    ing.add_argument("--rows", type=int, default=50_000)
+    ing.add_argument("--seed", type=int, default=42)
+    ing.add_argument("--path")
+    ing.add_argument("--version", type=int)
+    ing.add_argument("--wait", action="store_true")
+    demo = sub.add_parser("demo", help="ingest a sample, wait for it, print the summary JSON last")
+    demo.add_argument("--rows", type=int, default=50_000)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--source", choices=("generated", "kaggle"), default="generated")
+    demo.add_argument("--timeout", type=float, default=1800)
+    demo.add_argument("--run-dir", type=Path, default=Path(".lake"))
+    args = parser.parse_args(argv)
+    settings = get_settings()
+
+    if args.cmd == "bootstrap":
+        print(json.dumps(bootstrap(settings)))
+    elif args.cmd == "keys":
+        return keys_command(settings, args)
+    elif args.cmd in ("ingest", "demo"):
+        request: GeneratedSource | PathSource | KaggleSource
+        if args.source == "generated":
+            request = GeneratedSource(rows=args.rows, seed=args.seed)
+        elif args.source == "path":
+            if not args.path:
+                parser.error("--path is required for source=path")
+            request = PathSource(path=args.path)
+        else:
+            request = KaggleSource(version=getattr(args, "version", None))
+        t0 = time.monotonic()
+        run_id = request_run(settings, request, requested_by=f"cli:{args.cmd}")
+        err(f"requested run {run_id} ({request.model_dump_json()})")
+        if args.cmd == "ingest" and not args.wait:
+            print(json.dumps({"run_id": run_id}))
+            return 0
+        expected = args.rows if args.source == "generated" else None
+        summary = wait_for_run(settings, run_id, getattr(args, "timeout", 1800), expected)
+        summary["seconds"] = round(time.monotonic() - t0, 2)
+        if args.cmd == "demo":
+            gw = settings.gateway
+            summary["gateway"] = f"http://{gw.host}:{gw.port}"
+            summary["api_key"] = dev_key(settings, args.run_dir)
+            if summary["status"] != "succeeded":
+                err(f"run {run_id} {summary['status']}: {summary.get('error')}")
+        out = {k: summary[k] for k in ("run_id", *COUNT_NAMES, "seconds")}
+        out.update({k: summary[k] for k in ("gateway", "api_key") if k in summary})
+        if summary["status"] != "succeeded":
+            out["status"], out["error"] = summary["status"], summary.get("error")
+        print(json.dumps(out), flush=True)
+        return 0 if summary["status"] == "succeeded" else 1
+    return 0
+
+
+def keys_command(settings: Settings, args: argparse.Namespace) -> int:
+    from lake.adapters.mysql import connect
+
+    if args.keys_cmd == "create":
+        token = create_key(settings, args.name, args.role)
+        err(f"created a {args.role} key for {args.name!r}; it is shown once, store it now:")
+        print(token)
+        return 0
+    with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
+        if args.keys_cmd == "list":
+            cur.execute("SELECT key_id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at")
+            for key_id, name, role, created, revoked in cur.fetchall():
+                print(
+                    f"{key_id}  {role:8} {'revoked ' + str(revoked) if revoked else 'active':28} "
+                    f"{created:%Y-%m-%d %H:%M}  {name}"
+                )
+            return 0
+        cur.execute(
+            "UPDATE api_keys SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL",
+            (datetime.now(UTC).replace(tzinfo=None), args.key_id),
+        )
+        if cur.rowcount == 0:
+            err(f"no active key with id {args.key_id}")
+            return 1
+        err(f"revoked {args.key_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Structured logs (one JSON object per line, with run_id / chunk_id when known) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+log_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
+
+RECORDS = Counter("lake_records_total", "Records handled, by service and outcome", ["service", "outcome"])
+EVENTS = Counter("lake_events_total", "Events consumed, by service and outcome", ["service", "outcome"])
+CHUNK_SECONDS = Histogram(
+    "lake_chunk_seconds",
+    "Time to process one chunk event",
+    ["service"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80),
+)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **log_context.get(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def setup_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("kafka", "botocore", "urllib3", "pymongo", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve_metrics(port: int) -> None:
+    if port > 0:
+        start_http_server(port, addr="127.0.0.1")

@@ -1,0 +1,150 @@
+"""The consumer loop every pipeline service runs: validate, handle with retries, dead-letter, commit.
+
+Delivery is at-least-once: the offset is committed only after the handler's writes and the events it
+published are acknowledged. Handlers are idempotent, so a replay after a crash changes nothing.
+An event that does not validate is dead-lettered at once; one whose handler keeps failing is
+dead-lettered after ``max_attempts`` tries with exponential backoff; the loop then moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from pydantic import ValidationError
+
+from lake.adapters.broker import Publisher
+from lake.events import DeadLettered, Event, dlq, parse
+from lake.observability import CHUNK_SECONDS, EVENTS, log_context
+from lake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (bad input, checksum mismatch): dead-letter at once."""
+
+
+Handler = Callable[[Event], None]
+OnDeadLetter = Callable[[Event | None, str], None]
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        service: str,
+        settings: Settings,
+        consumer: KafkaConsumer,
+        publisher: Publisher,
+        handler: Handler,
+        on_dead_letter: OnDeadLetter | None = None,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.consumer = consumer
+        self.publisher = publisher
+        self.handler = handler
+        self.on_dead_letter = on_dead_letter
+        self.backoff_s = backoff_s
+        self.stopping = threading.Event()
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            log.info("signal %s: finishing the current event, then stopping", signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def run(self) -> None:
+        log.info("consuming", extra={"fields": {"topics": sorted(self.consumer.subscription() or [])}})
+        try:
+            while not self.stopping.is_set():
+                batches = self.consumer.poll(timeout_ms=500)
+                for tp, messages in batches.items():
+                    for msg in messages:
+                        self._process(tp, msg)
+                        if self.stopping.is_set():
+                            break
+                    if self.stopping.is_set():
+                        break
+        finally:
+            self.publisher.flush()
+            self.consumer.close()
+            self.publisher.close()
+            log.info("stopped")
+
+    def _process(self, tp: TopicPartition, msg: Any) -> None:
+        token = log_context.set({"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
+        started = time.perf_counter()
+        try:
+            event: Event | None = None
+            try:
+                event = parse(msg.topic, msg.value, self.settings.kafka.topic_prefix)
+            except (ValidationError, ValueError, KeyError) as exc:
+                self._dead_letter(msg, None, exc, attempts=1)
+                return
+            ctx = {"run_id": event.run_id}
+            chunk_id = getattr(event, "chunk_id", None)
+            if chunk_id is not None:
+                ctx["chunk_id"] = chunk_id
+            log_context.set({**log_context.get(), **ctx})
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    self.handler(event)
+                    self.publisher.flush()
+                    EVENTS.labels(self.service, "ok").inc()
+                    break
+                except PermanentError as exc:
+                    self._dead_letter(msg, event, exc, attempts)
+                    break
+                except Exception as exc:
+                    if self.stopping.is_set():
+                        log.warning("stopping with the event unfinished: it is redelivered after restart")
+                        return  # offset left uncommitted on purpose
+                    if attempts >= self.settings.kafka.max_attempts:
+                        self._dead_letter(msg, event, exc, attempts)
+                        break
+                    delay = self.backoff_s * 2 ** (attempts - 1)
+                    log.warning("attempt %d failed: %s; retrying in %.1fs", attempts, exc, delay)
+                    EVENTS.labels(self.service, "retry").inc()
+                    time.sleep(delay)
+            self.consumer.commit({tp: OffsetAndMetadata(msg.offset + 1, "", -1)})
+        finally:
+            CHUNK_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+            log_context.reset(token)
+
+    def _dead_letter(self, msg: Any, event: Event | None, exc: BaseException, attempts: int) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("dead-lettering event after %d attempt(s): %s", attempts, error)
+        EVENTS.labels(self.service, "dead_lettered").inc()
+        letter = DeadLettered(
+            source_topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=None if msg.key is None else msg.key.decode("utf-8", "replace"),
+            value=msg.value.decode("utf-8", "replace"),
+            error=error[:4000],
+            error_type=type(exc).__name__,
+            attempts=attempts,
+            service=self.service,
+            run_id=None if event is None else event.run_id,
+        )
+        self.publisher.publish_raw(dlq(msg.topic), letter.key, letter.model_dump_json().encode())
+        self.publisher.flush()
+        if self.on_dead_letter is not None:
+            try:
+                self.on_dead_letter(event, error)
+            except Exception:
+                log.exception("could not record the dead letter on the run")
+        self.consumer.commit(
+            {TopicPartition(msg.topic, msg.partition): OffsetAndMetadata(msg.offset + 1, "", -1)}
+        )

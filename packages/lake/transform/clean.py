@@ -1,0 +1,157 @@
+"""Validate one raw record and clean it into a staged row, or say precisely why it is rejected.
+
+Rules (documented in docs/cleaning.md):
+- the record has exactly the header's number of fields; every field is valid UTF-8;
+- ``twitter_id``: digits only, 1 … 2^63-1; ``created_at``: ``YYYY-MM-DD HH:MM:SS``, read as UTC;
+- ``followers``, ``friends``, ``retweet_count``: non-negative integers below 2^32;
+- ``polarity``: a finite number in [-1, 1]; ``text``: not blank; each field within ``MAX_LEN``;
+- ``location`` may be empty: it becomes NULL, the row stays.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import emoji
+
+from lake.schema import (
+    COUNT_MAX,
+    MAX_LEN,
+    NEGATIVE_THRESHOLD,
+    POSITIVE_THRESHOLD,
+    RAW_COLUMNS,
+    TWITTER_ID_MAX,
+    TWITTER_ID_MIN,
+)
+
+URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+MENTION_RE = re.compile(r"(?<![\w@])@(\w{1,30})")
+HASHTAG_RE = re.compile(r"(?<![\w#&])#(\w*[^\W\d_]\w*)")
+SPACE_RE = re.compile(r"\s+")
+_VALUE_PREVIEW = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    column: str | None
+    value: str | None
+
+    @staticmethod
+    def of(reason: str, column: str | None, value: object) -> Rejection:
+        text = None if value is None else str(value)
+        if text is not None:
+            text = text.encode("utf-8", "replace").decode("utf-8", "replace")[:_VALUE_PREVIEW]
+        return Rejection(reason, column, text)
+
+
+def sentiment_of(polarity: float) -> str:
+    """VADER's documented thresholds on the compound score."""
+    if polarity >= POSITIVE_THRESHOLD:
+        return "positive"
+    if polarity <= NEGATIVE_THRESHOLD:
+        return "negative"
+    return "neutral"
+
+
+def hashtags_of(text: str) -> list[str]:
+    """Distinct hashtags, lower-cased, in order of appearance (``#1`` or ``&#39;`` are not hashtags)."""
+    return list(dict.fromkeys(tag.lower() for tag in HASHTAG_RE.findall(text)))
+
+
+def mentions_of(text: str) -> list[str]:
+    return list(dict.fromkeys(m.lower() for m in MENTION_RE.findall(text)))
+
+
+def urls_of(text: str) -> list[str]:
+    return URL_RE.findall(text)
+
+
+def clean_text(text: str) -> str:
+    """Text for models: entities unescaped, URLs dropped, mentions generalised, ``#`` dropped,
+    emoji spelled out as words, whitespace collapsed. Case is left to the tokenizer."""
+    out = html.unescape(text)
+    out = URL_RE.sub(" ", out)
+    out = MENTION_RE.sub(" @user ", out)
+    out = HASHTAG_RE.sub(r" \1 ", out)
+    if not out.isascii():
+        out = emoji.demojize(out, delimiters=(" ", " ")).replace("_", " ")
+    return SPACE_RE.sub(" ", out).strip()
+
+
+def _int(value: str, column: str, low: int, high: int) -> int | Rejection:
+    v = value.strip()
+    if not v:
+        return Rejection.of(f"missing_{column}", column, value)
+    if not v.isdigit() or not v.isascii():
+        reason = "negative_count" if v.startswith("-") and v[1:].isdigit() else f"invalid_{column}"
+        return Rejection.of(reason, column, value)
+    n = int(v)
+    if not low <= n <= high:
+        return Rejection.of(f"out_of_range_{column}", column, value)
+    return n
+
+
+def validate(fields: list[str], columns: list[str]) -> dict[str, Any] | Rejection:
+    """A staged row (plain dict of typed values) or the first rule the record breaks."""
+    if len(fields) != len(columns):
+        return Rejection.of("column_count", None, f"{len(fields)} fields, expected {len(columns)}")
+    raw = dict(zip(columns, fields, strict=True))
+    for name in RAW_COLUMNS:
+        value = raw[name]
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return Rejection.of("invalid_encoding", name, value)
+        limit = MAX_LEN.get(name)
+        if limit is not None and len(value) > limit:
+            return Rejection.of("field_too_long", name, value)
+
+    twitter_id = _int(raw["twitter_id"], "twitter_id", TWITTER_ID_MIN, TWITTER_ID_MAX)
+    if isinstance(twitter_id, Rejection):
+        return twitter_id
+    try:
+        created_at = datetime.strptime(raw["created_at"].strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return Rejection.of("invalid_created_at", "created_at", raw["created_at"])
+    counts: dict[str, int] = {}
+    for name in ("followers", "friends", "retweet_count"):
+        n = _int(raw[name], name, 0, COUNT_MAX)
+        if isinstance(n, Rejection):
+            return n
+        counts[name] = n
+    try:
+        polarity = float(raw["polarity"])
+    except ValueError:
+        return Rejection.of("invalid_polarity", "polarity", raw["polarity"])
+    if not math.isfinite(polarity) or not -1.0 <= polarity <= 1.0:
+        return Rejection.of("invalid_polarity", "polarity", raw["polarity"])
+    text = raw["text"]
+    if not text.strip():
+        return Rejection.of("empty_text", "text", text)
+    company = raw["group_name"].strip() or raw["partition_1"].strip() or raw["file_name"].strip()
+    if not company:
+        return Rejection.of("missing_company", "group_name", raw["group_name"])
+    location = raw["location"].strip()
+    polarity = round(polarity, 4)
+    return {
+        "twitter_id": twitter_id,
+        "created_at": created_at,
+        "company": company,
+        "followers": counts["followers"],
+        "friends": counts["friends"],
+        "retweet_count": counts["retweet_count"],
+        "location": location or None,
+        "screenname": raw["screenname"],
+        "username": raw["username"],
+        "search_query": raw["search_query"],
+        "text": text,
+        "clean_text": clean_text(text),
+        "polarity": polarity,
+        "sentiment": sentiment_of(polarity),
+    }

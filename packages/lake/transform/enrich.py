@@ -1,0 +1,82 @@
+"""Curated documents: a staged row plus entities, time features, engagement and BERT tokens."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import emoji
+
+from lake.transform.clean import hashtags_of, mentions_of, urls_of
+
+
+def engagement_score(followers: int, friends: int, retweet_count: int) -> float:
+    """``log1p(retweets) * 2 + log1p(followers) + 0.5 * log1p(friends)``, on unscaled counts.
+
+    Retweets weigh most (they are the engagement), audience size counts on a log scale so that one
+    celebrity does not dwarf everyone else, and following others counts a little. Rounded to 4 places.
+    """
+    return round(2 * math.log1p(retweet_count) + math.log1p(followers) + 0.5 * math.log1p(friends), 4)
+
+
+def emoji_of(text: str) -> list[str]:
+    if text.isascii():
+        return []
+    return list(dict.fromkeys(e["emoji"] for e in emoji.emoji_list(text)))
+
+
+def time_features(created_at: datetime) -> dict[str, Any]:
+    ts = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    return {
+        "date": ts.strftime("%Y-%m-%d"),
+        "year": ts.year,
+        "month": ts.month,
+        "day_of_week": ts.isoweekday(),  # 1 = Monday … 7 = Sunday
+        "day_name": ts.strftime("%A"),
+        "hour": ts.hour,
+        "is_weekend": ts.isoweekday() >= 6,
+    }
+
+
+def curated_document(
+    row: dict[str, Any],
+    token_ids: list[int],
+    companies: list[str],
+    tokenizer: dict[str, Any],
+) -> dict[str, Any]:
+    """One MongoDB document per tweet; ``_id`` is the twitter_id (int64)."""
+    text = row["text"]
+    created_at: datetime = row["created_at"]
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    return {
+        "_id": int(row["twitter_id"]),
+        "twitter_id": str(row["twitter_id"]),
+        "created_at": created_at,
+        **time_features(created_at),
+        "company": row["company"],
+        "companies": companies,
+        "screenname": row["screenname"],
+        "username": row["username"],
+        "location": row["location"],
+        "followers": row["followers"],
+        "friends": row["friends"],
+        "retweet_count": row["retweet_count"],
+        "text": text,
+        "clean_text": row["clean_text"],
+        "hashtags": hashtags_of(text),
+        "mentions": mentions_of(text),
+        "urls": urls_of(text),
+        "emoji": emoji_of(text),
+        "polarity": row["polarity"],
+        "sentiment": row["sentiment"],
+        "engagement": engagement_score(row["followers"], row["friends"], row["retweet_count"]),
+        "tokens": {"ids": token_ids, "count": len(token_ids), **tokenizer},
+        "lineage": {
+            "run_id": row["run_id"],
+            "chunk_id": row["chunk_id"],
+            "raw_key": row["raw_key"],
+            "record_no": row["record_no"],
+        },
+    }

@@ -1,0 +1,30 @@
+"""Composition root of the curator process: ``python -m services.curator``."""
+
+from __future__ import annotations
+
+from lake.adapters.broker import Publisher
+from lake.adapters.curated_repo import CuratedRepository, make_client
+from lake.adapters.objectstore import S3ObjectStore
+from lake.adapters.staging_repo import StagingRepository
+from lake.events import STAGED_READY
+from lake.service import run_service
+from lake.settings import Settings
+from lake.transform.tokenize import load_tokenizer
+from services.curator.handler import Curator
+
+
+def build(settings: Settings, publisher: Publisher) -> tuple:  # type: ignore[type-arg]
+    tokenizer = load_tokenizer(settings.pipeline.tokenizer, settings.pipeline.max_tokens)
+    curator = Curator(
+        settings,
+        S3ObjectStore.from_settings(settings.s3),
+        StagingRepository(settings.mysql),
+        CuratedRepository(make_client(settings.mongo), settings.mongo),
+        tokenizer,
+        publisher,
+    )
+    return curator.handle, curator.on_dead_letter
+
+
+if __name__ == "__main__":
+    run_service("curator", STAGED_READY, build)

@@ -1,0 +1,66 @@
+"""Dependencies as ``Annotated`` aliases, so routes read as plain typed functions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from lake import auth
+from lake.settings import Settings
+from services.gateway.stores import Stores
+
+bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer lk_<id>_<secret>`")
+
+
+def get_stores(request: Request) -> Stores:
+    stores: Stores = request.app.state.stores
+    return stores
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+StoresDep = Annotated[Stores, Depends(get_stores)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def current_role(
+    stores: StoresDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    unauthorized = HTTPException(
+        status.HTTP_401_UNAUTHORIZED, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"}
+    )
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise unauthorized
+    token = creds.credentials
+    key_id = auth.key_id_of(token)
+    if key_id is None:
+        raise unauthorized
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT key_hash, role FROM api_keys WHERE key_id = %s AND revoked_at IS NULL", (key_id,)
+        )
+        row = await cur.fetchone()
+    if row is None or not auth.matches(token, row[0]):
+        raise unauthorized
+    return str(row[1])
+
+
+def require(role: str):  # type: ignore[no-untyped-def]
+    async def check(actual: Annotated[str, Depends(current_role)]) -> str:
+        if not auth.allows(actual, role):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this needs the {role} role; your key is {actual}"
+            )
+        return actual
+
+    return check
+
+
+Viewer = Annotated[str, Depends(require("viewer"))]
+Analyst = Annotated[str, Depends(require("analyst"))]
+Admin = Annotated[str, Depends(require("admin"))]

@@ -1,0 +1,190 @@
+"""Runs: request one (admin), list them, and read a run's quality report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query, status
+from pydantic import BaseModel, Field
+
+from lake.adapters.broker import send_event
+from lake.cli import new_run_id
+from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource, Source
+from lake.sources import SourceRefused, check_allowed, check_rows
+from services.gateway.deps import Admin, Analyst, SettingsDep, StoresDep
+
+router = APIRouter(tags=["runs"])
+RUN_ID = r"^[0-9A-Za-z_.:-]{1,64}$"
+LAYERS = ("raw", "staged", "curated")
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+
+
+class LayerReport(BaseModel):
+    status: Literal["pending", "running", "succeeded", "failed"]
+    chunks_done: int
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunReport(BaseModel):
+    run_id: str
+    status: Literal["running", "succeeded", "failed"]
+    error: str | None
+    source: dict[str, Any]
+    requested_by: str
+    requested_at: datetime
+    finished_at: datetime | None
+    total_chunks: int | None
+    raw_rows: int
+    rejected_rows: int
+    duplicate_rows: int
+    staged_rows: int
+    curated_docs: int
+    layers: dict[str, LayerReport]
+    rejected_by_reason: dict[str, int]
+
+
+class RunList(BaseModel):
+    items: list[RunReport]
+
+
+EXAMPLES = {
+    "generated": {"value": {"source": "generated", "rows": 10000, "seed": 7}},
+    "path": {"value": {"source": "path", "path": "data/bigtech"}},
+    "kaggle": {"value": {"source": "kaggle", "version": 1}},
+}
+
+
+@router.post(
+    "/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunAccepted,
+    summary="Request an ingestion run (publishes ingest.requested)",
+)
+async def start_run(
+    settings: SettingsDep,
+    _: Admin,
+    request: Annotated[Source, Body(openapi_examples=EXAMPLES)],
+) -> RunAccepted:
+    try:
+        if isinstance(request, GeneratedSource):
+            check_rows(request.rows, settings.pipeline.max_generated_rows)
+        elif isinstance(request, PathSource):
+            check_allowed(request.path, settings.pipeline.allowed_roots)
+    except SourceRefused as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+    assert isinstance(request, GeneratedSource | PathSource | KaggleSource)
+    run_id = new_run_id()
+    await asyncio.to_thread(
+        send_event, settings, IngestRequested(run_id=run_id, request=request, requested_by="gateway")
+    )
+    return RunAccepted(run_id=run_id)
+
+
+async def _report(stores: StoresDep, run_ids: list[str]) -> list[RunReport]:
+    if not run_ids:
+        return []
+    marks = ", ".join(["%s"] * len(run_ids))
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT run_id, status, error, source, requested_by, requested_at, finished_at, total_chunks"
+            f" FROM runs WHERE run_id IN ({marks})",
+            run_ids,
+        )
+        runs = {r[0]: r for r in await cur.fetchall()}
+        await cur.execute(
+            "SELECT run_id, layer, COUNT(*), MIN(started_at), MAX(finished_at), SUM(raw_rows),"
+            " SUM(rejected_rows), SUM(duplicate_rows), SUM(staged_rows), SUM(curated_docs)"
+            f" FROM chunk_progress WHERE run_id IN ({marks}) GROUP BY run_id, layer",
+            run_ids,
+        )
+        progress: dict[str, dict[str, Any]] = {}
+        for r in await cur.fetchall():
+            progress.setdefault(r[0], {})[r[1]] = r[2:]
+        await cur.execute(
+            f"SELECT run_id, reason, COUNT(*) FROM rejected_rows WHERE run_id IN ({marks})"
+            " GROUP BY run_id, reason",
+            run_ids,
+        )
+        reasons: dict[str, dict[str, int]] = {}
+        for rid, reason, n in await cur.fetchall():
+            reasons.setdefault(rid, {})[reason] = int(n)
+    out = []
+    for rid in run_ids:
+        if rid not in runs:
+            continue
+        _, st, error, source, by, requested, finished, total = runs[rid]
+        prog = progress.get(rid, {})
+        layers = {}
+        for layer in LAYERS:
+            n, t0, t1 = prog[layer][:3] if layer in prog else (0, None, None)
+            if total is not None and n >= total:
+                lst = "succeeded"
+            elif st == "failed":
+                lst = "failed" if n or layer == "raw" else "pending"
+            else:
+                lst = "running" if n else "pending"
+            layers[layer] = LayerReport(
+                status=lst, chunks_done=int(n), started_at=t0, finished_at=t1 if lst == "succeeded" else None
+            )
+
+        def total_of(layer: str, i: int, prog: dict[str, Any] = prog) -> int:
+            return int(prog[layer][3 + i] or 0) if layer in prog else 0
+
+        out.append(
+            RunReport(
+                run_id=rid,
+                status=st,
+                error=error,
+                source=json.loads(source),
+                requested_by=by,
+                requested_at=requested,
+                finished_at=finished,
+                total_chunks=total,
+                raw_rows=total_of("raw", 0),
+                rejected_rows=total_of("staged", 1),
+                duplicate_rows=total_of("staged", 2),
+                staged_rows=total_of("staged", 3),
+                curated_docs=total_of("curated", 4),
+                layers=layers,
+                rejected_by_reason=reasons.get(rid, {}),
+            )
+        )
+    return out
+
+
+@router.get("/runs", response_model=RunList, summary="Recent runs, newest first, with their reports")
+async def list_runs(
+    stores: StoresDep, _: Analyst, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> RunList:
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT run_id FROM runs ORDER BY requested_at DESC LIMIT %s", (limit,))
+        ids = [r[0] for r in await cur.fetchall()]
+    return RunList(items=await _report(stores, ids))
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunReport,
+    responses={404: {}},
+    summary="One run's quality report: status, counts, layers, rejects by reason",
+)
+async def get_run(
+    stores: StoresDep,
+    _: Analyst,
+    run_id: Annotated[str, Path(pattern=RUN_ID, examples=["20201013T120000Z-1a2b3c4d"])],
+) -> RunReport:
+    reports = await _report(stores, [run_id])
+    if not reports:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
+    return reports[0]
+
+
+_ = (re, Field)

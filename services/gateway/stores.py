@@ -1,0 +1,86 @@
+"""The gateway's clients, created in the lifespan (never at import) and closed with it."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import aioboto3
+import aiomysql
+from kafka import KafkaAdminClient
+from pymongo import AsyncMongoClient
+
+from lake.adapters.objectstore import client_config
+from lake.settings import Settings
+
+
+@dataclass
+class Stores:
+    settings: Settings
+    mysql: aiomysql.Pool
+    mongo: AsyncMongoClient[dict[str, Any]]
+    s3: Any
+    _kafka: KafkaAdminClient | None = None
+
+    @property
+    def tweets(self) -> Any:
+        return self.mongo[self.settings.mongo.database][self.settings.mongo.collection]
+
+    async def kafka(self) -> KafkaAdminClient:
+        if self._kafka is None:
+            self._kafka = await asyncio.to_thread(
+                KafkaAdminClient,
+                bootstrap_servers=self.settings.kafka.bootstrap,
+                client_id="lake-gateway",
+                request_timeout_ms=5000,
+                api_version_auto_timeout_ms=3000,
+            )
+        return self._kafka
+
+    async def close_kafka(self) -> None:
+        if self._kafka is not None:
+            client, self._kafka = self._kafka, None
+            await asyncio.to_thread(client.close)
+
+
+async def open_stores(settings: Settings, stack: AsyncExitStack) -> Stores:
+    m = settings.mysql
+    pool = await aiomysql.create_pool(
+        host=m.host,
+        port=m.port,
+        user=m.user,
+        password=m.password.get_secret_value(),
+        db=m.database,
+        charset="utf8mb4",
+        autocommit=True,
+        minsize=1,
+        maxsize=20,
+        connect_timeout=5,
+        pool_recycle=600,
+    )
+
+    async def close_pool() -> None:
+        pool.close()
+        await pool.wait_closed()
+
+    stack.push_async_callback(close_pool)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongo.url, serverSelectionTimeoutMS=3000, tz_aware=True, maxPoolSize=50
+    )
+    stack.push_async_callback(mongo.close)
+    session = aioboto3.Session()
+    s3 = await stack.enter_async_context(
+        session.client(
+            "s3",
+            endpoint_url=settings.s3.endpoint,
+            region_name=settings.s3.region,
+            aws_access_key_id=settings.s3.access_key,
+            aws_secret_access_key=settings.s3.secret_key.get_secret_value(),
+            config=client_config(),
+        )
+    )
+    stores = Stores(settings, pool, mongo, s3)
+    stack.push_async_callback(stores.close_kafka)
+    return stores

@@ -1,0 +1,149 @@
+"""Stager: ``raw.ready`` → validated, cleaned, de-duplicated rows in MySQL (+ a Parquet copy in S3
+``staging``, rejects in ``staging/rejected/``) → ``staged.ready``.
+
+The first ingestion of a tweet wins: rows are inserted with INSERT IGNORE and the chunk then reads
+back which ids carry its own lineage. Those are its staged rows; every other valid record is a
+duplicate. Replaying a chunk therefore finds the same rows and the same counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from datetime import UTC, datetime
+
+import polars as pl
+
+from lake.adapters.broker import Publisher
+from lake.adapters.objectstore import S3ObjectStore
+from lake.adapters.staging_repo import StagingRepository
+from lake.events import ChunkCounts, Event, RawChunkReady, StagedChunkReady
+from lake.observability import RECORDS
+from lake.runner import PermanentError
+from lake.settings import Settings
+from lake.transform.chunking import check_header
+from lake.transform.stage import stage_records
+
+log = logging.getLogger(__name__)
+
+
+def staged_key(run_id: str, chunk_id: int) -> str:
+    return f"tweets/run_id={run_id}/chunk-{chunk_id:05d}.parquet"
+
+
+def rejected_key(run_id: str, chunk_id: int) -> str:
+    return f"rejected/run_id={run_id}/chunk-{chunk_id:05d}.jsonl"
+
+
+class Stager:
+    def __init__(
+        self, settings: Settings, store: S3ObjectStore, repo: StagingRepository, publisher: Publisher
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.repo = repo
+        self.publisher = publisher
+
+    def handle(self, event: Event) -> None:
+        assert isinstance(event, RawChunkReady)
+        started = datetime.now(UTC)
+        try:
+            check_header(event.columns, event.key)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from exc
+        data = self.store.get_range(event.bucket, event.key, event.byte_start, event.byte_end)
+        if hashlib.sha256(data).hexdigest() != event.sha256:
+            raise PermanentError(
+                f"checksum mismatch for {event.key} bytes {event.byte_start}-{event.byte_end}"
+            )
+        lineage = {"run_id": event.run_id, "chunk_id": event.chunk_id, "raw_key": event.key}
+        chunk = stage_records(data, event.columns, event.first_record, lineage)
+        if chunk.records != event.records:
+            raise PermanentError(f"chunk holds {chunk.records} records, the event announced {event.records}")
+        result = self.repo.stage_chunk(
+            event.run_id,
+            event.chunk_id,
+            event.key,
+            chunk.records,
+            chunk.rows,
+            chunk.links,
+            chunk.rejects,
+            chunk.hashtags,
+            started,
+        )
+        owned = [r for r in chunk.rows if r["twitter_id"] in result.owned_ids]
+        bucket = self.settings.s3.staging_bucket
+        key = staged_key(event.run_id, event.chunk_id)
+        self.store.put_bytes(bucket, key, to_parquet(owned))
+        if chunk.rejects:
+            lines = [
+                json.dumps(
+                    {
+                        "run_id": event.run_id,
+                        "chunk_id": event.chunk_id,
+                        "raw_key": event.key,
+                        "record_no": no,
+                        "reason": reason,
+                        "column": col,
+                        "value": val,
+                    },
+                    ensure_ascii=False,
+                )
+                for no, reason, col, val in chunk.rejects
+            ]
+            self.store.put_bytes(
+                bucket,
+                rejected_key(event.run_id, event.chunk_id),
+                ("\n".join(lines) + "\n").encode(),
+                "application/x-ndjson",
+            )
+        counts = ChunkCounts(
+            raw_rows=result.raw_rows,
+            rejected_rows=result.rejected_rows,
+            duplicate_rows=result.duplicate_rows,
+            staged_rows=result.staged_rows,
+        )
+        self.publisher.publish(
+            StagedChunkReady(
+                run_id=event.run_id, chunk_id=event.chunk_id, bucket=bucket, key=key, counts=counts
+            )
+        )
+        for outcome in ("rejected_rows", "duplicate_rows", "staged_rows"):
+            RECORDS.labels("stager", outcome.removesuffix("_rows")).inc(getattr(counts, outcome))
+        log.info("chunk staged", extra={"fields": counts.model_dump()})
+
+    def on_dead_letter(self, event: Event | None, error: str) -> None:
+        if event is not None:
+            chunk = getattr(event, "chunk_id", "?")
+            self.repo.fail_run(event.run_id, f"chunk {chunk} dead-lettered by the stager: {error}")
+
+
+STAGED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "twitter_id": pl.Int64,
+    "created_at": pl.Datetime("us", "UTC"),
+    "company": pl.Utf8,
+    "followers": pl.Int64,
+    "friends": pl.Int64,
+    "retweet_count": pl.Int64,
+    "location": pl.Utf8,
+    "screenname": pl.Utf8,
+    "username": pl.Utf8,
+    "search_query": pl.Utf8,
+    "text": pl.Utf8,
+    "clean_text": pl.Utf8,
+    "polarity": pl.Float64,
+    "sentiment": pl.Utf8,
+    "run_id": pl.Utf8,
+    "chunk_id": pl.Int64,
+    "raw_key": pl.Utf8,
+    "record_no": pl.Int64,
+}
+
+
+def to_parquet(rows: list[dict[str, object]]) -> bytes:
+    frame = pl.DataFrame(rows, schema=STAGED_SCHEMA) if rows else pl.DataFrame(schema=STAGED_SCHEMA)
+    buf = io.BytesIO()
+    frame.write_parquet(buf, compression="zstd")
+    return buf.getvalue()

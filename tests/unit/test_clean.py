@@ -1,0 +1,107 @@
+"""Validation rules and cleaning, one behaviour per test."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from lake.schema import RAW_COLUMNS
+from lake.transform.clean import Rejection, clean_text, hashtags_of, mentions_of, sentiment_of, validate
+
+COLUMNS = list(RAW_COLUMNS)
+
+
+def fields(**overrides: str) -> list[str]:
+    base = {
+        "created_at": "2020-07-12 10:00:00",
+        "file_name": "Apple",
+        "followers": "331",
+        "friends": "341",
+        "group_name": "Apple",
+        "location": "Paris, France",
+        "retweet_count": "0",
+        "screenname": "bob",
+        "search_query": "#Apple OR #Iphone",
+        "text": "I love my #iPhone 😀 https://t.co/x",
+        "twitter_id": "1282000000000000001",
+        "username": "Bob 😀",
+        "polarity": "0.6369",
+        "partition_0": "Technology",
+        "partition_1": "Apple",
+    }
+    base.update(overrides)
+    return [base[c] for c in COLUMNS]
+
+
+def test_a_valid_record_becomes_a_typed_staged_row():
+    row = validate(fields(), COLUMNS)
+    assert not isinstance(row, Rejection)
+    assert row["twitter_id"] == 1282000000000000001
+    assert row["created_at"] == datetime(2020, 7, 12, 10, 0, tzinfo=UTC)
+    assert row["followers"] == 331 and row["sentiment"] == "positive"
+    assert row["text"] == "I love my #iPhone 😀 https://t.co/x"  # kept verbatim
+
+
+def test_a_null_location_is_a_valid_row():
+    row = validate(fields(location=""), COLUMNS)
+    assert not isinstance(row, Rejection) and row["location"] is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason", "column"),
+    [
+        ({"twitter_id": ""}, "missing_twitter_id", "twitter_id"),
+        ({"twitter_id": "12x45"}, "invalid_twitter_id", "twitter_id"),
+        ({"twitter_id": "99999999999999999999999"}, "out_of_range_twitter_id", "twitter_id"),
+        ({"twitter_id": "-7"}, "negative_count", "twitter_id"),
+        ({"created_at": "2020-13-45 99:00:00"}, "invalid_created_at", "created_at"),
+        ({"followers": "-5"}, "negative_count", "followers"),
+        ({"friends": "many"}, "invalid_friends", "friends"),
+        ({"retweet_count": "1.5e3"}, "invalid_retweet_count", "retweet_count"),
+        ({"polarity": "1.7"}, "invalid_polarity", "polarity"),
+        ({"polarity": "NaN"}, "invalid_polarity", "polarity"),
+        ({"polarity": "positive"}, "invalid_polarity", "polarity"),
+        ({"text": "   "}, "empty_text", "text"),
+        ({"text": "x" * 4001}, "field_too_long", "text"),
+        ({"text": "bad \udcff byte"}, "invalid_encoding", "text"),
+    ],
+)
+def test_each_broken_rule_is_named_with_its_column_and_value(overrides, reason, column):
+    result = validate(fields(**overrides), COLUMNS)
+    assert isinstance(result, Rejection)
+    assert (result.reason, result.column) == (reason, column)
+    assert result.value is not None and len(result.value) <= 200
+
+
+def test_a_wrong_column_count_is_rejected():
+    result = validate(fields()[:-2], COLUMNS)
+    assert isinstance(result, Rejection) and result.reason == "column_count"
+
+
+@pytest.mark.parametrize(
+    ("polarity", "label"),
+    [
+        (0.05, "positive"),
+        (0.0499, "neutral"),
+        (0.0, "neutral"),
+        (0.3, "positive"),
+        (-0.0499, "neutral"),
+        (-0.05, "negative"),
+        (-0.9, "negative"),
+        (0.9929, "positive"),
+    ],
+)
+def test_sentiment_uses_vader_thresholds(polarity, label):
+    assert sentiment_of(polarity) == label
+
+
+def test_clean_text_drops_urls_generalises_mentions_and_spells_emoji():
+    text = "RT @Bob_1: #Apple &amp; #AWS rock 🔥 https://t.co/abc\nnew"
+    assert clean_text(text) == "RT @user : Apple & AWS rock fire new"
+
+
+def test_hashtags_are_distinct_lowercase_and_not_numbers_or_entities():
+    assert hashtags_of("#Apple #apple #1 &#39; a#b #AWS_cloud #Ünicode") == ["apple", "aws_cloud", "ünicode"]
+
+
+def test_mentions_are_distinct_lowercase():
+    assert mentions_of("@Bob hi @bob and mail@example.com") == ["bob"]
