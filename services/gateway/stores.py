@@ -35,7 +35,6 @@ class Stores:
                 bootstrap_servers=self.settings.kafka.bootstrap,
                 client_id="lake-gateway",
                 request_timeout_ms=5000,
-                api_version_auto_timeout_ms=3000,
             )
         return self._kafka
 

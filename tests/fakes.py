@@ -1,0 +1,27 @@
+"""Fakes live in the tests, never in src. The broker fake collects events instead of sending them;
+stores are never faked."""
+
+from __future__ import annotations
+
+from lake.events import Event
+
+
+class CollectingPublisher:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.raw: list[tuple[str, str | None, bytes]] = []
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+    def publish_raw(self, topic: str, key: str | None, value: bytes) -> None:
+        self.raw.append((topic, key, value))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
