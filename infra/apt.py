@@ -30,8 +30,10 @@ def ensure(commands: list[str], packages: list[str], log: Callable[[str], None])
     # the project runs its own servers on its own ports and data directories.
     created = False
     if not POLICY.exists():
-        subprocess.run([*sudo, "sh", "-c", f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY} && chmod +x {POLICY}"],
-                       check=True)
+        subprocess.run(
+            [*sudo, "sh", "-c", f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY} && chmod +x {POLICY}"],
+            check=True,
+        )
         created = True
     try:
         cmd = [*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]

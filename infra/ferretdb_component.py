@@ -37,11 +37,17 @@ def install(cache: pathlib.Path, log: Callable[[str], None]) -> None:
         return
     go = shutil.which("go")
     if go is None:
-        raise SystemExit("[stack] ferretdb: building it needs Go (https://go.dev/dl/ or Debian's golang package)")
+        raise SystemExit(
+            "[stack] ferretdb: building it needs Go (https://go.dev/dl/ or Debian's golang package)"
+        )
     log(f"building FerretDB {VERSION} from the Go module proxy (once, ~1-2 minutes)")
     binary.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([go, "build", "-trimpath", "-o", str(binary), "."], cwd=HERE, check=True,
-                   env={**os.environ, "CGO_ENABLED": "0"})
+    subprocess.run(
+        [go, "build", "-trimpath", "-o", str(binary), "."],
+        cwd=HERE,
+        check=True,
+        env={**os.environ, "CGO_ENABLED": "0"},
+    )
     marker.write_text(_source_hash() + "\n")
 
 
@@ -51,8 +57,13 @@ def prepare(cache: pathlib.Path, data: pathlib.Path, port: int) -> None:
 
 def command(cache: pathlib.Path, data: pathlib.Path, port: int) -> tuple[list[str], dict[str, str]]:
     return [
-        str(_binary(cache)), "-listen", f"127.0.0.1:{port}", "-handler", "sqlite",
-        "-sqlite-url", f"file:{data / 'sqlite'}/",
+        str(_binary(cache)),
+        "-listen",
+        f"127.0.0.1:{port}",
+        "-handler",
+        "sqlite",
+        "-sqlite-url",
+        f"file:{data / 'sqlite'}/",
     ], {}
 
 

@@ -6,8 +6,11 @@ package main
 import (
 	"context"
 	"flag"
-	"log"
+	"fmt"
+	"log/slog"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -18,21 +21,53 @@ func main() {
 	handler := flag.String("handler", "sqlite", "backend: sqlite or postgresql")
 	sqliteURL := flag.String("sqlite-url", "file:data/", "SQLite directory URL (must end with /)")
 	postgresqlURL := flag.String("postgresql-url", "", "PostgreSQL URL, for -handler postgresql")
+	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn or error")
 	flag.Parse()
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "lake-ferretdb: bad -log-level %q: %v\n", *logLevel, err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+
+	switch *handler {
+	case "sqlite":
+		if !strings.HasSuffix(*sqliteURL, "/") {
+			fmt.Fprintf(os.Stderr, "lake-ferretdb: -sqlite-url must be a directory URL ending in '/': %q\n", *sqliteURL)
+			os.Exit(2)
+		}
+	case "postgresql":
+		if *postgresqlURL == "" {
+			fmt.Fprintln(os.Stderr, "lake-ferretdb: -handler postgresql needs -postgresql-url")
+			os.Exit(2)
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "lake-ferretdb: -handler must be sqlite or postgresql, not %q\n", *handler)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:      ferretdb.ListenerConfig{TCP: *listen},
+		Logger:        logger,
 		Handler:       *handler,
 		SQLiteURL:     *sqliteURL,
 		PostgreSQLURL: *postgresqlURL,
 	})
 	if err != nil {
-		log.Fatalf("ferretdb: %v", err)
+		fmt.Fprintf(os.Stderr, "lake-ferretdb: %v\n", err)
+		os.Exit(1)
 	}
-	log.Printf("ferretdb: listening on %s (%s backend)", *listen, *handler)
-	f.Run(ctx)
-	log.Printf("ferretdb: stopped")
+
+	// Always say where we listen, whatever the level: the stack manager's log shows it.
+	fmt.Fprintf(os.Stderr, "lake-ferretdb: FerretDB v1.24.2 listening on %s (%s backend)\n", *listen, *handler)
+	if err := f.Run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "lake-ferretdb: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Fprintln(os.Stderr, "lake-ferretdb: stopped")
 }

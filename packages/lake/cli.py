@@ -51,7 +51,12 @@ def bootstrap(settings: Settings) -> dict[str, Any]:
         indexes = CuratedRepository(client, settings.mongo).ensure_indexes()
     finally:
         client.close()
-    return {"migrations_applied": applied, "buckets": buckets, "topics_created": topics, "indexes": indexes}
+    return {
+        "migrations_applied": applied,
+        "buckets": buckets,
+        "topics_created": topics,
+        "indexes_created": indexes,
+    }
 
 
 def create_key(settings: Settings, name: str, role: str) -> str:

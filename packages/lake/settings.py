@@ -21,64 +21,78 @@ def _cfg(prefix: str) -> SettingsConfigDict:
 
 class KafkaSettings(BaseSettings):
     model_config = _cfg("LAKE_KAFKA_")
-    bootstrap: str = "127.0.0.1:19092"
-    topic_prefix: str = ""
-    partitions: int = Field(default=3, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
-    group_prefix: str = "lake"
+    bootstrap: str = Field(
+        default="127.0.0.1:19092", description="Kafka bootstrap servers (host:port, comma-separated)"
+    )
+    topic_prefix: str = Field(default="", description="prefix of every topic name (the tests use their own)")
+    partitions: int = Field(default=3, ge=1, description="partitions of each topic created by bootstrap")
+    replication_factor: int = Field(default=1, ge=1, description="replication factor of created topics")
+    group_prefix: str = Field(default="lake", description="prefix of the consumer group names")
     max_attempts: int = Field(default=3, ge=1, description="tries of one event before it is dead-lettered")
 
 
 class S3Settings(BaseSettings):
     model_config = _cfg("LAKE_S3_")
-    endpoint: str = "http://127.0.0.1:19000"
-    region: str = "us-east-1"
-    access_key: str = "lake-dev"
-    secret_key: SecretStr = SecretStr("lake-dev-secret")
-    raw_bucket: str = "raw"
-    staging_bucket: str = "staging"
-    curated_bucket: str = "curated"
+    endpoint: str = Field(default="http://127.0.0.1:19000", description="S3 endpoint URL (path-style)")
+    region: str = Field(default="us-east-1", description="S3 region")
+    access_key: str = Field(default="lake-dev", description="S3 access key")
+    secret_key: SecretStr = Field(default=SecretStr("lake-dev-secret"), description="S3 secret key")
+    raw_bucket: str = Field(default="raw", description="bucket of the raw CSV files")
+    staging_bucket: str = Field(
+        default="staging", description="bucket of the staged Parquet copy and rejects"
+    )
+    curated_bucket: str = Field(default="curated", description="bucket of the curated, partitioned Parquet")
 
 
 class MySQLSettings(BaseSettings):
     model_config = _cfg("LAKE_MYSQL_")
-    host: str = "127.0.0.1"
-    port: int = 13306
-    user: str = "lake"
-    password: SecretStr = SecretStr("lake-dev-password")
-    database: str = "bigtech"
+    host: str = Field(default="127.0.0.1", description="MySQL / MariaDB host")
+    port: int = Field(default=13306, description="MySQL / MariaDB port")
+    user: str = Field(default="lake", description="MySQL user")
+    password: SecretStr = Field(default=SecretStr("lake-dev-password"), description="MySQL password")
+    database: str = Field(default="bigtech", description="MySQL database of the staging layer")
 
 
 class MongoSettings(BaseSettings):
     model_config = _cfg("LAKE_MONGO_")
-    url: str = "mongodb://127.0.0.1:27027/"
-    database: str = "bigtech_db"
-    collection: str = "tweets"
+    url: str = Field(default="mongodb://127.0.0.1:27027/", description="MongoDB connection string")
+    database: str = Field(default="bigtech_db", description="MongoDB database of the curated layer")
+    collection: str = Field(default="tweets", description="MongoDB collection of curated tweets")
 
 
 class PipelineSettings(BaseSettings):
     model_config = _cfg("LAKE_")
     chunk_rows: int = Field(default=50_000, ge=100, description="records per raw chunk (one raw.ready event)")
-    max_generated_rows: int = Field(default=5_000_000, ge=1)
-    allowed_roots: list[Path] = Field(default_factory=lambda: [Path("data")])
-    tokenizer: str = "bert-base-uncased"
-    max_tokens: int = Field(default=128, ge=8, le=512)
-    kaggle_dataset: str = "wjia26/big-tech-companies-tweet-sentiment"
-    work_dir: Path = Path(".lake/work")
+    max_generated_rows: int = Field(
+        default=5_000_000, ge=1, description="largest generated sample a run may ask for"
+    )
+    allowed_roots: list[Path] = Field(
+        default_factory=lambda: [Path("data")], description="folders a path source may read from (JSON list)"
+    )
+    tokenizer: str = Field(
+        default="bert-base-uncased", description="WordPiece vocabulary: a name or a vocab.txt path"
+    )
+    max_tokens: int = Field(default=128, ge=8, le=512, description="token ids kept per tweet (truncation)")
+    kaggle_dataset: str = Field(
+        default="wjia26/big-tech-companies-tweet-sentiment", description="Kaggle dataset of SOURCE=kaggle"
+    )
+    work_dir: Path = Field(default=Path(".lake/work"), description="scratch folder of the services")
 
 
 class GatewaySettings(BaseSettings):
     model_config = _cfg("LAKE_GATEWAY_")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    cors_origins: list[str] = Field(default_factory=list)
+    host: str = Field(default="127.0.0.1", description="gateway bind address")
+    port: int = Field(default=8000, description="gateway port")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (JSON list)")
 
 
 class Settings(BaseSettings):
     """Everything a process may need; each service reads only its blocks."""
 
     model_config = _cfg("LAKE_")
-    environment: Literal["development", "test", "production"] = "development"
+    environment: Literal["development", "test", "production"] = Field(
+        default="development", description="production refuses placeholder secrets"
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     mysql: MySQLSettings = Field(default_factory=MySQLSettings)
@@ -111,3 +125,38 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# Variables read outside the settings classes (process set-up, the local stack, Airflow).
+OTHER_ENV: dict[str, tuple[str, str]] = {
+    "LAKE_LOG_LEVEL": ("INFO", "log level of the services (JSON lines on stderr)"),
+    "LAKE_METRICS_PORT": ("0", "port of a service's Prometheus /metrics endpoint; 0 = none"),
+    "LAKE_CACHE": ("~/.cache/bigtech-lake", "local stack: downloads and builds, shared by clones"),
+    "LAKE_RUN_DIR": (".lake", "local stack: data, logs and PIDs of this checkout"),
+    "LAKE_GATEWAY_URL": ("http://127.0.0.1:8000", "Airflow: where the DAG reaches the gateway"),
+    "LAKE_GATEWAY_API_KEY": ("", "Airflow: the key the DAG sends to the gateway (admin role)"),
+}
+
+
+def settings_env() -> dict[str, tuple[str, str]]:
+    """Every ``LAKE_*`` variable the settings classes read: name -> (default, description).
+
+    Defaults are the classes' own, whatever the current environment says."""
+    out: dict[str, tuple[str, str]] = {}
+    for name, field in Settings.model_fields.items():
+        block = field.annotation
+        if isinstance(block, type) and issubclass(block, BaseSettings):
+            prefix = str(block.model_config.get("env_prefix", ""))
+            for sub, sub_field in block.model_fields.items():
+                value = sub_field.get_default(call_default_factory=True)
+                shown = "(secret)" if isinstance(value, SecretStr) else _show(value)
+                out[f"{prefix}{sub}".upper()] = (shown, sub_field.description or "")
+        else:
+            out[f"LAKE_{name}".upper()] = (_show(field.default), field.description or "")
+    return out
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    return str(value)

@@ -1,4 +1,5 @@
-"""Curator: ``staged.ready`` → enriched documents in MongoDB (upsert by ``_id``) and Parquet in S3
+"""Curator: ``staged.ready`` → enriched documents in MongoDB (one per tweet, ``_id`` = twitter_id;
+a replay rewrites its chunk) and Parquet in S3
 ``curated`` partitioned by company and month → ``curated.ready``; marks the run succeeded when its
 last chunk is curated."""
 
@@ -18,6 +19,7 @@ from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
 from lake.events import CuratedChunkReady, Event, StagedChunkReady
 from lake.observability import RECORDS
+from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform.enrich import curated_document
 from lake.transform.tokenize import LoadedTokenizer
@@ -58,7 +60,10 @@ class Curator:
             curated_document(r, tok, companies.get(r["twitter_id"], [r["company"]]), meta)
             for r, tok in zip(rows, ids, strict=True)
         ]
-        written = self.curated.upsert(docs)
+        try:
+            written = self.curated.write_chunk(event.run_id, event.chunk_id, docs)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from exc
         keys = self._write_parquet(event, docs)
         self.staging.record_chunk(
             event.run_id, "curated", event.chunk_id, event.key, started, curated_docs=written
@@ -77,7 +82,7 @@ class Curator:
         parts: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for d in docs:
             flat = {k: v for k, v in d.items() if k not in ("_id", "tokens", "lineage")}
-            flat["twitter_id"] = d["_id"]
+            flat["twitter_id"] = int(d["_id"])
             flat["token_ids"] = d["tokens"]["ids"]
             flat["token_count"] = d["tokens"]["count"]
             flat.update({f"lineage_{k}": v for k, v in d["lineage"].items()})

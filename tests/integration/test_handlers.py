@@ -49,7 +49,9 @@ def pipeline(settings: Settings, store: S3ObjectStore, repo: StagingRepository, 
     )
 
 
-def run_all(pub: CollectingPublisher, ingestor: Ingestor, stager: Stager, curator: Curator, event: Any) -> None:
+def run_all(
+    pub: CollectingPublisher, ingestor: Ingestor, stager: Stager, curator: Curator, event: Any
+) -> None:
     ingestor.handle(event)
     for raw in pub.of(RawChunkReady):
         stager.handle(raw)
@@ -60,8 +62,13 @@ def run_all(pub: CollectingPublisher, ingestor: Ingestor, stager: Stager, curato
 def test_a_generated_run_reconciles_and_every_layer_holds_it(pipeline, repo, store, settings):
     pub, ingestor, stager, curator, curated = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
-    run_all(pub, ingestor, stager, curator,
-            IngestRequested(run_id=run_id, request=GeneratedSource(rows=3000, seed=11, malformed_share=0.01)))
+    run_all(
+        pub,
+        ingestor,
+        stager,
+        curator,
+        IngestRequested(run_id=run_id, request=GeneratedSource(rows=3000, seed=11, malformed_share=0.01)),
+    )
     counts = repo.run_counts(run_id)
     assert counts["raw_rows"] == 3000
     assert counts["raw_rows"] == counts["staged_rows"] + counts["rejected_rows"] + counts["duplicate_rows"]
@@ -71,15 +78,21 @@ def test_a_generated_run_reconciles_and_every_layer_holds_it(pipeline, repo, sto
     assert len(pub.of(RawChunkReady)) == 5  # 3000 records / 700 per chunk
     assert curated.tweets.count_documents({"lineage.run_id": run_id}) == counts["staged_rows"]
     doc = curated.tweets.find_one({"lineage.run_id": run_id})
-    assert doc is not None and doc["tokens"]["ids"][0] == 101 and doc["tokens"]["tokenizer"] == "bert-base-uncased"
+    assert (
+        doc is not None
+        and doc["tokens"]["ids"][0] == 101
+        and doc["tokens"]["tokenizer"] == "bert-base-uncased"
+    )
     with repo.conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM tweets WHERE run_id = %s", (run_id,))
         assert cur.fetchone()[0] == counts["staged_rows"]
         cur.execute("SELECT COUNT(*) FROM rejected_rows WHERE run_id = %s", (run_id,))
         assert cur.fetchone()[0] == counts["rejected_rows"]
     staged_objects = list(store.list_keys(settings.s3.staging_bucket, f"tweets/run_id={run_id}/"))
-    frames = [pl.read_parquet(io.BytesIO(store.get_bytes(settings.s3.staging_bucket, o["Key"])))
-              for o in staged_objects]
+    frames = [
+        pl.read_parquet(io.BytesIO(store.get_bytes(settings.s3.staging_bucket, o["Key"])))
+        for o in staged_objects
+    ]
     assert sum(f.height for f in frames) == counts["staged_rows"]
     raw_keys = [o["Key"] for o in store.list_keys(settings.s3.raw_bucket, f"runs/{run_id}/")]
     assert raw_keys == [f"runs/{run_id}/generated-seed11-rows3000.csv"]

@@ -14,24 +14,48 @@ from lake.settings import Settings
 def rows(ids: list[int], company: str = "Apple", run_id: str = "", chunk_id: int = 0) -> list[dict[str, Any]]:
     return [
         {
-            "twitter_id": tid, "created_at": datetime(2020, 7, 12, 10, tzinfo=UTC), "company": company,
-            "screenname": "s", "username": "u 😀", "location": None, "followers": 1, "friends": 2,
-            "retweet_count": 0, "search_query": f"#{company}", "text": f"t {tid} #x", "clean_text": f"t {tid} x",
-            "polarity": 0.1, "sentiment": "positive", "run_id": run_id, "chunk_id": chunk_id, "raw_key": "k",
+            "twitter_id": tid,
+            "created_at": datetime(2020, 7, 12, 10, tzinfo=UTC),
+            "company": company,
+            "screenname": "s",
+            "username": "u 😀",
+            "location": None,
+            "followers": 1,
+            "friends": 2,
+            "retweet_count": 0,
+            "search_query": f"#{company}",
+            "text": f"t {tid} #x",
+            "clean_text": f"t {tid} x",
+            "polarity": 0.1,
+            "sentiment": "positive",
+            "run_id": run_id,
+            "chunk_id": chunk_id,
+            "raw_key": "k",
             "record_no": i + 1,
         }
         for i, tid in enumerate(ids)
     ]
 
 
-def stage(repo: StagingRepository, run_id: str, chunk_id: int, ids: list[int], company: str = "Apple",
-          rejects: int = 0) -> tuple[int, int, int, int]:
+def stage(
+    repo: StagingRepository,
+    run_id: str,
+    chunk_id: int,
+    ids: list[int],
+    company: str = "Apple",
+    rejects: int = 0,
+) -> tuple[int, int, int, int]:
     unique = list(dict.fromkeys(ids))
     result = repo.stage_chunk(
-        run_id, chunk_id, "k", len(ids) + rejects, rows(unique, company, run_id, chunk_id),
+        run_id,
+        chunk_id,
+        "k",
+        len(ids) + rejects,
+        rows(unique, company, run_id, chunk_id),
         [(tid, company, i + 1) for i, tid in enumerate(ids)],
         [(len(ids) + j + 1, "invalid_polarity", "polarity", "7") for j in range(rejects)],
-        {tid: ["x"] for tid in unique}, datetime.now(UTC),
+        {tid: ["x"] for tid in unique},
+        datetime.now(UTC),
     )
     return result.raw_rows, result.rejected_rows, result.duplicate_rows, result.staged_rows
 
@@ -47,8 +71,13 @@ def test_a_replayed_chunk_gets_the_same_counts_and_adds_nothing(repo: StagingRep
     first = stage(repo, run, 0, ids + ids[:5], rejects=2)
     assert first == (57, 2, 5, 50)
     assert stage(repo, run, 0, ids + ids[:5], rejects=2) == first
-    assert repo.run_counts(run) == {"raw_rows": 0, "rejected_rows": 2, "duplicate_rows": 5, "staged_rows": 50,
-                                    "curated_docs": 0}
+    assert repo.run_counts(run) == {
+        "raw_rows": 0,
+        "rejected_rows": 2,
+        "duplicate_rows": 5,
+        "staged_rows": 50,
+        "curated_docs": 0,
+    }
 
 
 def test_the_first_ingestion_wins_across_chunks_and_runs_and_a_new_company_is_linked(

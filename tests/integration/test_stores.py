@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pymongo
+import pytest
 
 from lake.adapters.broker import admin, all_topics
 from lake.adapters.curated_repo import CuratedRepository
@@ -17,13 +18,14 @@ from lake.settings import Settings
 def test_bootstrap_is_idempotent(settings: Settings):
     again = bootstrap(settings)
     assert again["migrations_applied"] == [] and again["topics_created"] == []
+    assert again["indexes_created"] == []
     assert migrate(settings.mysql) == []
 
 
 def test_every_topic_and_dead_letter_topic_exists_with_the_configured_partitions(settings: Settings):
     client = admin(settings)
     try:
-        described = {t["topic"]: t for t in client.describe_topics(all_topics(settings))}
+        described = {t["name"]: t for t in client.describe_topics(all_topics(settings))}
     finally:
         client.close()
     assert set(described) == set(all_topics(settings))
@@ -50,16 +52,44 @@ def test_s3_ranges_and_keys_with_spaces_and_equals(settings: Settings, store: S3
     assert key in {o["Key"] for o in store.list_keys(settings.s3.raw_bucket, "Bigtech - ")}
 
 
-def test_curated_upsert_twice_leaves_one_current_document(settings: Settings):
+def _doc(tweet_id: str, run_id: str, chunk_id: int, v: int) -> dict[str, Any]:
+    return {"_id": tweet_id, "v": v, "text": "x" * 200, "lineage": {"run_id": run_id, "chunk_id": chunk_id}}
+
+
+def test_a_chunk_written_twice_leaves_one_current_document_per_tweet(settings: Settings):
+    """Also a regression test: FerretDB 1.24 never answered a replayed chunk of 1,500 documents sent
+    as ReplaceOne upserts. 600 documents written again must all be replaced, quickly enough that the
+    socket timeout (60 s) never fires."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        settings.mongo.url, socketTimeoutMS=60_000
+    )
+    try:
+        repo = CuratedRepository(client, settings.mongo)
+        ids = [str(1_100_000_000_000_000_000 + i) for i in range(600)]
+        other = _doc("1099999999999999999", "run-b", 0, 1)
+        assert repo.write_chunk("run-b", 0, [other]) == 1
+        assert repo.write_chunk("run-a", 3, [_doc(i, "run-a", 3, 1) for i in ids]) == 600
+        assert repo.write_chunk("run-a", 3, [_doc(i, "run-a", 3, 2) for i in ids]) == 600
+        assert repo.tweets.count_documents({"lineage.run_id": "run-a"}) == 600
+        assert repo.tweets.count_documents({"lineage.run_id": "run-a", "v": 2}) == 600
+        assert repo.tweets.find_one({"_id": other["_id"]}) == other  # another chunk is untouched
+    finally:
+        client[settings.mongo.database][settings.mongo.collection].delete_many(
+            {"lineage.run_id": {"$in": ["run-a", "run-b"]}}
+        )
+        client.close()
+
+
+def test_a_tweet_owned_by_another_chunk_is_refused_not_overwritten(settings: Settings):
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
     try:
         repo = CuratedRepository(client, settings.mongo)
-        big_id = 1_299_999_999_999_999_999  # beyond 2^53: must stay exact as int64
-        docs = [{"_id": big_id, "v": 1}, {"_id": big_id - 1, "v": 1}]
-        assert repo.upsert(docs) == 2
-        assert repo.upsert([{"_id": big_id, "v": 2}, {"_id": big_id - 2, "v": 2}]) == 2
-        assert repo.tweets.count_documents({"_id": {"$in": [big_id, big_id - 1, big_id - 2]}}) == 3
-        assert repo.tweets.find_one({"_id": big_id}) == {"_id": big_id, "v": 2}
-        repo.tweets.delete_many({"_id": {"$in": [big_id, big_id - 1, big_id - 2]}})
+        repo.write_chunk("run-c", 0, [_doc("1299999999999999999", "run-c", 0, 1)])
+        with pytest.raises(ValueError, match="another chunk's lineage"):
+            repo.write_chunk("run-d", 5, [_doc("1299999999999999999", "run-d", 5, 9)])
+        with pytest.raises(ValueError, match="do not belong"):
+            repo.write_chunk("run-d", 5, [_doc("1299999999999999998", "run-d", 6, 9)])
+        assert repo.tweets.find_one({"_id": "1299999999999999999"})["v"] == 1  # type: ignore[index]
     finally:
+        repo.tweets.delete_many({"lineage.run_id": "run-c"})
         client.close()

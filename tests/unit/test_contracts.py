@@ -121,3 +121,19 @@ def test_a_folder_yields_its_csv_files_with_subfolders_kept(tmp_path):
         local_files(tmp_path / "empty")
     with pytest.raises(SourceRefused, match="no such file"):
         local_files(tmp_path / "missing.csv")
+
+
+def test_a_runs_chunks_cover_every_partition_and_replays_keep_theirs():
+    from lake.adapters.broker import chunk_partition
+
+    for run_id in ("20261129T014657Z-1f8d0bc4", "r1", "another-run"):
+        keys = [chunk_key(run_id, c) for c in range(8)]
+        parts = [chunk_partition(k, 3) for k in keys]
+        assert {parts[i] for i in range(3)} == {0, 1, 2}
+        assert max(parts.count(p) for p in range(3)) - min(parts.count(p) for p in range(3)) <= 1
+        assert [chunk_partition(k, 3) for k in keys] == parts
+    assert chunk_partition(b"no-chunk-suffix", 3) in {0, 1, 2}
+
+
+def chunk_key(run_id: str, chunk_id: int) -> bytes:
+    return f"{run_id}:{chunk_id}".encode()

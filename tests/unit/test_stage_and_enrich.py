@@ -94,7 +94,7 @@ def test_curated_document_has_string_id_copy_tokens_and_lineage():
     doc = curated_document(
         row, [101, 6207, 102], ["Apple", "Google"], {"tokenizer": "bert-base-uncased", "vocab_sha256": "abc"}
     )
-    assert doc["_id"] == 1282000000000000001 and doc["twitter_id"] == "1282000000000000001"
+    assert doc["_id"] == "1282000000000000001" and doc["twitter_id"] == "1282000000000000001"
     assert doc["hashtags"] == ["apple"] and doc["mentions"] == ["bob"] and doc["urls"] == ["https://t.co/x"]
     assert doc["emoji"] == ["🔥"] and doc["is_weekend"] is False and doc["companies"] == ["Apple", "Google"]
     assert doc["tokens"] == {

@@ -8,6 +8,8 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import TopicAlreadyExistsError
+from kafka.partitioner import DefaultPartitioner
+from kafka.partitioner.default import murmur2
 
 from lake.events import TOPICS, Event, dlq
 from lake.settings import Settings
@@ -49,10 +51,36 @@ def ensure_topics(settings: Settings) -> list[str]:
         client.close()
 
 
+def chunk_partition(key: bytes, partitions: int) -> int:
+    """Partition of a ``<run_id>:<chunk_id>`` key: a run starts on the partition its id hashes to and
+    its chunks then go round-robin, so N consecutive chunks cover N partitions exactly (hashing each key
+    would leave some partitions, and so some replicas, idle on short runs). Replays of a chunk land on
+    the same partition. Other keys hash like Kafka's default (murmur2)."""
+    run_id, sep, chunk = key.rpartition(b":")
+    if sep and chunk.isdigit():
+        return ((int(murmur2(run_id)) & 0x7FFFFFFF) + int(chunk)) % partitions
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+class ChunkPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka-python is untyped
+    """kafka-python partitioner applying :func:`chunk_partition`."""
+
+    def partition(
+        self, topic: str, key: Any, serialized_key: Any, value: Any, serialized_value: Any, cluster: Any
+    ) -> int:
+        if serialized_key is None:
+            return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
+        all_partitions = sorted(cluster.partitions_for_topic(topic) or ())
+        if not all_partitions:
+            raise ValueError(f"topic {topic} not found in the cluster metadata")
+        return int(all_partitions[chunk_partition(serialized_key, len(all_partitions))])
+
+
 def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap,
         client_id=client_id,
+        partitioner=ChunkPartitioner(),
         acks="all",
         linger_ms=5,
         retries=5,

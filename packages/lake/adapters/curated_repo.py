@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
@@ -32,28 +32,56 @@ class CuratedRepository:
         self.tweets: Collection[dict[str, Any]] = client[cfg.database][cfg.collection]
 
     def ensure_indexes(self) -> list[str]:
-        return list(self.tweets.create_indexes(INDEXES))
+        """Create the indexes that do not exist yet; return the names created.
 
-    def upsert(self, docs: list[dict[str, Any]]) -> int:
-        """Write documents so that a replay leaves exactly one, current, document per ``_id``.
+        Only the missing ones are sent: FerretDB 1.24 panics (and drops the connection) on a
+        ``createIndexes`` whose indexes all exist already, where MongoDB answers with a no-op.
+        """
+        existing = {ix["name"] for ix in self.tweets.list_indexes()}
+        missing = [ix for ix in INDEXES if ix.document["name"] not in existing]
+        return list(self.tweets.create_indexes(missing)) if missing else []
 
-        Fast path: one unordered insert. Documents that already exist (a replayed chunk) are then
-        replaced, which keeps the result identical to an upsert, without paying for it every time.
+    def write_chunk(self, run_id: str, chunk_id: int, docs: list[dict[str, Any]]) -> int:
+        """Write one chunk's documents so that a replay leaves exactly one current document per tweet.
+
+        Every document of a chunk carries that chunk in ``lineage`` (staging gives each tweet to
+        exactly one chunk, the first to stage it). Fast path: one unordered insert. If some already
+        exist, the chunk was written before (a replay, or an attempt cut short): its documents are
+        deleted by lineage and inserted again, so the result equals an upsert.
+
+        Not a ``ReplaceOne`` per document: FerretDB 1.24's SQLite backend finds ``_id`` by scanning
+        the collection (its pushed-down expression does not match the ``_id`` index), and it keeps a
+        connection per statement of an update command until the command ends, out of a pool of 100,
+        so a bulk of ~100 replacements never returns. docs/decisions.md has the measurements.
         """
         if not docs:
             return 0
+        foreign = [
+            d["_id"] for d in docs if d["lineage"]["run_id"] != run_id or d["lineage"]["chunk_id"] != chunk_id
+        ]
+        if foreign:
+            raise ValueError(f"{len(foreign)} documents do not belong to chunk {chunk_id} of {run_id}")
         try:
             self.tweets.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            again = {e["index"] for e in errors}
-            self.tweets.bulk_write(
-                [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in sorted(again)],
-                ordered=False,
-            )
+            self._raise_unless_duplicates(exc)
+            self.tweets.delete_many({"lineage.run_id": run_id, "lineage.chunk_id": chunk_id})
+            try:
+                self.tweets.insert_many(docs, ordered=False)
+            except BulkWriteError as again:
+                self._raise_unless_duplicates(again)
+                taken = [docs[e["index"]]["_id"] for e in again.details.get("writeErrors", [])]
+                raise ValueError(
+                    f"{len(taken)} tweets of chunk {chunk_id} of {run_id} are stored under another"
+                    f" chunk's lineage (first: {taken[0]}); staging should have made them duplicates"
+                ) from again
         return len(docs)
+
+    @staticmethod
+    def _raise_unless_duplicates(exc: BulkWriteError) -> None:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise exc
 
     def count(self) -> int:
         return int(self.tweets.estimated_document_count())

@@ -69,14 +69,18 @@ class StagingRepository:
 
     @property
     def conn(self) -> pymysql.Connection:
+        if self._conn is not None and self._conn.open:
+            try:
+                self._conn.ping(reconnect=False)
+            except pymysql.err.Error:  # the server closed an idle connection: open a fresh one
+                self._conn.close()
+                self._conn = None
         if self._conn is None or not self._conn.open:
             self._conn = connect(self.cfg)
             with self._conn.cursor() as cur:
                 # Read committed: the lineage check after INSERT IGNORE must see rows other
                 # replicas committed meanwhile, not this transaction's older snapshot.
                 cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        else:
-            self._conn.ping(reconnect=True)
         return self._conn
 
     def close(self) -> None:

@@ -45,13 +45,17 @@ def curated_document(
     companies: list[str],
     tokenizer: dict[str, Any],
 ) -> dict[str, Any]:
-    """One MongoDB document per tweet; ``_id`` is the twitter_id (int64)."""
+    """One MongoDB document per tweet; ``_id`` is the twitter_id as a decimal string.
+
+    A string, like Twitter's own ``id_str``: 19-digit ids exceed 2^53, so JSON clients would round
+    a number, and FerretDB's SQLite backend looks ``_id`` up by index only for strings and ObjectIds
+    (an int64 ``_id`` makes every lookup and replay a collection scan)."""
     text = row["text"]
     created_at: datetime = row["created_at"]
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)
     return {
-        "_id": int(row["twitter_id"]),
+        "_id": str(row["twitter_id"]),
         "twitter_id": str(row["twitter_id"]),
         "created_at": created_at,
         **time_features(created_at),
