@@ -26,6 +26,8 @@ from pathlib import Path
 from types import ModuleType
 from urllib.parse import urlparse
 
+from infra import apt
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("mariadb", "kafka", "ferretdb", "s3")
 SERVICES = ("ingestor", "stager", "curator", "gateway")
@@ -295,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "status":
         return status()
     elif args.cmd == "test":
+        # the compose file is validated with Debian's docker-compose, which needs no engine
+        apt.ensure(["docker-compose"], ["docker-compose"], say)
         started = up_servers()
         try:
             command = args.command[1:] if args.command[:1] == ["--"] else args.command
