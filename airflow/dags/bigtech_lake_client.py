@@ -13,6 +13,10 @@ from typing import Any
 TERMINAL = {"succeeded", "failed"}
 
 
+class NotFound(RuntimeError):
+    pass
+
+
 def _call(method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
     base = os.environ.get("LAKE_GATEWAY_URL", "http://127.0.0.1:8000").rstrip("/")
     key = os.environ.get("LAKE_GATEWAY_API_KEY", "")
@@ -29,6 +33,8 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None, timeout: f
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
+        if exc.code == 404:
+            raise NotFound(detail) from exc
         raise RuntimeError(f"gateway answered {exc.code} to {method} {path}: {detail}") from exc
 
 
@@ -38,5 +44,10 @@ def start_run(source: dict[str, Any]) -> str:
 
 
 def run_report(run_id: str) -> dict[str, Any]:
-    report: dict[str, Any] = _call("GET", f"/runs/{run_id}")
+    """The run's report; ``status: requested`` while no service has picked the request up yet (the
+    ingestor records a run when it consumes ``ingest.requested``)."""
+    try:
+        report: dict[str, Any] = _call("GET", f"/runs/{run_id}")
+    except NotFound:
+        return {"run_id": run_id, "status": "requested"}
     return report

@@ -188,3 +188,30 @@ def test_gateway_starts_a_run_for_an_admin(services: Services, admin_key: str, s
         assert accepted.status_code == 202
     summary = wait_for_run(settings, accepted.json()["run_id"], timeout=120)
     assert summary["status"] == "succeeded" and summary["raw_rows"] == 800
+
+
+def test_the_airflow_dags_client_starts_a_run_and_follows_it(
+    services: Services, admin_key: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The DAG's tasks are thin wrappers over this stdlib client (Airflow itself is not installed
+    in the development environment)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "airflow" / "dags" / "bigtech_lake_client.py"
+    spec = importlib.util.spec_from_file_location("bigtech_lake_client", path)
+    assert spec is not None and spec.loader is not None
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    monkeypatch.setenv("LAKE_GATEWAY_URL", services.gateway)
+    monkeypatch.setenv("LAKE_GATEWAY_API_KEY", admin_key)
+    run_id = client.start_run({"source": "generated", "rows": 600, "seed": 77})
+    deadline = time.monotonic() + 120
+    report = client.run_report(run_id)
+    while report["status"] not in client.TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+        report = client.run_report(run_id)
+    assert report["status"] == "succeeded" and report["raw_rows"] == 600
+    monkeypatch.setenv("LAKE_GATEWAY_API_KEY", "lk_nope_nope")
+    with pytest.raises(RuntimeError, match="gateway answered 401"):
+        client.run_report(run_id)
