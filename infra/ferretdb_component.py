@@ -1,13 +1,15 @@
 """FerretDB 1.24 (MongoDB wire protocol) on its SQLite backend, built once from the Go module proxy.
 
-SQLite was measured against FerretDB's PostgreSQL backend for our mix (docs/benchmarks.md): inserts
-are equal (~8.6k docs/s), ``_id`` lookups take ~2 ms on SQLite and ~380 ms on PostgreSQL, and it is
-one server fewer. The binary is a tiny Go program embedding FerretDB (see ferretdb/main.go).
+SQLite was measured against FerretDB's PostgreSQL backend for our mix (docs/decisions.md): inserts
+cost the same (~8.6k docs/s) and it is one server fewer. The binary is a tiny Go program embedding
+FerretDB (see ferretdb/main.go), built against the released module with the fixes in ``PATCHES``
+applied to a copy of its source (the module cache itself is never modified).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import shutil
@@ -17,13 +19,50 @@ from collections.abc import Callable
 NAME = "ferretdb"
 VERSION = "1.24.2"
 HERE = pathlib.Path(__file__).resolve().parent / "ferretdb"
+MODULE = "github.com/FerretDB/FerretDB"
+
+# (file in the module, text, replacement). Each is checked to apply exactly once.
+PATCHES = [
+    # The SQLite backend looks `_id` up (find, update, delete) with `_ferretdb_sjson->'$._id'`, but
+    # builds the unique `_id` index on `_ferretdb_sjson->"_id"`: SQLite cannot match the two
+    # expressions, so every lookup by `_id` scanned the whole collection. Use the index's spelling.
+    (
+        "internal/backends/sqlite/metadata/metadata.go",
+        "IDColumn = DefaultColumn + \"->'$._id'\"",
+        'IDColumn = DefaultColumn + `->"_id"`',
+    ),
+]
 
 
 def _source_hash() -> str:
     h = hashlib.sha256()
     for name in ("main.go", "go.mod", "go.sum"):
         h.update((HERE / name).read_bytes())
+    h.update(repr(PATCHES).encode())
     return h.hexdigest()[:16]
+
+
+def _patched_source(go: str, build: pathlib.Path) -> pathlib.Path:
+    """A writable copy of the FerretDB module with ``PATCHES`` applied, under ``build``."""
+    info = subprocess.run(
+        [go, "mod", "download", "-json", f"{MODULE}@v{VERSION}"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+    )
+    src = build / "ferretdb-src"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(json.loads(info.stdout)["Dir"], src)
+    for path in src.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    for rel, old, new in PATCHES:
+        target = src / rel
+        text = target.read_text()
+        if text.count(old) != 1:
+            raise SystemExit(f"[stack] ferretdb: patch for {rel} does not apply to FerretDB {VERSION}")
+        target.write_text(text.replace(old, new))
+    return src
 
 
 def _binary(cache: pathlib.Path) -> pathlib.Path:
@@ -41,13 +80,21 @@ def install(cache: pathlib.Path, log: Callable[[str], None]) -> None:
             "[stack] ferretdb: building it needs Go (https://go.dev/dl/ or Debian's golang package)"
         )
     log(f"building FerretDB {VERSION} from the Go module proxy (once, ~1-2 minutes)")
-    binary.parent.mkdir(parents=True, exist_ok=True)
+    build = binary.parent / "build"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    for name in ("main.go", "go.mod", "go.sum"):
+        shutil.copy2(HERE / name, build / name)
+    src = _patched_source(go, build)
+    with (build / "go.mod").open("a") as mod:
+        mod.write(f"\nreplace {MODULE} => ./{src.name}\n")
     subprocess.run(
-        [go, "build", "-trimpath", "-o", str(binary), "."],
-        cwd=HERE,
+        [go, "build", "-trimpath", "-mod=mod", "-o", str(binary), "."],
+        cwd=build,
         check=True,
         env={**os.environ, "CGO_ENABLED": "0"},
     )
+    shutil.rmtree(build, ignore_errors=True)
     marker.write_text(_source_hash() + "\n")
 
 

@@ -93,3 +93,19 @@ def test_a_tweet_owned_by_another_chunk_is_refused_not_overwritten(settings: Set
     finally:
         repo.tweets.delete_many({"lineage.run_id": "run-c"})
         client.close()
+
+
+def test_a_lookup_by_id_uses_the_id_index(settings: Settings):
+    """FerretDB 1.24's SQLite backend scanned the collection for every `_id` lookup (its query and
+    its index spelled the path differently); the local build patches that (infra/ferretdb_component).
+    MongoDB answers with its _id fast path."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
+    try:
+        repo = CuratedRepository(client, settings.mongo)
+        repo.write_chunk("run-x", 0, [_doc("1288888888888888888", "run-x", 0, 1)])
+        plan = str(repo.tweets.find({"_id": "1288888888888888888"}).explain())
+        assert any(marker in plan for marker in ("USING INDEX", "IDHACK", "EXPRESS", "IXSCAN")), plan
+        assert repo.tweets.find_one({"_id": "1288888888888888888"}) is not None
+    finally:
+        client[settings.mongo.database][settings.mongo.collection].delete_many({"lineage.run_id": "run-x"})
+        client.close()
