@@ -34,7 +34,7 @@ func main() {
 
 	switch *handler {
 	case "sqlite":
-		if !strings.HasSuffix(*sqliteURL, "/") {
+		if !strings.HasSuffix(strings.SplitN(*sqliteURL, "?", 2)[0], "/") {
 			fmt.Fprintf(os.Stderr, "lake-ferretdb: -sqlite-url must be a directory URL ending in '/': %q\n", *sqliteURL)
 			os.Exit(2)
 		}

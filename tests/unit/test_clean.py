@@ -105,3 +105,22 @@ def test_hashtags_are_distinct_lowercase_and_not_numbers_or_entities():
 
 def test_mentions_are_distinct_lowercase():
     assert mentions_of("@Bob hi @bob and mail@example.com") == ["bob"]
+
+
+TRICKY_EMOJI = [
+    "keycap 1️⃣ and #️⃣ then 5🔥",
+    "family 👨‍👩‍👧 flag 🇫🇷 skin 👍🏽 heart ❤️ text ©™",
+    "café naïve — “quotes” no emoji",
+    "mixed😂😂word🚀",
+]
+
+
+def test_demojize_on_runs_matches_the_emoji_library_on_whole_texts():
+    import emoji
+
+    from lake.transform.clean import demojize
+
+    for text in TRICKY_EMOJI:
+        expected = emoji.demojize(text, delimiters=(" ", " "))
+        assert demojize(text) == expected.replace("_", " "), text
+    assert demojize("plain ascii_words") == "plain ascii_words"

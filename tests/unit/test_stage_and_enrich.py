@@ -108,3 +108,12 @@ def test_curated_document_has_string_id_copy_tokens_and_lineage():
 
 def test_emoji_of_ascii_text_is_empty():
     assert emoji_of("plain") == [] and emoji_of("a 😀 b 😀") == ["😀"]
+
+
+def test_emoji_of_finds_sequences_like_the_emoji_library():
+    import emoji
+
+    from tests.unit.test_clean import TRICKY_EMOJI
+
+    for text in TRICKY_EMOJI:
+        assert emoji_of(text) == list(dict.fromkeys(e["emoji"] for e in emoji.emoji_list(text))), text

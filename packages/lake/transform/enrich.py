@@ -8,7 +8,7 @@ from typing import Any
 
 import emoji
 
-from lake.transform.clean import hashtags_of, mentions_of, urls_of
+from lake.transform.clean import EMOJI_RUN_RE, has_emoji_chars, hashtags_of, mentions_of, urls_of
 
 
 def engagement_score(followers: int, friends: int, retweet_count: int) -> float:
@@ -21,9 +21,11 @@ def engagement_score(followers: int, friends: int, retweet_count: int) -> float:
 
 
 def emoji_of(text: str) -> list[str]:
-    if text.isascii():
+    """Distinct emoji in order of appearance (the library looks only at runs of emoji characters)."""
+    if not has_emoji_chars(text):
         return []
-    return list(dict.fromkeys(e["emoji"] for e in emoji.emoji_list(text)))
+    found = (e["emoji"] for run in EMOJI_RUN_RE.findall(text) for e in emoji.emoji_list(run))
+    return list(dict.fromkeys(found))
 
 
 def time_features(created_at: datetime) -> dict[str, Any]:
