@@ -51,6 +51,9 @@ lint: venv ## ruff and mypy, configured in pyproject.toml
 unit: venv ## the fast tests only (no servers)
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+bench: up ## pipeline benchmark at dataset scale (ROWS=, default 1,130,000; REPLICAS=, default 2); last line JSON
+	@$(PY) -m bench.pipeline $(if $(filter command line,$(origin ROWS)),--rows $(ROWS)) $(if $(filter command line,$(origin REPLICAS)),--replicas $(REPLICAS))
+
 down: ## stop every process this checkout started (data is kept)
 	@if [ -x $(PY) ]; then $(PY) -m infra.stack down; fi
 

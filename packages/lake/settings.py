@@ -73,6 +73,12 @@ class PipelineSettings(BaseSettings):
         default="bert-base-uncased", description="WordPiece vocabulary: a name or a vocab.txt path"
     )
     max_tokens: int = Field(default=128, ge=8, le=512, description="token ids kept per tweet (truncation)")
+    curator_batch: int = Field(
+        default=5_000, ge=100, description="documents the curator tokenises and inserts at a time"
+    )
+    parquet_max_rows: int = Field(
+        default=500_000, ge=1_000, description="rows per compacted curated Parquet file (then a new part)"
+    )
     kaggle_dataset: str = Field(
         default="wjia26/big-tech-companies-tweet-sentiment", description="Kaggle dataset of SOURCE=kaggle"
     )

@@ -1,17 +1,21 @@
 """Curator: ``staged.ready`` → enriched documents in MongoDB (one per tweet, ``_id`` = twitter_id;
-a replay rewrites its chunk) and Parquet in S3
-``curated`` partitioned by company and month → ``curated.ready``; marks the run succeeded when its
-last chunk is curated."""
+a replay rewrites its chunk) and per-chunk Parquet parts in S3 ``curated`` → ``curated.ready``.
+
+When a run's last chunk is curated, the curator that curated it finalises the run (see
+``finalize.py``): company links found later are copied to the documents, the Parquet parts are
+compacted into the partitioned layout, and the run is marked succeeded.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
-from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from lake.adapters.broker import Publisher
 from lake.adapters.curated_repo import CuratedRepository
@@ -21,14 +25,12 @@ from lake.events import CuratedChunkReady, Event, StagedChunkReady
 from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
+from lake.transform import curated_parquet as cp
 from lake.transform.enrich import curated_document
 from lake.transform.tokenize import LoadedTokenizer
+from services.curator.finalize import RunFinalizer
 
 log = logging.getLogger(__name__)
-
-
-def parquet_key(company: str, month: str, run_id: str, chunk_id: int) -> str:
-    return f"tweets/company={company}/month={month}/{run_id}-chunk-{chunk_id:05d}.parquet"
 
 
 class Curator:
@@ -47,24 +49,44 @@ class Curator:
         self.curated = curated
         self.tokenizer = tokenizer
         self.publisher = publisher
+        self.finalizer = RunFinalizer(settings, store, staging, curated)
 
     def handle(self, event: Event) -> None:
         assert isinstance(event, StagedChunkReady)
         started = datetime.now(UTC)
+        status = self.staging.run_status(event.run_id)
+        finished = status is not None and status[0] != "running"
         frame = pl.read_parquet(io.BytesIO(self.store.get_bytes(event.bucket, event.key)))
-        rows = frame.to_dicts()
-        companies = self.staging.companies_of([r["twitter_id"] for r in rows])
-        ids = self.tokenizer.encode([r["clean_text"] for r in rows])
+        companies = self.staging.companies_of(frame["twitter_id"].to_list())
         meta = self.tokenizer.meta()
-        docs = [
-            curated_document(r, tok, companies.get(r["twitter_id"], [r["company"]]), meta)
-            for r, tok in zip(rows, ids, strict=True)
-        ]
+        step = self.settings.pipeline.curator_batch
+        tables: dict[tuple[str, str], list[pa.Table]] = {}
+
+        def batches() -> Iterator[list[dict[str, Any]]]:
+            tables.clear()  # a second pass (replay) collects the Parquet rows again
+            for offset in range(0, frame.height, step):
+                rows = frame.slice(offset, step).to_dicts()
+                ids = self.tokenizer.encode([r["clean_text"] for r in rows])
+                docs = [
+                    curated_document(r, tok, companies.get(r["twitter_id"], [r["company"]]), meta)
+                    for r, tok in zip(rows, ids, strict=True)
+                ]
+                for part, table in cp.partitions(docs).items():
+                    tables.setdefault(part, []).append(table)
+                yield docs
+
         try:
-            written = self.curated.write_chunk(event.run_id, event.chunk_id, docs)
+            written = self.curated.write_chunk(event.run_id, event.chunk_id, batches)
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
-        keys = self._write_parquet(event, docs)
+        keys: list[str] = []
+        if not finished:  # once a run is compacted, its per-chunk parts are gone for good
+            for (company, month), parts in sorted(tables.items()):
+                key = cp.chunk_part_key(event.run_id, company, month, event.chunk_id)
+                self.store.put_bytes(
+                    self.settings.s3.curated_bucket, key, cp.table_bytes(pa.concat_tables(parts))
+                )
+                keys.append(key)
         self.staging.record_chunk(
             event.run_id, "curated", event.chunk_id, event.key, started, curated_docs=written
         )
@@ -74,27 +96,8 @@ class Curator:
             )
         )
         RECORDS.labels("curator", "curated").inc(written)
-        if self.staging.complete_if_done(event.run_id):
-            log.info("run succeeded")
-        log.info("chunk curated", extra={"fields": {"curated_docs": written, "parquet_objects": len(keys)}})
-
-    def _write_parquet(self, event: StagedChunkReady, docs: list[dict[str, Any]]) -> list[str]:
-        parts: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for d in docs:
-            flat = {k: v for k, v in d.items() if k not in ("_id", "tokens", "lineage")}
-            flat["twitter_id"] = int(d["_id"])
-            flat["token_ids"] = d["tokens"]["ids"]
-            flat["token_count"] = d["tokens"]["count"]
-            flat.update({f"lineage_{k}": v for k, v in d["lineage"].items()})
-            parts[d["company"], d["date"][:7]].append(flat)
-        keys = []
-        for (company, month), rows in sorted(parts.items()):
-            buf = io.BytesIO()
-            pl.DataFrame(rows, infer_schema_length=None).write_parquet(buf, compression="zstd")
-            key = parquet_key(company, month, event.run_id, event.chunk_id)
-            self.store.put_bytes(self.settings.s3.curated_bucket, key, buf.getvalue())
-            keys.append(key)
-        return keys
+        log.info("chunk curated", extra={"fields": {"curated_docs": written, "parquet_parts": len(keys)}})
+        self.finalizer.finalize_if_ready(event.run_id)
 
     def on_dead_letter(self, event: Event | None, error: str) -> None:
         if event is not None:

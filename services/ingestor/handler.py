@@ -51,6 +51,9 @@ class Ingestor:
         chunk_id = 0
         total_records = 0
         t0 = time.perf_counter()
+        # The last chunk is published only once the run knows its chunk count: whichever chunk is
+        # curated last then sees the count and finalises the run.
+        held: RawChunkReady | None = None
         for f in files:
             key = f"runs/{run_id}/{f.name}"
             self.store.upload_file(bucket, key, f.path)
@@ -58,39 +61,27 @@ class Ingestor:
             with f.path.open("rb") as stream:
                 columns, chunks = split(stream, self.settings.pipeline.chunk_rows, f.name)
                 for chunk in chunks:
-                    started = datetime.now(UTC)
-                    self.publisher.publish(
-                        RawChunkReady(
-                            run_id=run_id,
-                            chunk_id=chunk_id,
-                            bucket=bucket,
-                            key=key,
-                            byte_start=chunk.byte_start,
-                            byte_end=chunk.byte_end,
-                            first_record=chunk.first_record,
-                            records=chunk.records,
-                            columns=columns,
-                            sha256=chunk.sha256,
-                        )
+                    if held is not None:
+                        self._publish(held)
+                    held = RawChunkReady(
+                        run_id=run_id,
+                        chunk_id=chunk_id,
+                        bucket=bucket,
+                        key=key,
+                        byte_start=chunk.byte_start,
+                        byte_end=chunk.byte_end,
+                        first_record=chunk.first_record,
+                        records=chunk.records,
+                        columns=columns,
+                        sha256=chunk.sha256,
                     )
-                    self.repo.record_chunk(run_id, "raw", chunk_id, key, started, raw_rows=chunk.records)
-                    RECORDS.labels("ingestor", "read").inc(chunk.records)
                     total_records += chunk.records
-                    log.info(
-                        "chunk published",
-                        extra={
-                            "fields": {
-                                "chunk_id": chunk_id,
-                                "key": key,
-                                "records": chunk.records,
-                                "records_so_far": total_records,
-                            }
-                        },
-                    )
                     chunk_id += 1
         self.publisher.flush()
         self.repo.set_raw_objects(run_id, keys, chunk_id)
-        self.repo.complete_if_done(run_id)
+        if held is not None:
+            self._publish(held)
+        self.publisher.flush()
         log.info(
             "run split",
             extra={
@@ -101,6 +92,18 @@ class Ingestor:
                     "seconds": round(time.perf_counter() - t0, 2),
                 }
             },
+        )
+
+    def _publish(self, event: RawChunkReady) -> None:
+        started = datetime.now(UTC)
+        self.publisher.publish(event)
+        self.repo.record_chunk(
+            event.run_id, "raw", event.chunk_id, event.key, started, raw_rows=event.records
+        )
+        RECORDS.labels("ingestor", "read").inc(event.records)
+        log.info(
+            "chunk published",
+            extra={"fields": {"chunk_id": event.chunk_id, "key": event.key, "records": event.records}},
         )
 
     def _resolve(self, run_id: str, event: IngestRequested) -> list[InputFile]:

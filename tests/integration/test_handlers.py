@@ -96,11 +96,64 @@ def test_a_generated_run_reconciles_and_every_layer_holds_it(pipeline, repo, sto
     assert sum(f.height for f in frames) == counts["staged_rows"]
     raw_keys = [o["Key"] for o in store.list_keys(settings.s3.raw_bucket, f"runs/{run_id}/")]
     assert raw_keys == [f"runs/{run_id}/generated-seed11-rows3000.csv"]
-    curated_keys = [o["Key"] for o in store.list_keys(settings.s3.curated_bucket, "tweets/company=")]
-    assert any(run_id in k for k in curated_keys)
+    assert_compacted(store, settings, run_id, counts["staged_rows"])
 
 
-def test_replaying_every_event_changes_no_count_and_no_store(pipeline, repo):
+def assert_compacted(store: S3ObjectStore, settings: Settings, run_id: str, rows: int) -> list[str]:
+    """The run's curated Parquet: one file per partition, deterministic names, no parts left over,
+    every staged row once, and each file's rows in its own partition."""
+    bucket = settings.s3.curated_bucket
+    assert list(store.list_keys(bucket, f"_chunks/run_id={run_id}/")) == []
+    keys = sorted(o["Key"] for o in store.list_keys(bucket, "tweets/") if f"/{run_id}-part-" in o["Key"])
+    assert all(k.endswith(f"/{run_id}-part-00000.parquet") for k in keys)
+    total = 0
+    for key in keys:
+        frame = pl.read_parquet(io.BytesIO(store.get_bytes(bucket, key)))
+        company, month = (p.split("=", 1)[1] for p in key.split("/")[1:3])
+        assert set(frame["company"]) == {company}
+        assert {d[:7] for d in frame["date"]} == {month}
+        assert frame["lineage_run_id"].unique().to_list() == [run_id]
+        total += frame.height
+    assert total == rows
+    return keys
+
+
+def test_a_tweet_met_again_under_another_company_gains_it_in_the_curated_document(pipeline, repo):
+    pub, ingestor, stager, curator, curated = pipeline
+    run_id = f"h-{uuid.uuid4().hex[:8]}"
+    event = IngestRequested(run_id=run_id, request=GeneratedSource(rows=4000, seed=23))
+    run_all(pub, ingestor, stager, curator, event)
+    with repo.conn.cursor() as cur:
+        cur.execute(
+            "SELECT tc.twitter_id, GROUP_CONCAT(tc.company ORDER BY tc.company SEPARATOR ',')"
+            " FROM tweet_companies tc JOIN tweets t ON t.twitter_id = tc.twitter_id"
+            " WHERE t.run_id = %s GROUP BY tc.twitter_id HAVING COUNT(*) > 1",
+            (run_id,),
+        )
+        linked = {str(tid): comps.split(",") for tid, comps in cur.fetchall()}
+    repo.conn.commit()
+    assert len(linked) >= 5  # the generator catches ~1% of tweets under a second company
+    docs = {d["_id"]: d["companies"] for d in curated.tweets.find({"_id": {"$in": list(linked)}})}
+    assert docs == linked
+
+
+def test_a_finalisation_cut_short_after_recording_its_files_only_finishes_the_cleanup(
+    pipeline, repo, store, settings
+):
+    pub, ingestor, stager, curator, _ = pipeline
+    run_id = f"h-{uuid.uuid4().hex[:8]}"
+    run_all(
+        pub, ingestor, stager, curator, IngestRequested(run_id=run_id, request=GeneratedSource(rows=1500))
+    )
+    keys = assert_compacted(store, settings, run_id, repo.run_counts(run_id)["staged_rows"])
+    # as if the finaliser had died between recording the compacted files and deleting the parts
+    leftover = f"_chunks/run_id={run_id}/company=Apple/year_month=2020-09/chunk-00000.parquet"
+    store.put_bytes(settings.s3.curated_bucket, leftover, b"not read again")
+    assert curator.finalizer.compact(run_id) == keys
+    assert list(store.list_keys(settings.s3.curated_bucket, f"_chunks/run_id={run_id}/")) == []
+
+
+def test_replaying_every_event_changes_no_count_and_no_store(pipeline, repo, store, settings):
     pub, ingestor, stager, curator, curated = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
     event = IngestRequested(run_id=run_id, request=GeneratedSource(rows=1500, seed=5))
@@ -114,6 +167,8 @@ def test_replaying_every_event_changes_no_count_and_no_store(pipeline, repo):
     ingestor.handle(event)
     assert repo.run_counts(run_id) == before
     assert curated.tweets.count_documents({"lineage.run_id": run_id}) == docs
+    assert repo.run_status(run_id) == ("succeeded", None)
+    assert_compacted(store, settings, run_id, before["staged_rows"])  # replays after success add no part
 
 
 def test_reingesting_the_same_data_in_a_new_run_stages_nothing_new(pipeline, repo):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
@@ -41,41 +42,74 @@ class CuratedRepository:
         missing = [ix for ix in INDEXES if ix.document["name"] not in existing]
         return list(self.tweets.create_indexes(missing)) if missing else []
 
-    def write_chunk(self, run_id: str, chunk_id: int, docs: list[dict[str, Any]]) -> int:
+    def write_chunk(
+        self,
+        run_id: str,
+        chunk_id: int,
+        docs: list[dict[str, Any]] | Callable[[], Iterable[list[dict[str, Any]]]],
+    ) -> int:
         """Write one chunk's documents so that a replay leaves exactly one current document per tweet.
 
-        Every document of a chunk carries that chunk in ``lineage`` (staging gives each tweet to
-        exactly one chunk, the first to stage it). Fast path: one unordered insert. If some already
-        exist, the chunk was written before (a replay, or an attempt cut short): its documents are
-        deleted by lineage and inserted again, so the result equals an upsert.
+        ``docs``: the documents, or a function giving them in batches (called again for a second
+        pass, so a chunk is never held in memory whole). Every document of a chunk carries that
+        chunk in ``lineage`` (staging gives each tweet to exactly one chunk, the first to stage it).
+        Fast path: unordered inserts. If some already exist, the chunk was written before (a replay,
+        or an attempt cut short): its documents are deleted by lineage and inserted again, so the
+        result equals an upsert.
 
-        Not a ``ReplaceOne`` per document: FerretDB 1.24's SQLite backend finds ``_id`` by scanning
-        the collection (its pushed-down expression does not match the ``_id`` index), and it keeps a
-        connection per statement of an update command until the command ends, out of a pool of 100,
-        so a bulk of ~100 replacements never returns. docs/decisions.md has the measurements.
+        Not a ``ReplaceOne`` per document: FerretDB 1.24's SQLite backend keeps a connection per
+        statement of an update command until the command ends, out of a pool of 100, so a bulk of
+        ~100 replacements never returns. docs/decisions.md has the measurements.
         """
-        if not docs:
-            return 0
-        foreign = [
-            d["_id"] for d in docs if d["lineage"]["run_id"] != run_id or d["lineage"]["chunk_id"] != chunk_id
-        ]
-        if foreign:
-            raise ValueError(f"{len(foreign)} documents do not belong to chunk {chunk_id} of {run_id}")
-        try:
-            self.tweets.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            self._raise_unless_duplicates(exc)
-            self.tweets.delete_many({"lineage.run_id": run_id, "lineage.chunk_id": chunk_id})
+        batches = (lambda: [docs]) if isinstance(docs, list) else docs
+        written = self._insert_batches(run_id, chunk_id, batches(), replay=False)
+        if written is not None:
+            return written
+        self.tweets.delete_many({"lineage.run_id": run_id, "lineage.chunk_id": chunk_id})
+        written = self._insert_batches(run_id, chunk_id, batches(), replay=True)
+        assert written is not None
+        return written
+
+    def _insert_batches(
+        self, run_id: str, chunk_id: int, batches: Iterable[list[dict[str, Any]]], replay: bool
+    ) -> int | None:
+        """Insert every batch; ``None`` when a document exists already (first pass only)."""
+        written = 0
+        for batch in batches:
+            if not batch:
+                continue
+            foreign = [
+                d["_id"]
+                for d in batch
+                if d["lineage"]["run_id"] != run_id or d["lineage"]["chunk_id"] != chunk_id
+            ]
+            if foreign:
+                raise ValueError(f"{len(foreign)} documents do not belong to chunk {chunk_id} of {run_id}")
             try:
-                self.tweets.insert_many(docs, ordered=False)
-            except BulkWriteError as again:
-                self._raise_unless_duplicates(again)
-                taken = [docs[e["index"]]["_id"] for e in again.details.get("writeErrors", [])]
+                self.tweets.insert_many(batch, ordered=False)
+            except BulkWriteError as exc:
+                self._raise_unless_duplicates(exc)
+                if not replay:
+                    return None
+                taken = [batch[e["index"]]["_id"] for e in exc.details.get("writeErrors", [])]
                 raise ValueError(
                     f"{len(taken)} tweets of chunk {chunk_id} of {run_id} are stored under another"
                     f" chunk's lineage (first: {taken[0]}); staging should have made them duplicates"
-                ) from again
-        return len(docs)
+                ) from exc
+            written += len(batch)
+        return written
+
+    def set_companies(self, companies: dict[int, list[str]], batch: int = 50) -> int:
+        """Set ``companies`` of existing documents; returns how many matched.
+
+        Batches of 50 updates: FerretDB 1.24 deadlocks on one update command of ~100 statements."""
+        ops = [
+            UpdateOne({"_id": str(tid)}, {"$set": {"companies": comps}}) for tid, comps in companies.items()
+        ]
+        matched = 0
+        for i in range(0, len(ops), batch):
+            matched += self.tweets.bulk_write(ops[i : i + batch], ordered=False).matched_count
+        return matched
 
     @staticmethod
     def _raise_unless_duplicates(exc: BulkWriteError) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -128,6 +129,65 @@ class StagingRepository:
             done = cur.rowcount > 0
         self.conn.commit()
         return done
+
+    def all_chunks_curated(self, run_id: str) -> bool:
+        """The run is still running, knows its chunk count, and every chunk is curated."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT 1 FROM runs WHERE run_id = %s AND status = 'running' AND total_chunks IS NOT NULL"
+                " AND total_chunks <= (SELECT COUNT(*) FROM chunk_progress"
+                "                      WHERE run_id = %s AND layer = 'curated')",
+                (run_id, run_id),
+            )
+            ready = cur.fetchone() is not None
+        self.conn.commit()
+        return ready
+
+    @contextlib.contextmanager
+    def run_lock(self, run_id: str) -> Iterator[bool]:
+        """A MySQL named lock on the run (yields whether it was obtained, without waiting).
+
+        Held by this connection: if the process dies, the server releases it, so a replica that
+        takes over the redelivered event can finalise the run."""
+        name = f"lake:finalize:{run_id}"[:64]
+        conn = self.conn
+        with conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+            row = cur.fetchone()
+        held = bool(row and row[0] == 1)
+        try:
+            yield held
+        finally:
+            if held and conn.open:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+                conn.commit()
+
+    def cross_linked_ids(self, run_id: str) -> list[int]:
+        """Tweets this run linked to a company although another chunk (or run) staged them first."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT tc.twitter_id FROM tweet_companies tc"
+                " JOIN tweets t ON t.twitter_id = tc.twitter_id"
+                " WHERE tc.run_id = %s AND (t.run_id <> tc.run_id OR t.chunk_id <> tc.chunk_id)"
+                " ORDER BY tc.twitter_id",
+                (run_id,),
+            )
+            ids = [int(r[0]) for r in cur.fetchall()]
+        self.conn.commit()
+        return ids
+
+    def curated_objects(self, run_id: str) -> list[str] | None:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT curated_objects FROM runs WHERE run_id = %s", (run_id,))
+            row = cur.fetchone()
+        self.conn.commit()
+        return None if row is None or row[0] is None else list(json.loads(row[0]))
+
+    def set_curated_objects(self, run_id: str, keys: list[str]) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute("UPDATE runs SET curated_objects = %s WHERE run_id = %s", (json.dumps(keys), run_id))
+        self.conn.commit()
 
     def record_chunk(
         self, run_id: str, layer: str, chunk_id: int, raw_key: str, started: datetime, **counts: int

@@ -1,6 +1,6 @@
 """Validate one raw record and clean it into a staged row, or say precisely why it is rejected.
 
-Rules (documented in docs/cleaning.md):
+Rules (documented in docs/pipeline.md, "Cleaning rules"):
 - the record has exactly the header's number of fields; every field is valid UTF-8;
 - ``twitter_id``: digits only, 1 … 2^63-1; ``created_at``: ``YYYY-MM-DD HH:MM:SS``, read as UTC;
 - ``followers``, ``friends``, ``retweet_count``: non-negative integers below 2^32;

@@ -1,0 +1,367 @@
+"""``make bench``: the pipeline end to end through the real local stack, at dataset scale.
+
+Generates ``--rows`` tweets once (cached under ``.lake/bench``; not timed), starts the services as
+separate processes (one ingestor, ``--replicas`` stagers and curators) on a namespace of their own
+(database, buckets and topics ``bench…``; the demo's data is not touched), requests a run of the
+file, and times it from the request to the run's success. It samples every service's RSS, then
+measures the bare limit of each stage's dominant operation on the same rows (S3 puts, MySQL's
+LOAD DATA, the tokenizer's batch encode, MongoDB's insert_many) and prints each stage's throughput
+as a share of it. The last stdout line is one JSON object. Results are recorded by hand in
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = Path(os.environ.get("LAKE_RUN_DIR", ".lake")) / "bench"
+NAMESPACE = {
+    "LAKE_MYSQL_DATABASE": "bigtech_bench",
+    "LAKE_MONGO_DATABASE": "bigtech_bench",
+    "LAKE_S3_RAW_BUCKET": "bench-raw",
+    "LAKE_S3_STAGING_BUCKET": "bench-staging",
+    "LAKE_S3_CURATED_BUCKET": "bench-curated",
+    "LAKE_ALLOWED_ROOTS": json.dumps([str(BENCH_DIR)]),
+    "LAKE_WORK_DIR": str(BENCH_DIR / "work"),
+    "LAKE_METRICS_PORT": "0",
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Services:
+    """The pipeline services as child processes, with their peak RSS sampled every 0.2 s."""
+
+    def __init__(self, log_dir: Path, replicas: int) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.peak: dict[str, float] = {}
+        self.started_rss: dict[str, float] = {}
+        self._stop = threading.Event()
+        names = ["ingestor"] + [f"{s}-{i}" for s in ("stager", "curator") for i in range(1, replicas + 1)]
+        for name in names:
+            module = "services." + name.split("-")[0]
+            log = (log_dir / f"{name}.log").open("wb")
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", module], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ
+            )
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for name, proc in self.procs.items():
+                self.peak[name] = max(self.peak.get(name, 0.0), rss_mb(proc.pid))
+            self._stop.wait(0.2)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Every service has joined its consumer group (its log says ``consuming``)."""
+        deadline = time.monotonic() + timeout
+        pending = set(self.procs)
+        while pending:
+            for name in list(pending):
+                if self.procs[name].poll() is not None:
+                    raise SystemExit(f"[bench] {name} exited at start; see {self.log_dir / name}.log")
+                if b'"consuming"' in (self.log_dir / f"{name}.log").read_bytes():
+                    pending.discard(name)
+                    self.started_rss[name] = rss_mb(self.procs[name].pid)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"[bench] {sorted(pending)} not consuming after {timeout}s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def peak_by_service(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, mb in self.peak.items():
+            svc = name.split("-")[0]
+            out[svc] = round(max(out.get(svc, 0.0), mb), 1)
+        return out
+
+
+def reset_namespace(settings: Any) -> None:
+    import pymongo
+
+    from lake.adapters.mysql import connect
+    from lake.adapters.objectstore import S3ObjectStore
+
+    with connect(settings.mysql, database=False, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
+    client.drop_database(settings.mongo.database)
+    client.close()
+    store = S3ObjectStore.from_settings(settings.s3)
+    for bucket in (settings.s3.raw_bucket, settings.s3.staging_bucket, settings.s3.curated_bucket):
+        store.ensure_bucket(bucket)
+        store.delete_prefix(bucket, "")
+
+
+def generated_file(rows: int, seed: int) -> Path:
+    from lake.transform.generate import write_csv
+
+    path = BENCH_DIR / f"generated-seed{seed}-rows{rows}.csv"
+    if not path.exists():
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        say(f"generating {rows:,} rows into {path} (once; not timed)")
+        tmp = path.with_suffix(".part")
+        with tmp.open("wb") as out:
+            write_csv(out, rows, seed)
+        tmp.replace(path)
+    return path
+
+
+def wait_for(settings: Any, run_id: str, rows: int, timeout: float) -> tuple[str, str | None]:
+    from lake.adapters.staging_repo import StagingRepository
+
+    repo = StagingRepository(settings.mysql)
+    deadline = time.monotonic() + timeout
+    last_print = 0.0
+    try:
+        while True:
+            status = repo.run_status(run_id)
+            now = time.monotonic()
+            if status is not None and status[0] != "running":
+                return status
+            if now - last_print >= 10:
+                c = repo.run_counts(run_id)
+                say(
+                    f"raw {c['raw_rows']:,}/{rows:,}  staged {c['staged_rows']:,}"
+                    f" (+{c['rejected_rows']:,} rejected, {c['duplicate_rows']:,} duplicates)"
+                    f"  curated {c['curated_docs']:,}"
+                )
+                last_print = now
+            if now > deadline:
+                raise SystemExit(f"[bench] run {run_id} not finished after {timeout}s")
+            time.sleep(0.25)
+    finally:
+        repo.close()
+
+
+def stage_windows(settings: Any, run_id: str, requested: datetime) -> dict[str, dict[str, float]]:
+    """Per stage: rows and seconds from its first chunk's start to its last chunk's end."""
+    from lake.adapters.staging_repo import StagingRepository
+
+    repo = StagingRepository(settings.mysql)
+    with repo.conn.cursor() as cur:
+        cur.execute(
+            "SELECT layer, MIN(started_at), MAX(finished_at), SUM(raw_rows), SUM(staged_rows),"
+            " SUM(curated_docs) FROM chunk_progress WHERE run_id = %s GROUP BY layer",
+            (run_id,),
+        )
+        rows = {r[0]: r[1:] for r in cur.fetchall()}
+        cur.execute("SELECT finished_at FROM runs WHERE run_id = %s", (run_id,))
+        run_end = cur.fetchone()[0]  # type: ignore[index]
+    repo.close()
+    start = requested.replace(tzinfo=None)
+    out: dict[str, dict[str, float]] = {}
+    raw = rows["raw"]
+    out["ingest"] = {"rows": int(raw[3]), "seconds": (raw[1] - start).total_seconds()}
+    staged = rows["staged"]
+    out["stage"] = {"rows": int(raw[3]), "seconds": (staged[1] - staged[0]).total_seconds()}
+    curated = rows["curated"]
+    out["curate"] = {"rows": int(curated[5]), "seconds": (curated[1] - curated[0]).total_seconds()}
+    out["finalize"] = {"rows": int(curated[5]), "seconds": (run_end - curated[1]).total_seconds()}
+    for v in out.values():
+        v["per_s"] = round(v["rows"] / v["seconds"], 1) if v["seconds"] > 0 else 0.0
+        v["seconds"] = round(v["seconds"], 2)
+    return out
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[str, float]]:
+    """Each stage's dominant operation alone, on rows of this run."""
+    import polars as pl
+    import pymongo
+
+    from lake.adapters.curated_repo import INDEXES
+    from lake.adapters.mysql import connect
+    from lake.adapters.objectstore import S3ObjectStore
+    from lake.transform.tokenize import load_tokenizer
+
+    out: dict[str, dict[str, float]] = {}
+    store = S3ObjectStore.from_settings(settings.s3)
+    size = csv_path.stat().st_size
+    secs = _timed(lambda: store.upload_file(settings.s3.raw_bucket, "bare/put.csv", csv_path))
+    out["s3_put"] = {"mb_per_s": round(size / 1e6 / secs, 1), "seconds": round(secs, 2)}
+    store.delete_prefix(settings.s3.raw_bucket, "bare/")
+
+    frames = []
+    got = 0
+    for obj in store.list_keys(settings.s3.staging_bucket, "tweets/"):
+        frames.append(pl.read_parquet(io.BytesIO(store.get_bytes(settings.s3.staging_bucket, obj["Key"]))))
+        got += frames[-1].height
+        if got >= sample:
+            break
+    staged = pl.concat(frames).head(sample)
+
+    tok = load_tokenizer(settings.pipeline.tokenizer, settings.pipeline.max_tokens)
+    texts = staged["clean_text"].to_list()
+    secs = _timed(lambda: tok.encode(texts))
+    out["tokenizer"] = {"rows_per_s": round(len(texts) / secs, 1), "rows": len(texts)}
+
+    cols = staged.columns
+    with tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False) as tmp:
+        staged.with_columns(
+            pl.col("created_at").dt.replace_time_zone(None).dt.strftime("%Y-%m-%d %H:%M:%S")
+        ).write_csv(tmp.name, include_header=False, null_value="NULL", quote_style="non_numeric")
+    with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS tweets_bare")
+        cur.execute("CREATE TABLE tweets_bare LIKE tweets")
+        cur.execute("ALTER TABLE tweets_bare MODIFY staged_at DATETIME(3) NULL")
+        sql = (
+            f"LOAD DATA LOCAL INFILE '{tmp.name}' INTO TABLE tweets_bare CHARACTER SET utf8mb4"
+            " FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY ''"
+            f" LINES TERMINATED BY '\\n' ({', '.join(cols)})"
+        )
+        secs = _timed(lambda: cur.execute(sql))
+        cur.execute("SELECT COUNT(*) FROM tweets_bare")
+        loaded = int(cur.fetchone()[0])  # type: ignore[index]
+        cur.execute("DROP TABLE tweets_bare")
+    os.unlink(tmp.name)
+    out["mysql_load_data"] = {"rows_per_s": round(loaded / secs, 1), "rows": loaded}
+
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url, tz_aware=True)
+    docs = list(client[settings.mongo.database][settings.mongo.collection].find().limit(min(sample, 20_000)))
+    bare = client[settings.mongo.database]["tweets_bare"]
+    bare.drop()
+    bare.create_indexes(INDEXES)
+    fresh = copy.deepcopy(docs)
+    secs = _timed(lambda: bare.insert_many(fresh, ordered=False))
+    bare.drop()
+    client.close()
+    out["mongo_insert_many"] = {"docs_per_s": round(len(docs) / secs, 1), "docs": len(docs)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_130_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--replicas", type=int, default=2, help="stagers and curators")
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--bare-sample", type=int, default=200_000, help="rows for the bare limits")
+    args = parser.parse_args(argv)
+
+    os.environ.update(NAMESPACE)
+    os.environ["LAKE_KAFKA_TOPIC_PREFIX"] = f"bench-{uuid.uuid4().hex[:6]}."
+    os.environ["LAKE_MAX_GENERATED_ROWS"] = str(max(args.rows, 1_130_000))
+    from lake.adapters.broker import Publisher, make_producer
+    from lake.cli import bootstrap
+    from lake.events import IngestRequested, PathSource
+    from lake.settings import get_settings
+
+    settings = get_settings()
+    csv_path = generated_file(args.rows, args.seed)
+    say("resetting the bench namespace (database, buckets bigtech_bench / bench-*)")
+    reset_namespace(settings)
+    bootstrap(settings)
+    log_dir = BENCH_DIR / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    services = Services(log_dir, args.replicas)
+    try:
+        services.wait_ready()
+        say(f"services consuming; logs in {log_dir}")
+        run_id = "bench-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        publisher = Publisher(make_producer(settings, "bench"), settings)
+        requested = datetime.now(UTC)
+        t0 = time.perf_counter()
+        publisher.publish(
+            IngestRequested(run_id=run_id, request=PathSource(path=str(csv_path)), requested_by="bench")
+        )
+        publisher.flush()
+        status, error = wait_for(settings, run_id, args.rows, args.timeout)
+        seconds = time.perf_counter() - t0
+        publisher.close()
+    finally:
+        services.stop()
+    if status != "succeeded":
+        say(f"run {run_id} {status}: {error}")
+        return 1
+    from lake.adapters.staging_repo import StagingRepository
+
+    repo = StagingRepository(settings.mysql)
+    counts = repo.run_counts(run_id)
+    repo.close()
+    stages = stage_windows(settings, run_id, requested)
+    say("measuring the bare limits on the same rows (services stopped)")
+    bare = bare_limits(settings, csv_path, args.bare_sample)
+    size_mb = csv_path.stat().st_size / 1e6
+    shares = {
+        "ingest": (size_mb / stages["ingest"]["seconds"]) / bare["s3_put"]["mb_per_s"],
+        "stage": stages["stage"]["per_s"] / bare["mysql_load_data"]["rows_per_s"],
+        "curate_vs_tokenizer": stages["curate"]["per_s"] / bare["tokenizer"]["rows_per_s"],
+        "curate_vs_mongo": stages["curate"]["per_s"] / bare["mongo_insert_many"]["docs_per_s"],
+    }
+    peak = services.peak_by_service()
+    print(f"run {run_id}: {args.rows:,} rows in {seconds:.1f} s ({args.rows / seconds:,.0f} tweets/s)")
+    print(f"counts: {json.dumps(counts)}")
+    print(f"{'stage':<10}{'rows':>12}{'seconds':>10}{'rows/s':>12}")
+    for name, s in stages.items():
+        print(f"{name:<10}{s['rows']:>12,.0f}{s['seconds']:>10.1f}{s['per_s']:>12,.0f}")
+    print("bare limits (same rows, services stopped):")
+    for name, b in bare.items():
+        print(f"  {name:<18} {json.dumps(b)}")
+    print("stage throughput as a share of its bare limit:")
+    for name, share in shares.items():
+        print(f"  {name:<22} {share:6.1%}")
+    print(f"peak RSS (MB, largest replica): {json.dumps(peak)}; at start: {json.dumps(services.started_rss)}")
+    print("record these figures in docs/benchmarks.md (machine size, ROWS, commit)")
+    summary = {
+        "rows": args.rows,
+        "seconds": round(seconds, 1),
+        "tweets_per_s": round(args.rows / seconds, 1),
+        "peak_rss_mb": peak,
+        "replicas": args.replicas,
+        "counts": counts,
+        "stages": stages,
+        "bare": bare,
+        "share_of_bare": {k: round(v, 3) for k, v in shares.items()},
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The curated layer as Parquet: one fixed schema, partitioned by company and month.
+
+A chunk's documents are first written as per-chunk part files under
+``_chunks/run_id=<run>/company=<c>/year_month=<YYYY-MM>/chunk-NNNNN.parquet``; when the run's last chunk
+is curated they are compacted into ``tweets/company=<c>/year_month=<YYYY-MM>/<run>-part-NNNNN.parquet``
+(``max_rows`` rows per file, so only a partition's last file of a run is smaller). Names are
+deterministic, so a replay overwrites instead of adding. The schema is fixed (not inferred per
+chunk), so every part of a partition concatenates without casts.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema(
+    [
+        ("twitter_id", pa.int64()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("date", pa.string()),
+        ("year", pa.int16()),
+        ("month", pa.int8()),
+        ("day_of_week", pa.int8()),
+        ("day_name", pa.string()),
+        ("hour", pa.int8()),
+        ("is_weekend", pa.bool_()),
+        ("company", pa.string()),
+        ("companies", pa.list_(pa.string())),
+        ("screenname", pa.string()),
+        ("username", pa.string()),
+        ("location", pa.string()),
+        ("followers", pa.int64()),
+        ("friends", pa.int64()),
+        ("retweet_count", pa.int64()),
+        ("text", pa.string()),
+        ("clean_text", pa.string()),
+        ("hashtags", pa.list_(pa.string())),
+        ("mentions", pa.list_(pa.string())),
+        ("urls", pa.list_(pa.string())),
+        ("emoji", pa.list_(pa.string())),
+        ("polarity", pa.float64()),
+        ("sentiment", pa.string()),
+        ("engagement", pa.float64()),
+        ("token_ids", pa.list_(pa.int32())),
+        ("token_count", pa.int16()),
+        ("tokenizer", pa.string()),
+        ("vocab_sha256", pa.string()),
+        ("lineage_run_id", pa.string()),
+        ("lineage_chunk_id", pa.int32()),
+        ("lineage_raw_key", pa.string()),
+        ("lineage_record_no", pa.int64()),
+    ]
+)
+COMPRESSION = "zstd"
+ROW_GROUP_ROWS = 50_000
+
+
+def chunk_prefix(run_id: str) -> str:
+    return f"_chunks/run_id={run_id}/"
+
+
+def chunk_part_key(run_id: str, company: str, month: str, chunk_id: int) -> str:
+    return f"{chunk_prefix(run_id)}company={company}/year_month={month}/chunk-{chunk_id:05d}.parquet"
+
+
+def final_key(company: str, month: str, run_id: str, part: int) -> str:
+    return f"tweets/company={company}/year_month={month}/{run_id}-part-{part:05d}.parquet"
+
+
+def partition_of_key(key: str) -> tuple[str, str]:
+    """``(company, month)`` of a per-chunk part key."""
+    fields = dict(p.split("=", 1) for p in key.split("/") if "=" in p)
+    return fields["company"], fields["year_month"]
+
+
+def flat_row(doc: dict[str, Any]) -> dict[str, Any]:
+    """A curated document as one Parquet row (tokens and lineage flattened)."""
+    row = {k: v for k, v in doc.items() if k not in ("_id", "tokens", "lineage")}
+    row["twitter_id"] = int(doc["_id"])
+    row["token_ids"] = doc["tokens"]["ids"]
+    row["token_count"] = doc["tokens"]["count"]
+    row["tokenizer"] = doc["tokens"]["tokenizer"]
+    row["vocab_sha256"] = doc["tokens"]["vocab_sha256"]
+    row.update({f"lineage_{k}": v for k, v in doc["lineage"].items()})
+    return row
+
+
+def partitions(docs: Iterable[dict[str, Any]]) -> dict[tuple[str, str], pa.Table]:
+    """The documents grouped by (company, month) as tables of :data:`SCHEMA`."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for d in docs:
+        groups[d["company"], d["date"][:7]].append(flat_row(d))
+    return {part: pa.Table.from_pylist(rows, schema=SCHEMA) for part, rows in sorted(groups.items())}
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression=COMPRESSION)
+    return buf.getvalue()
+
+
+def compact(
+    sources: Sequence[bytes | Callable[[], bytes]],
+    max_rows: int,
+    upload: Callable[[int, Path], None],
+    tmp_dir: Path | None = None,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> list[int]:
+    """Concatenate Parquet parts into files of at most ``max_rows`` rows, streaming.
+
+    ``sources`` are part files (bytes, or callables returning them, read one at a time); each output
+    file is written to a temporary file and handed to ``upload(part_number, path)``. Memory holds at
+    most one row group (``row_group_rows``) plus one source part, whatever the partition's size.
+    Returns the rows of each output file.
+    """
+    written: list[int] = []
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
+        path = Path(tmp) / "part.parquet"
+        writer: pq.ParquetWriter | None = None
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        rows_in_file = 0
+
+        def flush_group() -> None:
+            nonlocal writer, pending, pending_rows
+            if not pending_rows:
+                return
+            if writer is None:
+                writer = pq.ParquetWriter(path, SCHEMA, compression=COMPRESSION)
+            writer.write_table(pa.concat_tables(pending), row_group_size=pending_rows)
+            pending, pending_rows = [], 0
+
+        def close_file() -> None:
+            nonlocal writer, rows_in_file
+            flush_group()
+            if writer is not None:
+                writer.close()
+                upload(len(written), path)
+                written.append(rows_in_file)
+                writer, rows_in_file = None, 0
+
+        for source in sources:
+            data = source() if callable(source) else source
+            table = pq.read_table(io.BytesIO(data), schema=SCHEMA)
+            offset = 0
+            while offset < table.num_rows:
+                take = min(max_rows - rows_in_file, row_group_rows - pending_rows, table.num_rows - offset)
+                pending.append(table.slice(offset, take))
+                pending_rows += take
+                rows_in_file += take
+                offset += take
+                if rows_in_file >= max_rows:
+                    close_file()
+                elif pending_rows >= row_group_rows:
+                    flush_group()
+        close_file()
+    return written

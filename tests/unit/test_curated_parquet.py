@@ -1,0 +1,81 @@
+"""Curated Parquet: fixed schema, partition keys, streaming compaction into bounded files."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from lake.transform import curated_parquet as cp
+from lake.transform.enrich import curated_document
+
+
+def _docs(n: int, start: int = 0, company: str = "Apple") -> list[dict[str, Any]]:
+    meta = {"tokenizer": "bert-base-uncased", "vocab_sha256": "abc"}
+    out = []
+    for i in range(start, start + n):
+        row = {
+            "twitter_id": 1_300_000_000_000_000_000 + i,
+            "created_at": datetime(2020, 9, 1 + i % 28, 12, tzinfo=UTC),
+            "company": company,
+            "screenname": "s",
+            "username": "u",
+            "location": None,
+            "followers": i,
+            "friends": 1,
+            "retweet_count": 0,
+            "text": f"#{company} tweet {i} 🔥",
+            "clean_text": f"{company} tweet {i} fire",
+            "polarity": 0.5,
+            "sentiment": "positive",
+            "run_id": "r1",
+            "chunk_id": 0,
+            "raw_key": "runs/r1/x.csv",
+            "record_no": i + 1,
+        }
+        out.append(curated_document(row, [101, i % 30000, 102], [company], meta))
+    return out
+
+
+def test_documents_become_partitions_of_the_fixed_schema():
+    tables = cp.partitions(_docs(3) + _docs(2, 10, "Tesla"))
+    assert sorted(tables) == [("Apple", "2020-09"), ("Tesla", "2020-09")]
+    apple = tables["Apple", "2020-09"]
+    assert apple.schema == cp.SCHEMA and apple.num_rows == 3
+    assert apple.column("twitter_id").to_pylist()[0] == 1_300_000_000_000_000_000
+    assert apple.column("token_ids").to_pylist()[1] == [101, 1, 102]
+    assert apple.column("location").null_count == 3
+
+
+def test_part_keys_are_deterministic_and_carry_the_partition():
+    key = cp.chunk_part_key("r1", "Apple", "2020-09", 7)
+    assert key == "_chunks/run_id=r1/company=Apple/year_month=2020-09/chunk-00007.parquet"
+    assert cp.partition_of_key(key) == ("Apple", "2020-09")
+    assert (
+        cp.final_key("Apple", "2020-09", "r1", 2)
+        == "tweets/company=Apple/year_month=2020-09/r1-part-00002.parquet"
+    )
+
+
+def test_compaction_streams_parts_into_files_of_at_most_max_rows(tmp_path: Path):
+    sources = [
+        cp.table_bytes(cp.partitions(_docs(n, start))["Apple", "2020-09"])
+        for n, start in ((700, 0), (500, 700), (900, 1200))
+    ]
+    uploaded: dict[int, list[int]] = {}
+
+    def upload(n: int, path: Path) -> None:
+        pf = pq.ParquetFile(path)
+        assert pf.schema_arrow == cp.SCHEMA
+        uploaded[n] = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+        ids = pf.read(columns=["twitter_id"]).column(0).to_pylist()
+        assert ids == sorted(ids)  # order of the parts kept
+
+    rows = cp.compact(sources, max_rows=1000, upload=upload, tmp_dir=tmp_path, row_group_rows=400)
+    assert rows == [1000, 1000, 100]
+    assert uploaded == {0: [400, 400, 200], 1: [400, 400, 200], 2: [100]}
+    assert list(tmp_path.iterdir()) == []  # temporary files removed
+
+
+def test_compaction_of_nothing_writes_nothing(tmp_path: Path):
+    assert cp.compact([], 10, lambda n, p: None, tmp_path) == []
