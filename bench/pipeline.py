@@ -153,6 +153,7 @@ def wait_for(settings: Any, run_id: str, rows: int, timeout: float) -> tuple[str
     repo = StagingRepository(settings.mysql)
     deadline = time.monotonic() + timeout
     last_print = 0.0
+    t0 = time.monotonic()
     try:
         while True:
             status = repo.run_status(run_id)
@@ -162,7 +163,7 @@ def wait_for(settings: Any, run_id: str, rows: int, timeout: float) -> tuple[str
             if now - last_print >= 10:
                 c = repo.run_counts(run_id)
                 say(
-                    f"raw {c['raw_rows']:,}/{rows:,}  staged {c['staged_rows']:,}"
+                    f"{now - t0:5.0f}s  raw {c['raw_rows']:,}/{rows:,}  staged {c['staged_rows']:,}"
                     f" (+{c['rejected_rows']:,} rejected, {c['duplicate_rows']:,} duplicates)"
                     f"  curated {c['curated_docs']:,}"
                 )
@@ -192,12 +193,12 @@ def stage_windows(settings: Any, run_id: str, requested: datetime) -> dict[str, 
     start = requested.replace(tzinfo=None)
     out: dict[str, dict[str, float]] = {}
     raw = rows["raw"]
-    out["ingest"] = {"rows": int(raw[3]), "seconds": (raw[1] - start).total_seconds()}
+    out["ingest"] = {"rows": int(raw[2]), "seconds": (raw[1] - start).total_seconds()}
     staged = rows["staged"]
-    out["stage"] = {"rows": int(raw[3]), "seconds": (staged[1] - staged[0]).total_seconds()}
+    out["stage"] = {"rows": int(raw[2]), "seconds": (staged[1] - staged[0]).total_seconds()}
     curated = rows["curated"]
-    out["curate"] = {"rows": int(curated[5]), "seconds": (curated[1] - curated[0]).total_seconds()}
-    out["finalize"] = {"rows": int(curated[5]), "seconds": (run_end - curated[1]).total_seconds()}
+    out["curate"] = {"rows": int(curated[4]), "seconds": (curated[1] - curated[0]).total_seconds()}
+    out["finalize"] = {"rows": int(curated[4]), "seconds": (run_end - curated[1]).total_seconds()}
     for v in out.values():
         v["per_s"] = round(v["rows"] / v["seconds"], 1) if v["seconds"] > 0 else 0.0
         v["seconds"] = round(v["seconds"], 2)
@@ -215,7 +216,7 @@ def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[st
     import polars as pl
     import pymongo
 
-    from lake.adapters.curated_repo import INDEXES
+    from lake.adapters.curated_repo import CuratedRepository
     from lake.adapters.mysql import connect
     from lake.adapters.objectstore import S3ObjectStore
     from lake.transform.tokenize import load_tokenizer
@@ -266,7 +267,9 @@ def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[st
     docs = list(client[settings.mongo.database][settings.mongo.collection].find().limit(min(sample, 20_000)))
     bare = client[settings.mongo.database]["tweets_bare"]
     bare.drop()
-    bare.create_indexes(INDEXES)
+    indexes = CuratedRepository(client, settings.mongo).wanted_indexes()  # what the curator writes to
+    if indexes:
+        bare.create_indexes(indexes)
     fresh = copy.deepcopy(docs)
     secs = _timed(lambda: bare.insert_many(fresh, ordered=False))
     bare.drop()

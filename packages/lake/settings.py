@@ -58,6 +58,10 @@ class MongoSettings(BaseSettings):
     url: str = Field(default="mongodb://127.0.0.1:27027/", description="MongoDB connection string")
     database: str = Field(default="bigtech_db", description="MongoDB database of the curated layer")
     collection: str = Field(default="tweets", description="MongoDB collection of curated tweets")
+    secondary_indexes: Literal["auto", "all", "none"] = Field(
+        default="auto",
+        description="curated query indexes: auto = all, except on FerretDB (which never uses them)",
+    )
 
 
 class PipelineSettings(BaseSettings):

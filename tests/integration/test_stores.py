@@ -8,7 +8,7 @@ import pymongo
 import pytest
 
 from lake.adapters.broker import admin, all_topics
-from lake.adapters.curated_repo import CuratedRepository
+from lake.adapters.curated_repo import INDEXES, CuratedRepository
 from lake.adapters.mysql import connect, migrate
 from lake.adapters.objectstore import S3ObjectStore
 from lake.cli import bootstrap
@@ -108,4 +108,24 @@ def test_a_lookup_by_id_uses_the_id_index(settings: Settings):
         assert repo.tweets.find_one({"_id": "1288888888888888888"}) is not None
     finally:
         client[settings.mongo.database][settings.mongo.collection].delete_many({"lineage.run_id": "run-x"})
+        client.close()
+
+
+def test_query_indexes_follow_the_setting_and_auto_skips_them_on_ferretdb(settings: Settings):
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
+    cfg = settings.mongo.model_copy(update={"collection": "index_probe"})
+    try:
+        client[cfg.database].drop_collection(cfg.collection)
+        client[cfg.database][cfg.collection].insert_one({"_id": "x"})
+        names = lambda: {ix["name"] for ix in client[cfg.database][cfg.collection].list_indexes()}  # noqa: E731
+        everything = {ix.document["name"] for ix in INDEXES}
+        repo = CuratedRepository(client, cfg.model_copy(update={"secondary_indexes": "all"}))
+        assert set(repo.ensure_indexes()) == everything and names() == everything | {"_id_"}
+        repo = CuratedRepository(client, cfg.model_copy(update={"secondary_indexes": "none"}))
+        assert repo.ensure_indexes() == [] and names() == {"_id_"}
+        auto = CuratedRepository(client, cfg)
+        on_ferretdb = "ferretdbVersion" in client.admin.command("buildInfo")
+        assert {ix.document["name"] for ix in auto.wanted_indexes()} == (set() if on_ferretdb else everything)
+    finally:
+        client[cfg.database].drop_collection(cfg.collection)
         client.close()

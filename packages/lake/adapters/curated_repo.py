@@ -30,16 +30,37 @@ def make_client(cfg: MongoSettings) -> MongoClient[dict[str, Any]]:
 class CuratedRepository:
     def __init__(self, client: MongoClient[dict[str, Any]], cfg: MongoSettings) -> None:
         self.client = client
+        self.cfg = cfg
         self.tweets: Collection[dict[str, Any]] = client[cfg.database][cfg.collection]
 
+    def wanted_indexes(self) -> list[IndexModel]:
+        """The query indexes for this server.
+
+        FerretDB 1.24 passes only an ``{_id: …}`` filter down to its storage (its SQLite backend's
+        ``collection.go``); every other filter and sort runs in FerretDB over all documents, so a
+        secondary index there is never read, and it cost 35% of the curator's insert throughput
+        (docs/benchmarks.md). ``auto`` creates them on MongoDB and skips them on FerretDB."""
+        mode = self.cfg.secondary_indexes
+        if mode == "auto":
+            info = self.client.admin.command("buildInfo")
+            mode = "none" if "ferretdbVersion" in info else "all"
+        return list(INDEXES) if mode == "all" else []
+
     def ensure_indexes(self) -> list[str]:
-        """Create the indexes that do not exist yet; return the names created.
+        """Converge the collection's query indexes to :meth:`wanted_indexes`; return those created.
 
         Only the missing ones are sent: FerretDB 1.24 panics (and drops the connection) on a
-        ``createIndexes`` whose indexes all exist already, where MongoDB answers with a no-op.
+        ``createIndexes`` whose indexes all exist already, where MongoDB answers with a no-op. Our
+        indexes that are not wanted on this server are dropped.
         """
+        wanted = self.wanted_indexes()
         existing = {ix["name"] for ix in self.tweets.list_indexes()}
-        missing = [ix for ix in INDEXES if ix.document["name"] not in existing]
+        names = {ix.document["name"] for ix in wanted}
+        for ix in INDEXES:
+            name = ix.document["name"]
+            if name in existing and name not in names:
+                self.tweets.drop_index(name)
+        missing = [ix for ix in wanted if ix.document["name"] not in existing]
         return list(self.tweets.create_indexes(missing)) if missing else []
 
     def write_chunk(
