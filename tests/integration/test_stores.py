@@ -117,7 +117,10 @@ def test_query_indexes_follow_the_setting_and_auto_skips_them_on_ferretdb(settin
     try:
         client[cfg.database].drop_collection(cfg.collection)
         client[cfg.database][cfg.collection].insert_one({"_id": "x"})
-        names = lambda: {ix["name"] for ix in client[cfg.database][cfg.collection].list_indexes()}  # noqa: E731
+
+        def names() -> set[str]:
+            return {ix["name"] for ix in client[cfg.database][cfg.collection].list_indexes()}
+
         everything = {ix.document["name"] for ix in INDEXES}
         repo = CuratedRepository(client, cfg.model_copy(update={"secondary_indexes": "all"}))
         assert set(repo.ensure_indexes()) == everything and names() == everything | {"_id_"}
