@@ -115,3 +115,32 @@ def test_two_replicas_staging_overlapping_chunks_at_once_count_exactly(settings:
     staged = results[0][3] + results[1][3]
     duplicates = results[0][2] + results[1][2]
     assert staged == 3000 and duplicates == 1000
+
+
+def test_bulk_load_keeps_escapes_verbatim_and_refuses_values_the_server_would_change(settings: Settings):
+    repo = StagingRepository(settings.mysql)
+    run_id = f"esc-{uuid.uuid4().hex[:6]}"
+    try:
+        [tid] = new_ids(1)
+        row = rows([tid], run_id=run_id)[0]
+        row.update(text="tab\there\nnew line \\N back\\slash \r and NUL\x00 😀", location="\\N")
+        repo.stage_chunk(run_id, 0, "k", 1, [row], [(tid, "Apple", 1)], [], {tid: ["x"]}, datetime.now(UTC))
+        with repo.conn.cursor() as cur:
+            cur.execute("SELECT text, location FROM tweets WHERE twitter_id = %s", (tid,))
+            assert cur.fetchone() == (row["text"], "\\N")
+        repo.conn.commit()
+        [other] = new_ids(1)
+        bad = rows([other], run_id=run_id)[0] | {"location": "x" * 300}  # over VARCHAR(255)
+        try:
+            repo.stage_chunk(run_id, 1, "k", 1, [bad], [(other, "Apple", 1)], [], {}, datetime.now(UTC))
+        except ValueError as exc:
+            assert "values changed by the server" in str(exc)
+        else:
+            raise AssertionError("a truncated value was accepted")
+        repo.conn.rollback()
+        with repo.conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM tweets WHERE twitter_id = %s", (other,))
+            assert cur.fetchone() == (0,)
+        repo.conn.commit()
+    finally:
+        repo.close()
