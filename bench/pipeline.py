@@ -58,6 +58,25 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def server_pids() -> dict[str, int]:
+    """The local stack's servers (their PID files under the run folder)."""
+    out = {}
+    for name in ("kafka", "mariadb", "ferretdb", "s3"):
+        pid_file = Path(os.environ.get("LAKE_RUN_DIR", ".lake")) / "pids" / f"{name}.pid"
+        if pid_file.exists():
+            out[name] = int(pid_file.read_text().split()[0])
+    return out
+
+
 class Services:
     """The pipeline services as child processes, with their peak RSS sampled every 0.2 s."""
 
@@ -107,6 +126,11 @@ class Services:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of every service process and local server, by name."""
+        pids = {name: proc.pid for name, proc in self.procs.items()} | server_pids()
+        return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
     def peak_by_service(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -308,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"services consuming; logs in {log_dir}")
         run_id = "bench-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         publisher = Publisher(make_producer(settings, "bench"), settings)
+        cpu_before = services.cpu()
         requested = datetime.now(UTC)
         t0 = time.perf_counter()
         publisher.publish(
@@ -316,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         publisher.flush()
         status, error = wait_for(settings, run_id, args.rows, args.timeout)
         seconds = time.perf_counter() - t0
+        cpu_used = {name: round(v - cpu_before.get(name, 0.0), 1) for name, v in services.cpu().items()}
         publisher.close()
     finally:
         services.stop()
@@ -349,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     print("stage throughput as a share of its bare limit:")
     for name, share in shares.items():
         print(f"  {name:<22} {share:6.1%}")
+    cores = os.cpu_count() or 1
+    print(f"CPU seconds in the run ({cores} cores = {cores * seconds:.0f} s): {json.dumps(cpu_used)}")
     print(f"peak RSS (MB, largest replica): {json.dumps(peak)}; at start: {json.dumps(services.started_rss)}")
     print("record these figures in docs/benchmarks.md (machine size, ROWS, commit)")
     summary = {
@@ -361,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": stages,
         "bare": bare,
         "share_of_bare": {k: round(v, 3) for k, v in shares.items()},
+        "cpu_seconds": cpu_used,
     }
     print(json.dumps(summary))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import polars as pl
@@ -204,3 +205,63 @@ def test_a_chunk_whose_bytes_changed_is_refused_by_checksum(pipeline):
     tampered = raw.model_copy(update={"sha256": "0" * 64})
     with pytest.raises(PermanentError, match="checksum"):
         stager.handle(tampered)
+
+
+def _with_roots(curator_pipeline: Any, roots: list[str]) -> Ingestor:
+    _, ingestor, *_ = curator_pipeline
+    pipeline_cfg = ingestor.settings.pipeline.model_copy(update={"allowed_roots": [Path(r) for r in roots]})
+    settings = ingestor.settings.model_copy(update={"pipeline": pipeline_cfg})
+    return Ingestor(settings, ingestor.store, ingestor.repo, ingestor.publisher)
+
+
+def test_a_kaggle_shaped_folder_is_read_whole_with_its_subfolder_file_kept_byte_for_byte(
+    pipeline, repo, store, settings, tmp_path
+):
+    from lake.transform.generate import write_csv
+
+    pub, _, stager, curator, _ = pipeline
+    sub = tmp_path / "Bigtech - 12-07-2020 till 19-09-2020"
+    sub.mkdir()
+    files = {
+        "Bigtech - 20-09-2020 till 13-10-2020.csv": tmp_path / "Bigtech - 20-09-2020 till 13-10-2020.csv",
+        f"{sub.name}/{sub.name}.csv": sub / f"{sub.name}.csv",
+    }
+    for seed, path in enumerate(files.values()):
+        with path.open("wb") as out:
+            write_csv(out, 900, seed=100 + seed)
+    ingestor = _with_roots(pipeline, [str(tmp_path)])
+    run_id = f"h-{uuid.uuid4().hex[:8]}"
+    run_all(
+        pub, ingestor, stager, curator, IngestRequested(run_id=run_id, request=PathSource(path=str(tmp_path)))
+    )
+    counts = repo.run_counts(run_id)
+    assert counts["raw_rows"] == 1800
+    assert counts["raw_rows"] == counts["staged_rows"] + counts["rejected_rows"] + counts["duplicate_rows"]
+    assert repo.run_status(run_id) == ("succeeded", None)
+    for name, path in files.items():
+        assert store.get_bytes(settings.s3.raw_bucket, f"runs/{run_id}/{name}") == path.read_bytes()
+
+
+def test_an_s3_prefix_under_an_allowed_root_is_ingested_and_one_outside_is_refused(
+    pipeline, repo, store, settings
+):
+    from lake.transform.generate import write_csv
+
+    pub, _, stager, curator, _ = pipeline
+    buf = io.BytesIO()
+    write_csv(buf, 700, seed=31)
+    prefix = f"incoming-{uuid.uuid4().hex[:6]}"
+    store.put_bytes(settings.s3.raw_bucket, f"{prefix}/day1/tweets.csv", buf.getvalue())
+    ingestor = _with_roots(pipeline, [f"s3://{settings.s3.raw_bucket}/{prefix}"])
+    run_id = f"h-{uuid.uuid4().hex[:8]}"
+    uri = f"s3://{settings.s3.raw_bucket}/{prefix}/"
+    run_all(pub, ingestor, stager, curator, IngestRequested(run_id=run_id, request=PathSource(path=uri)))
+    assert repo.run_counts(run_id)["raw_rows"] == 700
+    assert store.get_bytes(settings.s3.raw_bucket, f"runs/{run_id}/day1/tweets.csv") == buf.getvalue()
+    with pytest.raises(PermanentError, match="not under an allowed s3:// root"):
+        ingestor.handle(
+            IngestRequested(
+                run_id=f"h-{uuid.uuid4().hex[:8]}",
+                request=PathSource(path=f"s3://{settings.s3.raw_bucket}/other/"),
+            )
+        )
