@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from lake.settings import Settings, get_settings
 from services.gateway import errors
-from services.gateway.routes import health, runs, stats
+from services.gateway.routes import curated, health, pipeline, raw, runs, staging, stats
 from services.gateway.stores import open_stores
 
 DESCRIPTION = """
@@ -61,6 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for module in (health, stats, runs):
+    for module in (health, stats, raw, staging, curated, runs, pipeline):
         app.include_router(module.router)
     return app

@@ -12,7 +12,7 @@ import aiomysql
 from kafka import KafkaAdminClient
 from pymongo import AsyncMongoClient
 
-from lake.adapters.objectstore import client_config
+from lake.adapters.objectstore import S3ObjectStore, client_config
 from lake.settings import Settings
 
 
@@ -22,6 +22,7 @@ class Stores:
     mysql: aiomysql.Pool
     mongo: AsyncMongoClient[dict[str, Any]]
     s3: Any
+    s3_sync: S3ObjectStore  # streaming reads parsed by the pipeline's own CSV reader, in a thread
     _kafka: KafkaAdminClient | None = None
 
     @property
@@ -80,6 +81,6 @@ async def open_stores(settings: Settings, stack: AsyncExitStack) -> Stores:
             config=client_config(),
         )
     )
-    stores = Stores(settings, pool, mongo, s3)
+    stores = Stores(settings, pool, mongo, s3, S3ObjectStore.from_settings(settings.s3))
     stack.push_async_callback(stores.close_kafka)
     return stores

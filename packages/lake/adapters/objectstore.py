@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,9 +81,22 @@ class S3ObjectStore:
         data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         return data
 
-    def open_stream(self, bucket: str, key: str) -> io.BufferedReader:
+    def iter_lines(self, bucket: str, key: str, chunk_size: int = 1 << 16) -> Generator[bytes, None, None]:
+        """The object's lines, split on ``\\n`` only (each keeps it), streamed: the body is read in
+        chunks and closed when the generator is closed or exhausted. (botocore's ``iter_lines``
+        also splits on ``\\r`` and other separators, which can sit inside a quoted CSV field.)"""
         body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
-        return io.BufferedReader(body._raw_stream, buffer_size=1 << 20)
+        try:
+            rest = b""
+            for chunk in body.iter_chunks(chunk_size):
+                parts = (rest + chunk).split(b"\n")
+                rest = parts.pop()
+                for part in parts:
+                    yield part + b"\n"
+            if rest:
+                yield rest
+        finally:
+            body.close()
 
     def list_keys(self, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("list_objects_v2")

@@ -79,7 +79,7 @@ async def start_run(
         elif isinstance(request, PathSource):
             check_allowed(request.path, settings.pipeline.allowed_roots)
     except SourceRefused as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        raise HTTPException(422, str(exc)) from exc
     assert isinstance(request, GeneratedSource | PathSource | KaggleSource)
     run_id = new_run_id()
     await asyncio.to_thread(

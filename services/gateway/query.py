@@ -1,0 +1,205 @@
+"""Filters, sorting and cursors shared by ``/staging`` and ``/curated``: validated once, then turned
+into SQL with bound parameters only, or into a MongoDB filter built from known fields only."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import HTTPException, Query
+
+from lake.schema import SENTIMENTS
+
+MAX_LIMIT = 1000
+COMPANY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.&-]{0,63}$"
+HASHTAG_PATTERN = r"^#?\w{1,100}$"
+Sort = Literal["-created_at", "created_at"]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the previous page ended: the last item's ``created_at`` and ``twitter_id``."""
+
+    created_at: datetime
+    twitter_id: int
+
+    def encode(self) -> str:
+        raw = json.dumps({"t": self.created_at.isoformat(), "i": str(self.twitter_id)}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def decode(token: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            data = json.loads(raw)
+            created = datetime.fromisoformat(data["t"])
+            created = created if created.tzinfo else created.replace(tzinfo=UTC)
+            return Cursor(created.astimezone(UTC), int(data["i"]))
+        except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise HTTPException(
+                422, "cursor: not a cursor this API returned"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class TweetQuery:
+    start_date: date | None
+    end_date: date | None
+    sentiment: str | None
+    company: str | None
+    hashtag: str | None
+    q: str | None
+    min_followers: int | None
+    sort: Sort
+    limit: int
+    cursor: Cursor | None
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+    @property
+    def start(self) -> datetime | None:
+        return None if self.start_date is None else datetime.combine(self.start_date, time(), UTC)
+
+    @property
+    def end_exclusive(self) -> datetime | None:
+        """The day after ``end_date`` at midnight: ``end_date`` is inclusive."""
+        if self.end_date is None:
+            return None
+        return datetime.combine(self.end_date + timedelta(days=1), time(), UTC)
+
+    # --- MySQL --------------------------------------------------------------------------------
+    def sql_where(self, alias: str = "t") -> tuple[str, list[Any]]:
+        """A WHERE clause over ``tweets AS alias`` and its bound parameters (never interpolated)."""
+        parts: list[str] = []
+        args: list[Any] = []
+        if self.start is not None:
+            parts.append(f"{alias}.created_at >= %s")
+            args.append(self.start.replace(tzinfo=None))
+        if self.end_exclusive is not None:
+            parts.append(f"{alias}.created_at < %s")
+            args.append(self.end_exclusive.replace(tzinfo=None))
+        if self.sentiment is not None:
+            parts.append(f"{alias}.sentiment = %s")
+            args.append(self.sentiment)
+        if self.company is not None:
+            parts.append(
+                f"EXISTS (SELECT 1 FROM tweet_companies tc WHERE tc.twitter_id = {alias}.twitter_id"
+                " AND tc.company = %s)"
+            )
+            args.append(self.company)
+        if self.hashtag is not None:
+            parts.append(
+                f"EXISTS (SELECT 1 FROM tweet_hashtags th WHERE th.twitter_id = {alias}.twitter_id"
+                " AND th.hashtag = %s)"
+            )
+            args.append(self.hashtag)
+        if self.min_followers is not None:
+            parts.append(f"{alias}.followers >= %s")
+            args.append(self.min_followers)
+        if self.q is not None:
+            parts.append(f"{alias}.text LIKE %s ESCAPE '!'")
+            args.append("%" + re.sub(r"([!%_])", r"!\1", self.q) + "%")
+        if self.cursor is not None:
+            op = "<" if self.descending else ">"
+            parts.append(
+                f"({alias}.created_at {op} %s OR ({alias}.created_at = %s AND {alias}.twitter_id {op} %s))"
+            )
+            stamp = self.cursor.created_at.replace(tzinfo=None)
+            args += [stamp, stamp, self.cursor.twitter_id]
+        return (" WHERE " + " AND ".join(parts)) if parts else "", args
+
+    def sql_order(self, alias: str = "t") -> str:
+        way = "DESC" if self.descending else "ASC"
+        return f" ORDER BY {alias}.created_at {way}, {alias}.twitter_id {way}"
+
+    # --- MongoDB ------------------------------------------------------------------------------
+    def mongo_filter(self) -> dict[str, Any]:
+        """Only known fields with typed values: a client cannot inject an operator."""
+        clauses: list[dict[str, Any]] = []
+        created: dict[str, Any] = {}
+        if self.start is not None:
+            created["$gte"] = self.start
+        if self.end_exclusive is not None:
+            created["$lt"] = self.end_exclusive
+        if created:
+            clauses.append({"created_at": created})
+        if self.sentiment is not None:
+            clauses.append({"sentiment": self.sentiment})
+        if self.company is not None:
+            clauses.append({"companies": self.company})
+        if self.hashtag is not None:
+            clauses.append({"hashtags": self.hashtag})
+        if self.min_followers is not None:
+            clauses.append({"followers": {"$gte": self.min_followers}})
+        if self.q is not None:
+            clauses.append({"text": {"$regex": re.escape(self.q), "$options": "i"}})
+        if self.cursor is not None:
+            op = "$lt" if self.descending else "$gt"
+            at = self.cursor.created_at
+            clauses.append(
+                {
+                    "$or": [
+                        {"created_at": {op: at}},
+                        {"created_at": at, "_id": {op: str(self.cursor.twitter_id)}},
+                    ]
+                }
+            )
+        if not clauses:
+            return {}
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def mongo_sort(self) -> list[tuple[str, int]]:
+        way = -1 if self.descending else 1
+        return [("created_at", way), ("_id", way)]
+
+
+def tweet_query(
+    start_date: Annotated[date | None, Query(description="first day, inclusive (YYYY-MM-DD, UTC)")] = None,
+    end_date: Annotated[date | None, Query(description="last day, inclusive (YYYY-MM-DD, UTC)")] = None,
+    sentiment: Annotated[
+        Literal["positive", "neutral", "negative"] | None, Query(description="sentiment label")
+    ] = None,
+    company: Annotated[
+        str | None, Query(pattern=COMPANY_PATTERN, description="any company the tweet was collected for")
+    ] = None,
+    hashtag: Annotated[
+        str | None, Query(pattern=HASHTAG_PATTERN, description="a hashtag, with or without #")
+    ] = None,
+    q: Annotated[
+        str | None, Query(min_length=2, max_length=100, description="text contains (case-insensitive)")
+    ] = None,
+    min_followers: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="author followers ≥")] = None,
+    sort: Annotated[Sort, Query(description="by creation time; `-` for newest first")] = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+    ] = None,
+) -> TweetQuery:
+    if start_date and end_date and end_date < start_date:
+        raise HTTPException(422, "end_date is before start_date")
+    assert sentiment is None or sentiment in SENTIMENTS
+    return TweetQuery(
+        start_date,
+        end_date,
+        sentiment,
+        company,
+        None if hashtag is None else hashtag.removeprefix("#").lower(),
+        q,
+        min_followers,
+        sort,
+        limit,
+        None if cursor is None else Cursor.decode(cursor),
+    )
+
+
+def twitter_id_path(twitter_id: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,19}", twitter_id) or not 1 <= int(twitter_id) <= 2**63 - 1:
+        raise HTTPException(422, "twitter_id: 1 to 19 digits")
+    return int(twitter_id)

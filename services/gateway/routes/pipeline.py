@@ -1,0 +1,97 @@
+"""The pipeline's state from Kafka: topics and partitions, each consumer group's lag, and the depth
+of every dead-letter topic — for operators without a Kafka UI."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import OffsetSpec
+from kafka.errors import KafkaError
+from pydantic import BaseModel, Field
+
+from lake.adapters.broker import all_topics
+from lake.events import INGEST_REQUESTED, RAW_READY, STAGED_READY, TOPICS, dlq
+from lake.settings import Settings
+from services.gateway.deps import Analyst, StoresDep
+from services.gateway.errors import StoreUnavailable
+
+router = APIRouter(tags=["pipeline"])
+CONSUMERS = {"ingestor": INGEST_REQUESTED, "stager": RAW_READY, "curator": STAGED_READY}
+
+
+class TopicState(BaseModel):
+    name: str
+    partitions: int
+    messages: int = Field(description="messages currently retained (end minus start offsets)")
+    end_offset: int = Field(description="sum of the partitions' end offsets")
+
+
+class GroupState(BaseModel):
+    service: str
+    group: str
+    topic: str
+    lag: int = Field(description="messages not yet committed by the group, over all partitions")
+    partitions: dict[int, int] = Field(description="lag per partition")
+
+
+class PipelineState(BaseModel):
+    topics: list[TopicState]
+    consumer_groups: list[GroupState]
+    dead_letters: dict[str, int] = Field(description="dead-letter topic -> messages in it")
+    dead_letter_total: int
+
+
+def snapshot(admin: KafkaAdminClient, settings: Settings) -> dict[str, Any]:
+    names = all_topics(settings)
+    described = {t["name"]: t for t in admin.describe_topics(names) if not t.get("error_code")}
+    parts = [TopicPartition(n, p["partition_index"]) for n, t in described.items() for p in t["partitions"]]
+    earliest = admin.list_partition_offsets(dict.fromkeys(parts, OffsetSpec.EARLIEST))
+    latest = admin.list_partition_offsets(dict.fromkeys(parts, OffsetSpec.LATEST))
+    topics = []
+    for name in names:
+        mine = [tp for tp in parts if tp.topic == name]
+        topics.append(
+            {
+                "name": name,
+                "partitions": len(mine),
+                "messages": sum(latest[tp].offset - earliest[tp].offset for tp in mine),
+                "end_offset": sum(latest[tp].offset for tp in mine),
+            }
+        )
+    groups = []
+    for service, topic in CONSUMERS.items():
+        group, name = settings.group(service), settings.topic(topic)
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        lags = {}
+        for tp in (tp for tp in parts if tp.topic == name):
+            done = committed.get(tp)
+            start = done.offset if done is not None and done.offset >= 0 else earliest[tp].offset
+            lags[tp.partition] = max(latest[tp].offset - start, 0)
+        groups.append(
+            {"service": service, "group": group, "topic": name, "lag": sum(lags.values()), "partitions": lags}
+        )
+    dead_topics = {dlq(settings.topic(t)) for t in TOPICS}
+    dead = {t["name"]: t["messages"] for t in topics if t["name"] in dead_topics}
+    return {
+        "topics": topics,
+        "consumer_groups": groups,
+        "dead_letters": dead,
+        "dead_letter_total": sum(dead.values()),
+    }
+
+
+@router.get(
+    "/pipeline",
+    response_model=PipelineState,
+    summary="Topics, consumer-group lag and dead-letter depth (analyst)",
+)
+async def pipeline(stores: StoresDep, _: Analyst) -> Any:
+    try:
+        admin = await stores.kafka()
+        return await asyncio.to_thread(snapshot, admin, stores.settings)
+    except (KafkaError, OSError) as exc:
+        await stores.close_kafka()
+        raise StoreUnavailable("kafka", f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,179 @@
+"""The gateway's data endpoints against the live service and a run that went through every layer:
+/raw streamed from S3, /staging and /curated with filters and cursors, a tweet's lineage, and
+/pipeline — with the roles each needs."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+
+from lake.adapters.mysql import connect
+from lake.cli import create_key, request_run, wait_for_run
+from lake.events import GeneratedSource
+from lake.settings import Settings
+from tests.e2e.conftest import Services
+
+pytestmark = pytest.mark.e2e
+ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def run(services: Services, settings: Settings) -> dict[str, Any]:
+    run_id = request_run(settings, GeneratedSource(rows=ROWS, seed=909, malformed_share=0.01), "e2e-data")
+    summary = wait_for_run(settings, run_id, timeout=180, expected_rows=ROWS)
+    assert summary["status"] == "succeeded", summary
+    return summary
+
+
+@pytest.fixture(scope="module")
+def analyst(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_key(settings, 'e2e analyst', 'analyst')}"}
+
+
+@pytest.fixture(scope="module")
+def http(services: Services) -> Any:
+    with httpx.Client(base_url=services.gateway, timeout=30) as client:
+        yield client
+
+
+def staged_ids(settings: Settings, run_id: str, where: str = "", args: tuple[Any, ...] = ()) -> list[str]:
+    with connect(settings.mysql) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT twitter_id FROM tweets t WHERE run_id = %s{where}"
+            " ORDER BY created_at DESC, twitter_id DESC",
+            (run_id, *args),
+        )
+        return [str(r[0]) for r in cur.fetchall()]
+
+
+def test_raw_streams_the_latest_runs_first_object_by_default(http, run, analyst):
+    page = http.get("/raw", params={"limit": 10}, headers=analyst)
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert len(body["records"]) == 10 and body["next_offset"] == 10
+    assert body["columns"][0] == "created_at" and "twitter_id" in body["columns"]
+    assert [r["record_no"] for r in body["records"]] == list(range(1, 11))
+    mine = http.get("/raw", params={"run_id": run["run_id"], "offset": ROWS - 2, "limit": 5}, headers=analyst)
+    tail = mine.json()
+    assert [r["record_no"] for r in tail["records"]] == [ROWS - 1, ROWS] and tail["next_offset"] is None
+    assert tail["key"] == tail["objects"][0] and tail["key"].startswith(f"runs/{run['run_id']}/")
+
+
+def test_staging_filters_match_sql_and_cursors_walk_every_row_once(http, run, analyst, settings):
+    expected = staged_ids(settings, run["run_id"], " AND sentiment = %s", ("positive",))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"sentiment": "positive", "limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        page = http.get("/staging", params=params, headers=analyst).json()
+        seen += [i["twitter_id"] for i in page["items"] if i["run_id"] == run["run_id"]]
+        assert all(i["sentiment"] == "positive" for i in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected and len(seen) > 100
+    day = http.get("/staging", params={"limit": 1}, headers=analyst).json()["items"][0]["created_at"][:10]
+    one_day = http.get(
+        "/staging", params={"start_date": day, "end_date": day, "limit": 1000}, headers=analyst
+    ).json()["items"]
+    assert one_day and all(i["created_at"][:10] == day for i in one_day)
+    assert date.fromisoformat(day)
+
+
+def test_staging_company_hashtag_text_and_follower_filters(http, run, analyst, settings):
+    items = http.get(
+        "/staging",
+        params={"company": "Tesla", "hashtag": "#Tesla", "min_followers": 100, "limit": 1000},
+        headers=analyst,
+    ).json()["items"]
+    assert items
+    for item in items[:5]:
+        detail = http.get(f"/staging/{item['twitter_id']}", headers=analyst).json()
+        assert "Tesla" in detail["companies"] and "tesla" in detail["hashtags"]
+        assert detail["followers"] >= 100
+    word = items[0]["text"].split()[0]
+    found = http.get("/staging", params={"q": word, "limit": 50}, headers=analyst).json()["items"]
+    assert found and all(word.lower() in i["text"].lower() for i in found)
+
+
+def order_key(item: dict[str, Any]) -> tuple[str, int]:
+    return item["created_at"], int(item["twitter_id"])
+
+
+def test_curated_filters_pages_and_shows_tokens_only_when_asked(http, run, analyst, viewer_key):
+    viewer = {"Authorization": f"Bearer {viewer_key}"}
+    page = http.get("/curated", params={"sentiment": "negative", "limit": 20}, headers=viewer).json()
+    items = page["items"]
+    assert len(items) == 20 and page["next_cursor"]
+    assert all(i["sentiment"] == "negative" and "tokens" not in i for i in items)
+    assert [order_key(i) for i in items] == sorted((order_key(i) for i in items), reverse=True)
+    for item in items[:5]:  # the same tweet in staging
+        staged = http.get(f"/staging/{item['twitter_id']}", headers=analyst).json()
+        assert (staged["sentiment"], staged["created_at"]) == ("negative", item["created_at"])
+    params = {"sentiment": "negative", "limit": 20, "cursor": page["next_cursor"]}
+    second = http.get("/curated", params=params, headers=viewer).json()["items"]
+    assert second and order_key(second[0]) < order_key(items[-1])
+    with_tokens = http.get("/curated", params={"limit": 1, "include_tokens": "true"}, headers=viewer).json()
+    assert with_tokens["items"][0]["tokens"]["ids"][0] == 101
+
+
+def test_a_curated_tweet_leads_back_to_its_staged_row_and_raw_record(http, run, analyst, viewer_key):
+    viewer = {"Authorization": f"Bearer {viewer_key}"}
+    some = http.get("/staging", params={"limit": 1}, headers=analyst).json()["items"][0]
+    detail = http.get(f"/curated/{some['twitter_id']}", headers=viewer)
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    lineage = body["lineage"]
+    assert body["staged"]["twitter_id"] == some["twitter_id"] == body["document"]["twitter_id"]
+    assert (
+        lineage["raw_key"] == body["staged"]["raw_key"]
+        and lineage["record_no"] == body["staged"]["record_no"]
+    )
+    raw = http.get(
+        "/raw",
+        params={
+            "run_id": lineage["run_id"],
+            "key": lineage["raw_key"],
+            "offset": lineage["record_no"] - 1,
+            "limit": 1,
+        },
+        headers=analyst,
+    ).json()
+    assert raw["records"][0]["fields"]["twitter_id"] == some["twitter_id"]
+    assert http.get("/curated/1", headers=viewer).status_code == 404
+    assert http.get("/curated/12ab", headers=viewer).status_code == 422
+
+
+def test_pipeline_shows_topics_lag_and_dead_letters(http, run, analyst, settings):
+    body = http.get("/pipeline", headers=analyst).json()
+    names = {t["name"] for t in body["topics"]}
+    assert settings.topic("raw.ready") in names and settings.topic("raw.ready") + ".dlq" in names
+    assert all(t["partitions"] == settings.kafka.partitions for t in body["topics"])
+    raw_ready = next(t for t in body["topics"] if t["name"] == settings.topic("raw.ready"))
+    assert raw_ready["messages"] >= ROWS // 1500
+    assert {g["service"] for g in body["consumer_groups"]} == {"ingestor", "stager", "curator"}
+    assert body["dead_letter_total"] == sum(body["dead_letters"].values())
+
+
+def test_roles_and_validation_of_the_data_endpoints(http, run, viewer_key):
+    viewer = {"Authorization": f"Bearer {viewer_key}"}
+    for path in ("/raw", "/staging", "/pipeline"):
+        assert http.get(path).status_code == 401
+        assert http.get(path, headers=viewer).status_code == 403, path
+    assert http.get("/curated", headers=viewer).status_code == 200
+    for params in (
+        {"limit": 1001},
+        {"sentiment": "happy"},
+        {"start_date": "2020-13-01"},
+        {"cursor": "x"},
+        {"company": "$where"},
+        {"start_date": "2020-10-02", "end_date": "2020-10-01"},
+    ):
+        answer = http.get("/curated", params=params, headers=viewer)
+        assert answer.status_code == 422, params
+        assert answer.json()["error"]["code"] == "invalid_request"
