@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import botocore.exceptions
+import kafka.errors
+import pymongo.errors
+import pymysql.err
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -45,6 +49,12 @@ CODES = {
 }
 
 
+def _store_down(store: str, exc: Exception) -> JSONResponse:
+    """A store that cannot be reached: 503 naming it (the detail goes to the log, not the client)."""
+    log.warning("%s unavailable: %s: %s", store, type(exc).__name__, exc)
+    return JSONResponse(_body("store_unavailable", f"{store} unavailable; try again later"), 503)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -62,6 +72,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailable)
     async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
         return JSONResponse(_body("store_unavailable", str(exc)), 503)
+
+    @app.exception_handler(pymysql.err.OperationalError)
+    async def mysql_down(_: Request, exc: pymysql.err.OperationalError) -> JSONResponse:
+        return _store_down("mysql", exc)
+
+    @app.exception_handler(pymongo.errors.ConnectionFailure)
+    async def mongodb_down(_: Request, exc: pymongo.errors.ConnectionFailure) -> JSONResponse:
+        return _store_down("mongodb", exc)
+
+    @app.exception_handler(botocore.exceptions.HTTPClientError)
+    async def s3_down(_: Request, exc: botocore.exceptions.HTTPClientError) -> JSONResponse:
+        return _store_down("s3", exc)
+
+    @app.exception_handler(kafka.errors.KafkaError)
+    async def kafka_down(_: Request, exc: kafka.errors.KafkaError) -> JSONResponse:
+        return _store_down("kafka", exc)
 
     @app.exception_handler(Exception)
     async def crashed(_: Request, exc: Exception) -> JSONResponse:

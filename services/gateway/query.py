@@ -41,9 +41,7 @@ class Cursor:
             created = created if created.tzinfo else created.replace(tzinfo=UTC)
             return Cursor(created.astimezone(UTC), int(data["i"]))
         except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise HTTPException(
-                422, "cursor: not a cursor this API returned"
-            ) from exc
+            raise HTTPException(422, "cursor: not a cursor this API returned") from exc
 
 
 @dataclass(frozen=True)

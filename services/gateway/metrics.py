@@ -1,0 +1,41 @@
+"""Prometheus metrics of the gateway at ``/metrics``: requests, latencies and errors per route."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from services.gateway.deps import Analyst
+
+router = APIRouter(tags=["health"])
+
+REQUESTS = Counter(
+    "lake_gateway_requests_total", "HTTP requests, by method, route and status", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "lake_gateway_request_seconds",
+    "HTTP request latency, by method and route",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+)
+ERRORS = Counter("lake_gateway_errors_total", "Answers with a 5xx status, by route", ["route"])
+
+
+def observe(request: Request, status: int, seconds: float) -> None:
+    """Label by the route's template (``/curated/{twitter_id}``), never the raw path (unbounded)."""
+    route = request.scope.get("route")
+    name = getattr(route, "path", None) or "unmatched"
+    REQUESTS.labels(request.method, name, str(status)).inc()
+    LATENCY.labels(request.method, name).observe(seconds)
+    if status >= 500:
+        ERRORS.labels(name).inc()
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: requests, latencies, errors (analyst; scrape with a bearer key)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(_: Analyst) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

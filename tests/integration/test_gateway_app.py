@@ -1,0 +1,77 @@
+"""The gateway app in-process (FastAPI's TestClient runs its lifespan) against the real stores:
+docs served from its own assets, metrics, security headers, and a store that is down."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lake.cli import create_key
+from lake.settings import Settings
+from services.gateway.app import create_app
+
+
+@pytest.fixture(scope="module")
+def keys(settings: Settings) -> dict[str, dict[str, str]]:
+    return {
+        role: {"Authorization": f"Bearer {create_key(settings, f'app-{role}', role)}"}
+        for role in ("viewer", "analyst")
+    }
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_swagger_and_redoc_load_only_the_gateways_own_assets(client: TestClient):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)""", page.text) + re.findall(r"url: '([^']+)'", page.text)
+    assert urls and all(u.startswith("/") for u in urls), urls
+    for asset in ("/static/swagger-ui-bundle.js", "/static/swagger-ui.css", "/static/favicon.png"):
+        assert client.get(asset).status_code == 200, asset
+    redoc = client.get("/redoc").text
+    assert "/static/redoc.standalone.js" in redoc and "fonts.googleapis" not in redoc
+    assert client.get("/openapi.json").json()["info"]["title"]
+
+
+def test_metrics_count_requests_by_route_template_and_need_a_key(client: TestClient, keys):
+    client.get("/curated/1307025660663005184", headers=keys["viewer"])
+    client.get("/health")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=keys["viewer"]).status_code == 403
+    body = client.get("/metrics", headers=keys["analyst"]).text
+    assert 'lake_gateway_requests_total{method="GET",route="/curated/{twitter_id}",status="404"}' in body
+    assert 'lake_gateway_request_seconds_bucket{le="0.01",method="GET",route="/health"}' in body
+    assert "1307025660663005184" not in body  # raw paths never become labels
+
+
+def test_answers_carry_security_headers_and_no_cors_by_default(client: TestClient):
+    answer = client.get("/health", headers={"Origin": "https://evil.example"})
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert "access-control-allow-origin" not in answer.headers
+
+
+def test_a_store_that_is_down_gives_503_naming_it(settings: Settings, keys):
+    down = settings.model_copy(
+        update={
+            "mongo": settings.mongo.model_copy(
+                update={"url": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300"}
+            )
+        }
+    )
+    with TestClient(create_app(down), raise_server_exceptions=False) as client:
+        answer = client.get("/curated", headers=keys["viewer"])
+        assert answer.status_code == 503
+        assert answer.json()["error"] == {
+            "code": "store_unavailable",
+            "message": "mongodb unavailable; try again later",
+        }
+        health = client.get("/health")
+        assert health.status_code == 503 and health.json()["services"]["mongodb"] is False
