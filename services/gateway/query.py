@@ -19,6 +19,7 @@ MAX_LIMIT = 1000
 COMPANY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.&-]{0,63}$"
 HASHTAG_PATTERN = r"^#?\w{1,100}$"
 Sort = Literal["-created_at", "created_at"]
+FIRST_DAY, LAST_DAY = date(2006, 3, 21), date(2999, 12, 30)  # Twitter's first day; before overflow
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,13 @@ def tweet_query(
         str | None, Query(pattern=HASHTAG_PATTERN, description="a hashtag, with or without #")
     ] = None,
     q: Annotated[
-        str | None, Query(min_length=2, max_length=100, description="text contains (case-insensitive)")
+        str | None,
+        Query(
+            min_length=2,
+            max_length=100,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="text contains (case-insensitive; no control characters)",
+        ),
     ] = None,
     min_followers: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="author followers ≥")] = None,
     sort: Annotated[Sort, Query(description="by creation time; `-` for newest first")] = "-created_at",
@@ -180,6 +187,9 @@ def tweet_query(
         str | None, Query(max_length=200, description="`next_cursor` of the previous page")
     ] = None,
 ) -> TweetQuery:
+    for name, day in (("start_date", start_date), ("end_date", end_date)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise HTTPException(422, f"{name}: between {FIRST_DAY} and {LAST_DAY}")
     if start_date and end_date and end_date < start_date:
         raise HTTPException(422, "end_date is before start_date")
     assert sentiment is None or sentiment in SENTIMENTS

@@ -26,23 +26,39 @@ class Lineage(BaseModel):
 
 
 class CuratedTweet(BaseModel):
+    """A curated document. With ``include_tokens`` it also carries ``tokens``: the BERT WordPiece
+    ``ids`` (unpadded, truncated at LAKE_MAX_TOKENS), their ``count``, the ``tokenizer`` name and
+    the vocabulary's ``vocab_sha256``."""
+
     model_config = ConfigDict(extra="allow")
 
     twitter_id: str = Field(description="decimal string: ids exceed 2^53", examples=["1307025660663005184"])
     created_at: datetime
-    company: str
-    companies: list[str]
+    date: str = Field(description="YYYY-MM-DD (UTC)")
+    year: int
+    month: int
+    day_of_week: int = Field(description="1 = Monday … 7 = Sunday")
+    day_name: str
+    hour: int
+    is_weekend: bool
+    company: str = Field(description="the company whose query collected the tweet first")
+    companies: list[str] = Field(description="every company whose query collected the tweet")
+    screenname: str
+    username: str
+    location: str | None
+    followers: int
+    friends: int
+    retweet_count: int
     text: str
     clean_text: str
     hashtags: list[str]
     mentions: list[str]
-    sentiment: str
+    urls: list[str]
+    emoji: list[str]
     polarity: float
-    engagement: float
+    sentiment: str
+    engagement: float = Field(description="2·log1p(retweets) + log1p(followers) + 0.5·log1p(friends)")
     lineage: Lineage
-    tokens: dict[str, Any] | None = Field(
-        default=None, description="WordPiece ids, count, tokenizer and vocabulary hash (when asked)"
-    )
 
 
 class CuratedPage(BaseModel):
@@ -63,7 +79,6 @@ def _projection(include_tokens: bool) -> dict[str, int]:
 @router.get(
     "/curated",
     response_model=CuratedPage,
-    response_model_exclude_none=True,
     summary="Curated documents: filters, sort, cursor pagination; tokens only when asked (viewer)",
 )
 async def list_curated(
@@ -92,7 +107,6 @@ async def list_curated(
 @router.get(
     "/curated/{twitter_id}",
     response_model=CuratedDetail,
-    response_model_exclude_none=True,
     summary="One curated document with its lineage: run, chunk, raw key and record, staged row (viewer)",
     responses={404: {"description": "no curated document with this id"}},
 )

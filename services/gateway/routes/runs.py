@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from lake.adapters.broker import send_event
 from lake.cli import new_run_id
@@ -22,6 +22,14 @@ RUN_ID = r"^[0-9A-Za-z_.:-]{1,64}$"
 LAYERS = ("raw", "staged", "curated")
 
 
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# MySQL DATETIME columns hold UTC without a zone; answers carry it (RFC 3339 date-time).
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
 class RunAccepted(BaseModel):
     run_id: str
 
@@ -29,8 +37,8 @@ class RunAccepted(BaseModel):
 class LayerReport(BaseModel):
     status: Literal["pending", "running", "succeeded", "failed"]
     chunks_done: int
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
 
 class RunReport(BaseModel):
@@ -39,8 +47,8 @@ class RunReport(BaseModel):
     error: str | None
     source: dict[str, Any]
     requested_by: str
-    requested_at: datetime
-    finished_at: datetime | None
+    requested_at: UtcDatetime
+    finished_at: UtcDatetime | None
     total_chunks: int | None
     raw_rows: int
     rejected_rows: int
