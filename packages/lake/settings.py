@@ -94,6 +94,9 @@ class GatewaySettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="gateway bind address")
     port: int = Field(default=8000, description="gateway port")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (JSON list)")
+    query_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="a list query running longer is stopped (422: narrow it)"
+    )
 
 
 class Settings(BaseSettings):

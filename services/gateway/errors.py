@@ -49,6 +49,9 @@ CODES = {
 }
 
 
+STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+
+
 def _store_down(store: str, exc: Exception) -> JSONResponse:
     """A store that cannot be reached: 503 naming it (the detail goes to the log, not the client)."""
     log.warning("%s unavailable: %s: %s", store, type(exc).__name__, exc)
@@ -74,7 +77,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse(_body("store_unavailable", str(exc)), 503)
 
     @app.exception_handler(pymysql.err.OperationalError)
-    async def mysql_down(_: Request, exc: pymysql.err.OperationalError) -> JSONResponse:
+    @app.exception_handler(pymysql.err.InternalError)
+    async def mysql_down(_: Request, exc: pymysql.err.MySQLError) -> JSONResponse:
+        if exc.args and exc.args[0] in STATEMENT_TIMEOUT:
+            return JSONResponse(
+                _body("query_too_costly", "the query ran too long; narrow it with filters"), 422
+            )
         return _store_down("mysql", exc)
 
     @app.exception_handler(pymongo.errors.ConnectionFailure)

@@ -45,9 +45,30 @@ class Stores:
             await asyncio.to_thread(client.close)
 
 
+async def _statement_limit(settings: Settings) -> str:
+    """The session setting that stops a statement after the query timeout (MariaDB and MySQL
+    spell it differently)."""
+    m = settings.mysql
+    conn = await aiomysql.connect(
+        host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(), connect_timeout=5
+    )
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT VERSION()")
+            row = await cur.fetchone()
+    finally:
+        conn.close()
+    seconds = settings.gateway.query_timeout_s
+    if row is not None and "mariadb" in str(row[0]).lower():
+        return f"SET SESSION max_statement_time = {seconds:.6f}"
+    return f"SET SESSION max_execution_time = {max(1, int(seconds * 1000))}"
+
+
 async def open_stores(settings: Settings, stack: AsyncExitStack) -> Stores:
     m = settings.mysql
+    limit = await _statement_limit(settings)
     pool = await aiomysql.create_pool(
+        init_command=limit,
         host=m.host,
         port=m.port,
         user=m.user,

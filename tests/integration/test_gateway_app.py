@@ -75,3 +75,29 @@ def test_a_store_that_is_down_gives_503_naming_it(settings: Settings, keys):
         }
         health = client.get("/health")
         assert health.status_code == 503 and health.json()["services"]["mongodb"] is False
+
+
+def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Settings, keys):
+    import uuid
+    from datetime import UTC, datetime
+
+    from lake.adapters.staging_repo import StagingRepository
+    from tests.integration.test_staging_repo import new_ids, rows
+
+    repo = StagingRepository(settings.mysql)
+    try:  # enough rows that a text scan takes longer than the limit below
+        ids = new_ids(5000)
+        run_id = f"slow-{uuid.uuid4().hex[:6]}"
+        links = [(tid, "Apple", i + 1) for i, tid in enumerate(ids)]
+        repo.stage_chunk(run_id, 0, "k", len(ids), rows(ids, run_id=run_id), links, [], {}, datetime.now(UTC))
+    finally:
+        repo.close()
+    tight = settings.model_copy(
+        update={"gateway": settings.gateway.model_copy(update={"query_timeout_s": 0.0002})}
+    )
+    with TestClient(create_app(tight), raise_server_exceptions=False) as client:
+        answer = client.get(
+            "/staging", params={"q": "zzqx no such text", "limit": 5}, headers=keys["analyst"]
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "query_too_costly"

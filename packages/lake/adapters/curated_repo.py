@@ -14,13 +14,18 @@ from lake.settings import MongoSettings
 DUPLICATE_KEY = 11000
 
 # Each index serves a gateway query (docs/api.md lists which).
+# The gateway sorts by (created_at, _id) in either direction and filters by equality on one field;
+# each index is that field followed by the sort keys, so MongoDB walks it without a SORT stage.
+_SORT = [("created_at", DESCENDING), ("_id", DESCENDING)]
 INDEXES = [
-    IndexModel([("company", ASCENDING), ("created_at", DESCENDING)], name="company_created"),
-    IndexModel([("sentiment", ASCENDING), ("created_at", DESCENDING)], name="sentiment_created"),
-    IndexModel([("created_at", DESCENDING)], name="created"),
-    IndexModel([("hashtags", ASCENDING)], name="hashtags"),
+    IndexModel(_SORT, name="created_id"),
+    IndexModel([("companies", ASCENDING), *_SORT], name="companies_created_id"),
+    IndexModel([("sentiment", ASCENDING), *_SORT], name="sentiment_created_id"),
+    IndexModel([("hashtags", ASCENDING), *_SORT], name="hashtags_created_id"),
     IndexModel([("lineage.run_id", ASCENDING), ("lineage.chunk_id", ASCENDING)], name="lineage"),
 ]
+# Names of indexes earlier versions created; dropped when found.
+LEGACY_INDEXES = ("company_created", "sentiment_created", "created", "hashtags")
 
 
 def make_client(cfg: MongoSettings) -> MongoClient[dict[str, Any]]:
@@ -56,8 +61,8 @@ class CuratedRepository:
         wanted = self.wanted_indexes()
         existing = {ix["name"] for ix in self.tweets.list_indexes()}
         names = {ix.document["name"] for ix in wanted}
-        for ix in INDEXES:
-            name = ix.document["name"]
+        ours = [ix.document["name"] for ix in INDEXES] + list(LEGACY_INDEXES)
+        for name in ours:
             if name in existing and name not in names:
                 self.tweets.drop_index(name)
         missing = [ix for ix in wanted if ix.document["name"] not in existing]

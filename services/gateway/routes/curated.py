@@ -15,7 +15,6 @@ from services.gateway.query import Cursor, TweetQuery, tweet_query, twitter_id_p
 from services.gateway.routes.staging import COLUMNS, StagedTweet, to_item
 
 router = APIRouter(tags=["curated"])
-MAX_TIME_MS = 10_000  # a list query that runs longer is refused: narrow it with filters
 
 
 class Lineage(BaseModel):
@@ -88,14 +87,12 @@ async def list_curated(
     include_tokens: Annotated[bool, Query(description="include the BERT token ids")] = False,
 ) -> Any:
     find = stores.tweets.find(query.mongo_filter(), _projection(include_tokens))
-    find = find.sort(query.mongo_sort()).limit(query.limit + 1).max_time_ms(MAX_TIME_MS)
+    max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
+    find = find.sort(query.mongo_sort()).limit(query.limit + 1).max_time_ms(max_ms)
     try:
         docs = await find.to_list(None)
     except ExecutionTimeout as exc:
-        raise HTTPException(
-            422,
-            f"the query ran over {MAX_TIME_MS} ms on this store; narrow it with filters",
-        ) from exc
+        raise HTTPException(422, f"the query ran over {max_ms} ms; narrow it with filters") from exc
     items = docs[: query.limit]
     next_cursor = None
     if len(docs) > query.limit:
