@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -10,6 +12,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from lake import auth
 from lake.settings import Settings
 from services.gateway.stores import Stores
+
+# A verified key is trusted for KEY_CACHE_TTL_S without asking MySQL again (one query less per
+# request); so a revocation takes effect within that time. Failures are never cached.
+KEY_CACHE_TTL_S = 5.0
+KEY_CACHE_MAX = 10_000
 
 bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer lk_<id>_<secret>`")
 
@@ -40,13 +47,21 @@ async def current_role(
     key_id = auth.key_id_of(token)
     if key_id is None:
         raise unauthorized
+    digest = auth.hash_token(token)  # the cache never holds a secret
+    cached = stores.key_cache.get(digest)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         await cur.execute(
             "SELECT key_hash, role FROM api_keys WHERE key_id = %s AND revoked_at IS NULL", (key_id,)
         )
         row = await cur.fetchone()
-    if row is None or not auth.matches(token, row[0]):
+    if row is None or not hmac.compare_digest(digest, row[0]):
         raise unauthorized
+    if len(stores.key_cache) >= KEY_CACHE_MAX:
+        stores.key_cache.clear()
+    stores.key_cache[digest] = (str(row[1]), now + KEY_CACHE_TTL_S)
     return str(row[1])
 
 

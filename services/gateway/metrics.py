@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import Scope
 
 from services.gateway.deps import Analyst
 
@@ -21,12 +22,13 @@ LATENCY = Histogram(
 ERRORS = Counter("lake_gateway_errors_total", "Answers with a 5xx status, by route", ["route"])
 
 
-def observe(request: Request, status: int, seconds: float) -> None:
+def observe(scope: Scope, status: int, seconds: float) -> None:
     """Label by the route's template (``/curated/{twitter_id}``), never the raw path (unbounded)."""
-    route = request.scope.get("route")
+    route = scope.get("route")
     name = getattr(route, "path", None) or "unmatched"
-    REQUESTS.labels(request.method, name, str(status)).inc()
-    LATENCY.labels(request.method, name).observe(seconds)
+    method = scope.get("method", "GET")
+    REQUESTS.labels(method, name, str(status)).inc()
+    LATENCY.labels(method, name).observe(seconds)
     if status >= 500:
         ERRORS.labels(name).inc()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aioboto3
@@ -24,6 +24,13 @@ class Stores:
     s3: Any
     s3_sync: S3ObjectStore  # streaming reads parsed by the pipeline's own CSV reader, in a thread
     _kafka: KafkaAdminClient | None = None
+    # kafka-python's admin client is not thread-safe: one call at a time, from any request.
+    kafka_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # /health probes are shared by concurrent callers for HEALTH_TTL_S (single flight).
+    health_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    health_cache: tuple[float, Any] | None = None
+    # verified API keys: SHA-256 of the key -> (role, monotonic expiry); see deps.KEY_CACHE_TTL_S
+    key_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     @property
     def tweets(self) -> Any:

@@ -101,3 +101,25 @@ def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Setti
         )
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["code"] == "query_too_costly"
+
+
+def test_keys_are_created_listed_and_revoked_with_the_cli(settings: Settings, capsys):
+    from lake import auth
+    from lake.cli import main
+
+    assert main(["keys", "create", "cli-probe", "--role", "analyst"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    key_id = auth.key_id_of(token)
+    assert key_id is not None
+    assert main(["keys", "list"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith(key_id)]
+    assert len(listed) == 1 and "analyst" in listed[0] and "active" in listed[0] and "cli-probe" in listed[0]
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert client.get("/runs", headers=headers).status_code == 200
+    assert main(["keys", "revoke", key_id]) == 0
+    assert main(["keys", "revoke", key_id]) == 1  # already revoked: said, not silently accepted
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert client.get("/runs", headers=headers).status_code == 401
+    assert main(["keys", "list"]) == 0
+    assert "revoked" in next(line for line in capsys.readouterr().out.splitlines() if line.startswith(key_id))

@@ -15,6 +15,7 @@ from services.gateway.stores import Stores
 
 router = APIRouter(tags=["health"])
 TIMEOUT_S = 3.0
+HEALTH_TTL_S = 1.0
 
 
 class Check(BaseModel):
@@ -51,16 +52,28 @@ async def probes(stores: Stores) -> dict[str, Check]:
         await stores.mongo.admin.command("ping")
 
     async def kafka() -> None:
-        try:
-            admin = await stores.kafka()
-            await asyncio.to_thread(admin.list_topics)
-        except Exception:
-            await stores.close_kafka()  # reconnect on the next probe
-            raise
+        async with stores.kafka_lock:
+            try:
+                admin = await stores.kafka()
+                await asyncio.to_thread(admin.list_topics)
+            except Exception:
+                await stores.close_kafka()  # reconnect on the next probe
+                raise
 
     names = ("s3", "mysql", "mongodb", "kafka")
     results = await asyncio.gather(*(_timed(p) for p in (s3, mysql, mongodb, kafka)))
     return dict(zip(names, results, strict=True))
+
+
+async def shared_probes(stores: Stores) -> dict[str, Check]:
+    """One round of probes serves every caller for ``HEALTH_TTL_S``: a load balancer or a burst of
+    callers never multiplies the load on the stores (or on the non-thread-safe Kafka client)."""
+    async with stores.health_lock:
+        now = time.monotonic()
+        if stores.health_cache is None or now - stores.health_cache[0] > HEALTH_TTL_S:
+            stores.health_cache = (now, await probes(stores))
+        checks: dict[str, Check] = stores.health_cache[1]
+        return checks
 
 
 @router.get(
@@ -70,7 +83,7 @@ async def probes(stores: Stores) -> dict[str, Check]:
     summary="Liveness of every store (no authentication)",
 )
 async def health(stores: StoresDep, response: Response) -> Health:
-    checks = await probes(stores)
+    checks = await shared_probes(stores)
     ok = all(c.ok for c in checks.values())
     response.status_code = 200 if ok else 503
     return Health(

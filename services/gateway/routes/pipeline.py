@@ -90,8 +90,9 @@ def snapshot(admin: KafkaAdminClient, settings: Settings) -> dict[str, Any]:
 )
 async def pipeline(stores: StoresDep, _: Analyst) -> Any:
     try:
-        admin = await stores.kafka()
-        return await asyncio.to_thread(snapshot, admin, stores.settings)
+        async with stores.kafka_lock:
+            admin = await stores.kafka()
+            return await asyncio.to_thread(snapshot, admin, stores.settings)
     except (KafkaError, OSError) as exc:
         await stores.close_kafka()
         raise StoreUnavailable("kafka", f"{type(exc).__name__}: {exc}") from exc
