@@ -140,23 +140,6 @@ class Services:
         return out
 
 
-def reset_namespace(settings: Any) -> None:
-    import pymongo
-
-    from lake.adapters.mysql import connect
-    from lake.adapters.objectstore import S3ObjectStore
-
-    with connect(settings.mysql, database=False, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
-    client.drop_database(settings.mongo.database)
-    client.close()
-    store = S3ObjectStore.from_settings(settings.s3)
-    for bucket in (settings.s3.raw_bucket, settings.s3.staging_bucket, settings.s3.curated_bucket):
-        store.ensure_bucket(bucket)
-        store.delete_prefix(bucket, "")
-
-
 def generated_file(rows: int, seed: int) -> Path:
     from lake.transform.generate import write_csv
 
@@ -315,14 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LAKE_KAFKA_TOPIC_PREFIX"] = f"bench-{uuid.uuid4().hex[:6]}."
     os.environ["LAKE_MAX_GENERATED_ROWS"] = str(max(args.rows, 1_130_000))
     from lake.adapters.broker import Publisher, make_producer
-    from lake.cli import bootstrap
+    from lake.cli import bootstrap, reset_stores
     from lake.events import IngestRequested, PathSource
     from lake.settings import get_settings
 
     settings = get_settings()
     csv_path = generated_file(args.rows, args.seed)
     say("resetting the bench namespace (database, buckets bigtech_bench / bench-*)")
-    reset_namespace(settings)
+    reset_stores(settings)
     bootstrap(settings)
     log_dir = BENCH_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -8,16 +8,13 @@ import os
 import uuid
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
-import pymongo
 import pytest
 
 from lake.adapters.broker import admin, all_topics
-from lake.adapters.mysql import connect
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
-from lake.cli import bootstrap
+from lake.cli import bootstrap, reset_stores
 from lake.settings import Settings, get_settings
 
 SESSION = uuid.uuid4().hex[:6]
@@ -39,25 +36,13 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 
-def _reset_stores(settings: Settings) -> None:
-    with connect(settings.mysql, database=False, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
-    client.drop_database(settings.mongo.database)
-    client.close()
-    store = S3ObjectStore.from_settings(settings.s3)
-    for bucket in (settings.s3.raw_bucket, settings.s3.staging_bucket, settings.s3.curated_bucket):
-        store.ensure_bucket(bucket)
-        store.delete_prefix(bucket, "")
-
-
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
     """Test settings with fresh stores: an empty test database, collection and buckets, new topics."""
     get_settings.cache_clear()
     s = get_settings()
     assert s.mysql.database.endswith("_test") and s.kafka.topic_prefix.startswith("test-")
-    _reset_stores(s)
+    reset_stores(s)
     bootstrap(s)
     yield s
     client = admin(s)

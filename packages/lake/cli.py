@@ -59,6 +59,25 @@ def bootstrap(settings: Settings) -> dict[str, Any]:
     }
 
 
+def reset_stores(settings: Settings) -> None:
+    """Empty this settings' namespace: drop its MySQL and MongoDB databases, empty its buckets.
+    For the test suite and the benchmarks, which run on namespaces of their own."""
+    import pymongo
+
+    from lake.adapters.mysql import connect
+    from lake.adapters.objectstore import S3ObjectStore
+
+    with connect(settings.mysql, database=False, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{settings.mysql.database}`")
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
+    client.drop_database(settings.mongo.database)
+    client.close()
+    store = S3ObjectStore.from_settings(settings.s3)
+    for bucket in (settings.s3.raw_bucket, settings.s3.staging_bucket, settings.s3.curated_bucket):
+        store.ensure_bucket(bucket)
+        store.delete_prefix(bucket, "")
+
+
 def create_key(settings: Settings, name: str, role: str) -> str:
     from lake.adapters.mysql import connect
 

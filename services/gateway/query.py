@@ -73,6 +73,16 @@ class TweetQuery:
             return None
         return datetime.combine(self.end_date + timedelta(days=1), time(), UTC)
 
+    def page(self, fetched: list[dict[str, Any]]) -> dict[str, Any]:
+        """A list answer from up to ``limit + 1`` fetched items: the extra one only says that
+        another page exists, whose cursor is the last shown item."""
+        items = fetched[: self.limit]
+        next_cursor = None
+        if len(fetched) > self.limit:
+            last = items[-1]
+            next_cursor = Cursor(last["created_at"], int(last["twitter_id"])).encode()
+        return {"items": items, "next_cursor": next_cursor}
+
     # --- MySQL --------------------------------------------------------------------------------
     def sql_where(self, alias: str = "t") -> tuple[str, list[Any]]:
         """A WHERE clause over ``tweets AS alias`` and its bound parameters (never interpolated)."""

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import ExecutionTimeout
 
 from services.gateway.deps import StoresDep, Viewer
-from services.gateway.query import Cursor, TweetQuery, tweet_query, twitter_id_path
-from services.gateway.routes.staging import COLUMNS, StagedTweet, to_item
+from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
+from services.gateway.routes.staging import StagedTweet, staged_row
 
 router = APIRouter(tags=["curated"])
 
@@ -93,12 +93,7 @@ async def list_curated(
         docs = await find.to_list(None)
     except ExecutionTimeout as exc:
         raise HTTPException(422, f"the query ran over {max_ms} ms; narrow it with filters") from exc
-    items = docs[: query.limit]
-    next_cursor = None
-    if len(docs) > query.limit:
-        last = items[-1]
-        next_cursor = Cursor(last["created_at"], int(last["twitter_id"])).encode()
-    return {"items": items, "next_cursor": next_cursor}
+    return query.page(docs)
 
 
 @router.get(
@@ -118,6 +113,5 @@ async def get_curated(
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no curated tweet {tid}")
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(f"SELECT {', '.join(COLUMNS)} FROM tweets WHERE twitter_id = %s", (tid,))
-        row = await cur.fetchone()
-    return {"document": doc, "lineage": doc["lineage"], "staged": None if row is None else to_item(row)}
+        staged = await staged_row(cur, tid)
+    return {"document": doc, "lineage": doc["lineage"], "staged": staged}

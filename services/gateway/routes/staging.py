@@ -9,31 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
+from lake.adapters.staging_repo import TWEET_COLUMNS
 from services.gateway.deps import Analyst, StoresDep
-from services.gateway.query import Cursor, TweetQuery, tweet_query, twitter_id_path
+from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
 
 router = APIRouter(tags=["staging"])
 
-COLUMNS = (
-    "twitter_id",
-    "created_at",
-    "company",
-    "screenname",
-    "username",
-    "location",
-    "followers",
-    "friends",
-    "retweet_count",
-    "search_query",
-    "text",
-    "clean_text",
-    "polarity",
-    "sentiment",
-    "run_id",
-    "chunk_id",
-    "raw_key",
-    "record_no",
-)
+# The staged row as the API shows it: the table's columns but the load time.
+COLUMNS = tuple(c for c in TWEET_COLUMNS if c != "staged_at")
 
 
 class StagedTweet(BaseModel):
@@ -76,6 +59,13 @@ def to_item(row: tuple[Any, ...]) -> dict[str, Any]:
     return item
 
 
+async def staged_row(cur: Any, tid: int) -> dict[str, Any] | None:
+    """The staged row of one tweet as the API shows it, or None."""
+    await cur.execute(f"SELECT {', '.join(COLUMNS)} FROM tweets WHERE twitter_id = %s", (tid,))
+    row = await cur.fetchone()
+    return None if row is None else to_item(row)
+
+
 @router.get(
     "/staging",
     response_model=StagedPage,
@@ -89,12 +79,7 @@ async def list_staging(
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         await cur.execute(sql, (*args, query.limit + 1))
         rows = await cur.fetchall()
-    items = [to_item(r) for r in rows[: query.limit]]
-    next_cursor = None
-    if len(rows) > query.limit:
-        last = items[-1]
-        next_cursor = Cursor(last["created_at"], int(last["twitter_id"])).encode()
-    return {"items": items, "next_cursor": next_cursor}
+    return query.page([to_item(r) for r in rows])
 
 
 @router.get(
@@ -110,8 +95,7 @@ async def get_staging(
 ) -> Any:
     tid = twitter_id_path(twitter_id)
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(f"SELECT {', '.join(COLUMNS)} FROM tweets WHERE twitter_id = %s", (tid,))
-        row = await cur.fetchone()
+        row = await staged_row(cur, tid)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no staged tweet {tid}")
         await cur.execute(
@@ -120,4 +104,4 @@ async def get_staging(
         companies = [r[0] for r in await cur.fetchall()]
         await cur.execute("SELECT hashtag FROM tweet_hashtags WHERE twitter_id = %s ORDER BY hashtag", (tid,))
         hashtags = [r[0] for r in await cur.fetchall()]
-    return {**to_item(row), "companies": companies, "hashtags": hashtags}
+    return {**row, "companies": companies, "hashtags": hashtags}
