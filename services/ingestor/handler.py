@@ -38,6 +38,11 @@ class Ingestor:
     def handle(self, event: Event) -> None:
         assert isinstance(event, IngestRequested)
         run_id = event.run_id
+        if self.repo.raw_complete(run_id):
+            # Idempotent per run id: the scheduler may request the same run again (a retry, a
+            # re-run of the same logical date); every chunk of it is already on its way.
+            log.info("run already ingested, request ignored", extra={"fields": {"run_id": run_id}})
+            return
         self.repo.create_run(run_id, event.request.model_dump(mode="json"), event.requested_by)
         try:
             files = self._resolve(run_id, event)

@@ -141,6 +141,20 @@ class StagingRepository:
         self.conn.commit()
         return done
 
+    def raw_complete(self, run_id: str) -> bool:
+        """Every chunk of the run is already published: a repeated ``ingest.requested`` for it (an
+        Airflow retry, a redelivery) has nothing left to do."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT 1 FROM runs WHERE run_id = %s AND total_chunks IS NOT NULL"
+                " AND total_chunks <= (SELECT COUNT(*) FROM chunk_progress"
+                "                      WHERE run_id = %s AND layer = 'raw')",
+                (run_id, run_id),
+            )
+            done = cur.fetchone() is not None
+        self.conn.commit()
+        return done
+
     def all_chunks_curated(self, run_id: str) -> bool:
         """The run is still running, knows its chunk count, and every chunk is curated."""
         with self.conn.cursor() as cur:
