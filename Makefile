@@ -10,9 +10,11 @@ SEED ?= 42
 SOURCE ?= generated
 REPLICAS ?= 1
 PYTEST_ARGS ?=
+AIRFLOW_VENV ?= .venv-airflow
+export LAKE_AIRFLOW_VENV := $(abspath $(AIRFLOW_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up services demo test check lint unit down reset status bench bench-api
+.PHONY: help venv airflow-venv airflow-run up services demo test check lint unit down reset status bench bench-api
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +30,18 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## create the Python environment (once)
 
+$(AIRFLOW_VENV)/.installed: airflow/requirements.txt
+	@echo "[make] creating Airflow's own environment in $(AIRFLOW_VENV) (Airflow $$(grep -oP '(?<=apache-airflow==)[0-9.]+' $<))" >&2
+	@$(PYTHON) -m venv $(AIRFLOW_VENV)
+	@$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip >&2
+	@$(AIRFLOW_VENV)/bin/python -m pip install -q -r $< >&2
+	@touch $@
+
+airflow-venv: $(AIRFLOW_VENV)/.installed ## install Airflow 3 and the Kafka provider in their own environment (once)
+
+airflow-run: services airflow-venv ## one run of the bigtech_ingest DAG (airflow dags test) on the local stack; ROWS=, SEED=
+	@$(PY) -m infra.airflow_local run --conf '{"source": "generated", "rows": $(ROWS), "seed": $(SEED)}'
+
 up: venv ## install (cached) and start Kafka, MariaDB, FerretDB, S3; create topics, buckets, schema
 	@$(PY) -m infra.stack up >&2
 
@@ -37,10 +51,10 @@ services: up ## start the ingestor, stager, curator and gateway (REPLICAS=2 for 
 demo: services ## everything, then ingest ROWS generated tweets; last stdout line is the run summary JSON
 	@$(PY) -m lake.cli demo --rows $(ROWS) --seed $(SEED) --source $(SOURCE)
 
-test: venv ## lint + unit + integration + e2e tests against the real stack; stops what it started
+test: venv airflow-venv ## lint + unit + integration + e2e tests against the real stack; stops what it started
 	@$(PY) -m infra.stack test -- $(MAKE) --no-print-directory check
 
-check: lint ## lint and tests, against an already running stack
+check: lint airflow-venv ## lint and tests, against an already running stack
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv ## ruff and mypy, configured in pyproject.toml

@@ -200,7 +200,7 @@ def test_the_airflow_dags_client_starts_a_run_and_follows_it(
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "airflow" / "dags" / "bigtech_lake_client.py"
+    path = Path(__file__).resolve().parents[2] / "airflow" / "plugins" / "bigtech_lake_client.py"
     spec = importlib.util.spec_from_file_location("bigtech_lake_client", path)
     assert spec is not None and spec.loader is not None
     client = importlib.util.module_from_spec(spec)

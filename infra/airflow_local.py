@@ -1,0 +1,154 @@
+"""Airflow 3, in its own virtualenv, against the local stack: ``python -m infra.airflow_local``.
+
+Airflow pins hundreds of packages of its own, so it never shares the platform's environment: ``make
+airflow-venv`` installs ``airflow/requirements.txt`` into ``$LAKE_AIRFLOW_VENV`` (default
+``.venv-airflow``). Its home (SQLite metadata database, logs) is ``$LAKE_RUN_DIR/airflow``.
+
+``run`` executes one DAG run of ``bigtech_ingest`` with ``airflow dags test`` (every task in this
+process, the deferred sensor's trigger inline) against the running local stack and prints the
+gateway's report of the platform run as the last line. The test suite drives the same functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lake.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DAGS = ROOT / "airflow" / "dags"
+PLUGINS = ROOT / "airflow" / "plugins"  # the DAG's helper modules: on sys.path in every Airflow process
+DAG_ID = "bigtech_ingest"
+
+
+def venv() -> Path:
+    path = Path(os.environ.get("LAKE_AIRFLOW_VENV", ROOT / ".venv-airflow"))
+    if not (path / "bin" / "airflow").exists():
+        raise SystemExit(f"[airflow] no Airflow in {path}: run `make airflow-venv` first")
+    return path
+
+
+def airflow_env(settings: Settings, home: Path, gateway_url: str, api_key: str) -> dict[str, str]:
+    """The environment of every Airflow command: the DAG folder of this checkout, a SQLite metadata
+    database in ``home``, the Kafka connection and the gateway, all from the platform's settings."""
+    home.mkdir(parents=True, exist_ok=True)
+    kafka = {"conn_type": "kafka", "extra": {"bootstrap.servers": settings.kafka.bootstrap}}
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW_CONN_LAKE_KAFKA": json.dumps(kafka),
+        "LAKE_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "LAKE_GATEWAY_URL": gateway_url,
+        "LAKE_GATEWAY_API_KEY": api_key,
+        "PYTHONWARNINGS": "ignore",
+    }
+
+
+def airflow(args: list[str], env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """One ``airflow`` CLI call; output captured (returned) so callers can show it on failure."""
+    return subprocess.run(
+        [str(venv() / "bin" / "airflow"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def migrate(env: dict[str, str]) -> None:
+    done = airflow(["db", "migrate"], env)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+def local_dags(env: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The DAG folder parsed by Airflow itself: (import errors, DAGs)."""
+    errors = airflow(["dags", "list-import-errors", "--local", "-o", "json"], env)
+    dags = airflow(["dags", "list", "--local", "-o", "json"], env)
+    for done in (errors, dags):
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow {done.args[1:]} failed:\n{done.stderr[-3000:]}")
+    return _json_tail(errors.stdout), _json_tail(dags.stdout)
+
+
+def _json_tail(out: str) -> list[dict[str, Any]]:
+    """The JSON document of a CLI answer (Airflow may print warnings before it)."""
+    start = min((i for i in (out.find("["), out.find("{")) if i >= 0), default=-1)
+    if start < 0:
+        return []  # "No data found"
+    value = json.loads(out[start:])
+    return value if isinstance(value, list) else [value]
+
+
+def dags_test(
+    env: dict[str, str], logical_date: str, conf: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    return airflow(["dags", "test", DAG_ID, logical_date, "--conf", json.dumps(conf)], env)
+
+
+def run_id(logical_date: str) -> str:
+    """The platform run id the DAG derives from a logical date (its own rule, imported)."""
+    sys.path.insert(0, str(PLUGINS))
+    try:
+        from bigtech_lake_client import run_id_for
+    finally:
+        sys.path.remove(str(PLUGINS))
+    when = datetime.fromisoformat(logical_date)
+    return str(run_id_for(DAG_ID, when if when.tzinfo else when.replace(tzinfo=UTC), ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from infra.stack import run_dir, say
+    from lake.cli import create_key
+    from lake.settings import get_settings
+
+    parser = argparse.ArgumentParser(prog="python -m infra.airflow_local", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="one DAG run with `airflow dags test` against the running stack")
+    r.add_argument("--date", default=datetime.now().strftime("%Y-%m-%d"), help="logical date (YYYY-MM-DD)")
+    r.add_argument("--conf", default='{"source": "generated"}', help="the DAG run's conf (JSON)")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    gateway = f"http://127.0.0.1:{settings.gateway.port}"
+    home = run_dir() / "airflow"
+    key_file = home / "gateway-key"  # a local development key, in the git-ignored run directory
+    home.mkdir(parents=True, exist_ok=True)
+    if not key_file.exists():
+        key_file.write_text(create_key(settings, "airflow (local)", "analyst"))
+        key_file.chmod(0o600)
+    env = airflow_env(settings, home, gateway, key_file.read_text().strip())
+    say("airflow: migrating its metadata database")
+    migrate(env)
+    say(f"airflow: dags test {DAG_ID} {args.date} --conf {args.conf}")
+    done = dags_test(env, args.date, json.loads(args.conf))
+    (home / "last-dags-test.log").write_text(done.stdout + done.stderr)
+    outcome = "succeeded" if done.returncode == 0 else "FAILED"
+    say(f"airflow: DAG run {outcome}; log in {home}/last-dags-test.log")
+    request = urllib.request.Request(  # noqa: S310 - the local gateway
+        f"{gateway}/runs/{run_id(args.date)}",
+        headers={"Authorization": f"Bearer {key_file.read_text().strip()}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        report = json.loads(answer.read())
+    keys = ("run_id", "status", "raw_rows", "staged_rows", "rejected_rows", "duplicate_rows", "curated_docs")
+    print(json.dumps({k: report[k] for k in keys}))
+    return done.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The DAG's standard-library client builds exactly the platform's ``ingest.requested`` event, and its
+run ids are ones the gateway accepts (the client is imported from the plugins folder, as Airflow does)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource, parse
+from services.gateway.routes.runs import RUN_ID
+
+PLUGINS = Path(__file__).resolve().parents[2] / "airflow" / "plugins"
+
+
+@pytest.fixture(scope="module")
+def client() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bigtech_lake_client", PLUGINS / "bigtech_lake_client.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"source": "generated", "rows": 1200, "seed": 3}, GeneratedSource(rows=1200, seed=3)),
+        ({"source": "path", "path": "/data/bigtech"}, PathSource(path="/data/bigtech")),
+        ({"source": "kaggle", "version": None}, KaggleSource()),
+        ({"source": "kaggle", "version": 2}, KaggleSource(version=2)),
+    ],
+)
+def test_the_event_is_the_platforms_ingest_requested(client: ModuleType, params, expected):
+    key, value = client.ingest_message("bigtech_ingest-20260105T000000", client.source_from_params(params))
+    event = parse("ingest.requested", value.encode())
+    assert isinstance(event, IngestRequested)
+    assert key == event.run_id == "bigtech_ingest-20260105T000000"
+    assert event.request == expected and event.requested_by == "airflow"
+
+
+def test_bad_params_are_refused_with_the_fix(client: ModuleType):
+    with pytest.raises(ValueError, match="needs the param 'path'"):
+        client.source_from_params({"source": "path", "path": None})
+    with pytest.raises(ValueError, match="choose one of generated, path, kaggle"):
+        client.source_from_params({"source": "ftp"})
+
+
+def test_one_run_id_per_logical_date_in_the_gateways_alphabet(client: ModuleType):
+    midnight = datetime(2026, 1, 5, tzinfo=UTC)
+    same_instant = midnight.astimezone(timezone(timedelta(hours=2)))
+    assert client.run_id_for("bigtech_ingest", midnight, "x") == "bigtech_ingest-20260105T000000"
+    assert client.run_id_for("bigtech_ingest", same_instant, "y") == "bigtech_ingest-20260105T000000"
+    manual = client.run_id_for("bigtech_ingest", None, "manual__2026-01-05T10:11:12.123456+00:00")
+    assert re.fullmatch(RUN_ID, manual) and manual.startswith("bigtech_ingest-manual__")
+
+
+def test_topic_carries_the_services_prefix(client: ModuleType, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LAKE_KAFKA_TOPIC_PREFIX", "staging-a.")
+    assert client.ingest_topic() == "staging-a.ingest.requested"
+
+
+def test_rejected_share(client: ModuleType):
+    assert client.rejected_share({"raw_rows": 200, "rejected_rows": 3}) == 0.015
+    assert client.rejected_share({"raw_rows": 0, "rejected_rows": 0}) == 0.0
