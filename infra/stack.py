@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "test":
         # the compose file is validated with Debian's docker-compose, which needs no engine
         apt.ensure(["docker-compose"], ["docker-compose"], say)
+        # the dashboard is tested in a real headless browser: Debian's chromium (Playwright drives it)
+        apt.ensure(["chromium"], ["chromium"], say)
         started = up_servers()
         try:
             command = args.command[1:] if args.command[:1] == ["--"] else args.command

@@ -17,18 +17,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lake.settings import Settings, get_settings
 from services.gateway import errors, metrics
-from services.gateway.routes import curated, health, pipeline, raw, runs, staging, stats
+from services.gateway.routes import curated, dashboard, health, pipeline, raw, runs, staging, stats
 from services.gateway.stores import open_stores
 
 # Swagger UI and ReDoc from a PyPI package, served by the gateway: no CDN is reachable on many
 # production networks (nor on our machines).
 ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+# The dashboard's own page, script, style and icon (services/gateway/static/dashboard).
+DASHBOARD_ASSETS = Path(__file__).resolve().parent / "static" / "dashboard"
 
 DESCRIPTION = """
 Every layer of the BigTech tweets data lake behind one API.
 
 Authenticate with an API key: `Authorization: Bearer lk_<id>_<secret>` (create one with
 `lake keys create NAME --role viewer|analyst|admin`). `/health`, `/docs` and `/openapi.json` are open.
+The pipeline dashboard is at `/dashboard` (the page is open; it asks for a key of any role).
 """
 
 
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadersAndMetrics)
 
     app.mount("/static", StaticFiles(directory=ASSETS), name="static")
+    app.mount("/dashboard/assets", StaticFiles(directory=DASHBOARD_ASSETS), name="dashboard-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger() -> HTMLResponse:
@@ -126,6 +130,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with_google_fonts=False,
         )
 
-    for module in (health, stats, raw, staging, curated, runs, pipeline, metrics):
+    for module in (health, stats, raw, staging, curated, runs, pipeline, dashboard, metrics):
         app.include_router(module.router)
     return app

@@ -4,6 +4,7 @@ docs served from its own assets, metrics, security headers, and a store that is 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -123,3 +124,68 @@ def test_keys_are_created_listed_and_revoked_with_the_cli(settings: Settings, ca
         assert client.get("/runs", headers=headers).status_code == 401
     assert main(["keys", "list"]) == 0
     assert "revoked" in next(line for line in capsys.readouterr().out.splitlines() if line.startswith(key_id))
+
+
+def test_daily_stats_equal_the_staged_rows_per_day_company_and_sentiment(
+    client: TestClient, keys, settings: Settings, pipeline
+):
+    from lake.adapters.mysql import connect
+    from lake.events import GeneratedSource, IngestRequested, RawChunkReady
+
+    pub, ingestor, stager, *_ = pipeline
+    ingestor.handle(
+        IngestRequested(run_id=f"daily-{uuid.uuid4().hex[:8]}", request=GeneratedSource(rows=2100))
+    )
+    for raw in pub.of(RawChunkReady):
+        stager.handle(raw)
+    answer = client.get("/stats/daily", headers=keys["viewer"])
+    assert answer.status_code == 200
+    daily = answer.json()
+    with connect(settings.mysql) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT DATE_FORMAT(created_at, '%Y-%m-%d'), company, sentiment, COUNT(*) FROM tweets"
+            " WHERE run_id IN (SELECT run_id FROM runs) GROUP BY 1, 2, 3"
+        )
+        rows = cur.fetchall()
+    assert rows, "the suite has staged tweets by now"
+    expected_days = sorted({r[0] for r in rows})
+    assert daily["days"] == expected_days
+    for name, facet in (("by_company", 1), ("by_sentiment", 2)):
+        for value, counts in daily[name].items():
+            assert counts == [  # each day's count, exactly
+                sum(int(r[3]) for r in rows if r[0] == d and r[facet] == value) for d in expected_days
+            ]
+    week = client.get(
+        "/stats/daily?start_date=2020-09-14&end_date=2020-09-20&company=Apple", headers=keys["viewer"]
+    ).json()
+    assert week["days"] and all("2020-09-14" <= d <= "2020-09-20" for d in week["days"])
+    assert list(week["by_company"]) == ["Apple"]
+    backwards = client.get("/stats/daily?start_date=2020-09-20&end_date=2020-09-14", headers=keys["viewer"])
+    assert backwards.status_code == 422 and "after end_date" in backwards.json()["error"]["message"]
+    assert client.get("/stats/daily").status_code == 401
+
+
+def test_the_dashboard_page_is_open_and_same_origin_only_and_its_data_needs_a_viewer(
+    client: TestClient, keys
+):
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)""", page.text)
+    assert urls and all(u.startswith("/dashboard/assets/") for u in urls), urls
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    assert "style=" not in page.text  # the CSP allows no inline style
+    assert client.get("/dashboard/overview").status_code == 401
+    overview = client.get("/dashboard/overview", headers=keys["viewer"])
+    assert overview.status_code == 200
+    body = overview.json()
+    assert set(body) == {"generated_at", "stats", "runs", "pipeline", "pipeline_error"}
+    assert body["stats"] == client.get("/stats", headers=keys["viewer"]).json()
+    for run in body["runs"]:
+        assert "source" not in run and "requested_by" not in run  # viewers see aggregates only
+        assert run["raw_rows"] == run["staged_rows"] + run["rejected_rows"] + run["duplicate_rows"] or (
+            run["status"] != "succeeded"
+        )
+    assert body["pipeline"] is not None and set(body["pipeline"]["lag"]) == {"ingestor", "stager", "curator"}

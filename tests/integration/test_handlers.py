@@ -5,49 +5,20 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import polars as pl
-import pymongo
 import pytest
 
-from lake.adapters.broker import Publisher
-from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
-from lake.adapters.staging_repo import StagingRepository
 from lake.events import GeneratedSource, IngestRequested, PathSource, RawChunkReady, StagedChunkReady
 from lake.runner import PermanentError
 from lake.settings import Settings
-from lake.transform.tokenize import load_tokenizer
 from services.curator.handler import Curator
 from services.ingestor.handler import Ingestor
 from services.stager.handler import Stager
 from tests.fakes import CollectingPublisher
-
-
-@pytest.fixture
-def mongo(settings: Settings) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url, tz_aware=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def pipeline(settings: Settings, store: S3ObjectStore, repo: StagingRepository, mongo: Any):
-    small = settings.model_copy(update={"pipeline": settings.pipeline.model_copy(update={"chunk_rows": 700})})
-    pub = CollectingPublisher()
-    publisher = cast(Publisher, pub)
-    tok = load_tokenizer("bert-base-uncased", 64, offline=True)
-    curated = CuratedRepository(mongo, settings.mongo)
-    return (
-        pub,
-        Ingestor(small, store, repo, publisher),
-        Stager(small, store, repo, publisher),
-        Curator(small, store, repo, curated, tok, publisher),
-        curated,
-    )
 
 
 def run_all(

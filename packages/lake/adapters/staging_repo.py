@@ -339,16 +339,25 @@ class StagingRepository:
                 },
             )
             facets: Counter[tuple[str, str]] = Counter()
+            daily: Counter[tuple[str, str, str]] = Counter()
             for r in rows:
                 if r["twitter_id"] in owned:
                     facets["company", r["company"]] += 1
                     facets["sentiment", r["sentiment"]] += 1
+                    daily[_naive(r["created_at"]).strftime("%Y-%m-%d"), r["company"], r["sentiment"]] += 1
             cur.execute("DELETE FROM chunk_facets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
             if facets:
                 cur.executemany(
                     "INSERT INTO chunk_facets (run_id, chunk_id, facet, value, n)"
                     " VALUES (%s, %s, %s, %s, %s)",
                     [(run_id, chunk_id, f, v, n) for (f, v), n in sorted(facets.items())],
+                )
+            cur.execute("DELETE FROM chunk_daily WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
+            if daily:
+                cur.executemany(
+                    "INSERT INTO chunk_daily (run_id, chunk_id, day, company, sentiment, n)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    [(run_id, chunk_id, d, c, s, n) for (d, c, s), n in sorted(daily.items())],
                 )
         self.conn.commit()
         return result

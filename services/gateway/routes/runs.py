@@ -96,7 +96,7 @@ async def start_run(
     return RunAccepted(run_id=run_id)
 
 
-async def _report(stores: StoresDep, run_ids: list[str]) -> list[RunReport]:
+async def report(stores: StoresDep, run_ids: list[str]) -> list[RunReport]:
     if not run_ids:
         return []
     marks = ", ".join(["%s"] * len(run_ids))
@@ -175,7 +175,7 @@ async def list_runs(
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         await cur.execute("SELECT run_id FROM runs ORDER BY requested_at DESC LIMIT %s", (limit,))
         ids = [r[0] for r in await cur.fetchall()]
-    return RunList(items=await _report(stores, ids))
+    return RunList(items=await report(stores, ids))
 
 
 @router.get(
@@ -189,7 +189,7 @@ async def get_run(
     _: Analyst,
     run_id: Annotated[str, Path(pattern=RUN_ID, examples=["20201013T120000Z-1a2b3c4d"])],
 ) -> RunReport:
-    reports = await _report(stores, [run_id])
+    reports = await report(stores, [run_id])
     if not reports:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
     return reports[0]

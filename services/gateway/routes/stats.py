@@ -8,13 +8,20 @@ scanning, which is why the curated count comes from the curator's bookkeeping to
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
 
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.errors import StoreUnavailable
+from services.gateway.query import COMPANY_PATTERN, FIRST_DAY, LAST_DAY
 
 router = APIRouter(tags=["stats"])
+# Counts of recorded runs only: chunks written by a repository driven outside a run (a profiling
+# script, a half-restored backup) never inflate the totals.
+OF_RUNS = "run_id IN (SELECT run_id FROM runs)"
 
 
 class Stats(BaseModel):
@@ -35,10 +42,12 @@ async def stats(stores: StoresDep, _: Viewer) -> Stats:
             await cur.execute(
                 "SELECT layer, COALESCE(SUM(raw_rows), 0), COALESCE(SUM(staged_rows), 0),"
                 " COALESCE(SUM(rejected_rows), 0), COALESCE(SUM(duplicate_rows), 0),"
-                " COALESCE(SUM(curated_docs), 0) FROM chunk_progress GROUP BY layer"
+                f" COALESCE(SUM(curated_docs), 0) FROM chunk_progress WHERE {OF_RUNS} GROUP BY layer"
             )
             layers = {row[0]: [int(v) for v in row[1:]] for row in await cur.fetchall()}
-            await cur.execute("SELECT facet, value, SUM(n) FROM chunk_facets GROUP BY facet, value")
+            await cur.execute(
+                f"SELECT facet, value, SUM(n) FROM chunk_facets WHERE {OF_RUNS} GROUP BY facet, value"
+            )
             facets = await cur.fetchall()
             await cur.execute("SELECT COUNT(*) FROM runs")
             (runs,) = await cur.fetchone()
@@ -55,4 +64,66 @@ async def stats(stores: StoresDep, _: Viewer) -> Stats:
         runs=int(runs),
         by_company={v: int(n) for f, v, n in facets if f == "company"},
         by_sentiment={v: int(n) for f, v, n in facets if f == "sentiment"},
+    )
+
+
+class DailyStats(BaseModel):
+    days: list[date] = Field(description="every day with staged tweets in the range, ascending")
+    by_company: dict[str, list[int]] = Field(
+        description="company -> staged tweets per day (aligned with days)"
+    )
+    by_sentiment: dict[str, list[int]] = Field(
+        description="sentiment -> staged tweets per day (aligned with days)"
+    )
+
+
+@router.get(
+    "/stats/daily",
+    response_model=DailyStats,
+    summary="Staged tweets per day, per company and per sentiment (all runs; the dashboard's charts)",
+)
+async def daily(
+    stores: StoresDep,
+    _: Viewer,
+    start_date: Annotated[
+        date | None,
+        Query(ge=FIRST_DAY, le=LAST_DAY, description="first day (inclusive)", examples=["2020-09-14"]),
+    ] = None,
+    end_date: Annotated[
+        date | None,
+        Query(ge=FIRST_DAY, le=LAST_DAY, description="last day (inclusive)", examples=["2020-09-20"]),
+    ] = None,
+    company: Annotated[
+        str | None, Query(pattern=COMPANY_PATTERN, description="only this company", examples=["Apple"])
+    ] = None,
+) -> DailyStats:
+    if start_date and end_date and start_date > end_date:
+        raise HTTPException(422, "start_date is after end_date")
+    where, args = [OF_RUNS], []
+    for clause, value in (("day >= %s", start_date), ("day <= %s", end_date), ("company = %s", company)):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    sql = (
+        "SELECT day, company, sentiment, SUM(n) FROM chunk_daily WHERE "
+        + " AND ".join(where)
+        + " GROUP BY day, company, sentiment"
+    )
+    try:
+        async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+            await cur.execute(sql, args)
+            rows = await cur.fetchall()
+    except Exception as exc:
+        raise StoreUnavailable("mysql", type(exc).__name__) from exc
+    days = sorted({r[0] for r in rows})
+    index = {d: i for i, d in enumerate(days)}
+    by_company: dict[str, list[int]] = {}
+    by_sentiment: dict[str, list[int]] = {}
+    for day, comp, sentiment, n in rows:
+        by_company.setdefault(comp, [0] * len(days))[index[day]] += int(n)
+        by_sentiment.setdefault(sentiment, [0] * len(days))[index[day]] += int(n)
+    return DailyStats(
+        days=days,
+        by_company=dict(sorted(by_company.items())),
+        by_sentiment=dict(sorted(by_sentiment.items())),
     )

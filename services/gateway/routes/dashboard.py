@@ -1,0 +1,115 @@
+"""The pipeline dashboard: a page at ``/dashboard`` and the one summary it refreshes from.
+
+The page itself is public (it holds no data); it asks for an API key, keeps it for the browser
+session and sends it as a bearer header. Its data comes from ``GET /dashboard/overview`` and
+``GET /stats/daily``, which any role that may read stats (viewer and up) can call: the overview shows
+recent runs and the pipeline's lag as aggregates only (no source paths, no rows).
+
+Every script and style is served by the gateway from ``static/dashboard`` (the charts are drawn as
+SVG by the page's own script): nothing is fetched from a CDN, and the page's Content-Security-Policy
+forbids it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from kafka.errors import KafkaError
+from pydantic import BaseModel, Field
+
+from services.gateway.deps import StoresDep, Viewer
+from services.gateway.routes import pipeline, runs, stats
+
+router = APIRouter(tags=["dashboard"])
+PAGE = Path(__file__).resolve().parent.parent / "static" / "dashboard" / "index.html"
+RECENT_RUNS = 10
+# Same-origin only: scripts, styles, images and data calls come from the gateway itself.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    status: str
+    error: str | None
+    requested_at: datetime
+    finished_at: datetime | None
+    raw_rows: int
+    staged_rows: int
+    rejected_rows: int
+    duplicate_rows: int
+    curated_docs: int
+    layers: dict[str, str] = Field(description="layer -> pending, running, succeeded or failed")
+    rejected_by_reason: dict[str, int]
+
+
+class PipelineSummary(BaseModel):
+    lag: dict[str, int] = Field(description="service -> messages its consumer group has not committed")
+    dead_letters: dict[str, int]
+    dead_letter_total: int
+
+
+class Overview(BaseModel):
+    generated_at: datetime
+    stats: stats.Stats
+    runs: list[RunSummary] = Field(description=f"the {RECENT_RUNS} most recent runs, newest first")
+    pipeline: PipelineSummary | None = Field(description="null when Kafka cannot be reached")
+    pipeline_error: str | None = None
+
+
+@router.get("/dashboard", include_in_schema=False)
+async def page() -> HTMLResponse:
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Content-Security-Policy": CSP})
+
+
+async def _pipeline(stores: StoresDep) -> tuple[PipelineSummary | None, str | None]:
+    """Kafka's part of the overview; the dashboard still shows the stores when Kafka is down."""
+    try:
+        async with stores.kafka_lock:
+            admin = await stores.kafka()
+            state: dict[str, Any] = await asyncio.to_thread(pipeline.snapshot, admin, stores.settings)
+    except (KafkaError, OSError) as exc:
+        await stores.close_kafka()
+        return None, f"kafka: {type(exc).__name__}"
+    return (
+        PipelineSummary(
+            lag={g["service"]: g["lag"] for g in state["consumer_groups"]},
+            dead_letters=state["dead_letters"],
+            dead_letter_total=state["dead_letter_total"],
+        ),
+        None,
+    )
+
+
+@router.get(
+    "/dashboard/overview",
+    response_model=Overview,
+    summary="What the dashboard shows: totals, recent runs, pipeline lag and dead letters (viewer)",
+)
+async def overview(stores: StoresDep, role: Viewer) -> Overview:
+    totals = await stats.stats(stores, role)
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT run_id FROM runs ORDER BY requested_at DESC LIMIT %s", (RECENT_RUNS,))
+        ids = [r[0] for r in await cur.fetchall()]
+    reports = await runs.report(stores, ids)
+    state, error = await _pipeline(stores)
+    return Overview(
+        generated_at=datetime.now(UTC),
+        stats=totals,
+        runs=[
+            RunSummary(
+                **r.model_dump(include=set(RunSummary.model_fields) - {"layers"}),
+                layers={name: layer.status for name, layer in r.layers.items()},
+            )
+            for r in reports
+        ],
+        pipeline=state,
+        pipeline_error=error,
+    )

@@ -1,0 +1,110 @@
+"""The dashboard in a real headless browser (Debian's chromium, driven by Playwright): the page loads
+without credentials, takes a viewer key, shows the run this test ingested with its counts, the pipeline
+and both charts, with no console error and no request leaving the gateway. The screenshot is kept in
+``$LAKE_TEST_ARTIFACTS`` (default ``artifacts/``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from lake.cli import create_key, request_run, wait_for_run
+from lake.events import GeneratedSource
+from lake.settings import Settings
+from tests.e2e.conftest import ROOT, Services
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(os.environ.get("LAKE_TEST_ARTIFACTS", ROOT / "artifacts"))
+
+
+def chromium() -> str:
+    path = os.environ.get("LAKE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("no chromium: `make test` installs Debian's package (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ingested(services: Services, settings: Settings) -> dict[str, Any]:
+    run_id = request_run(settings, GeneratedSource(rows=3000, seed=808), "e2e-dashboard")
+    summary = wait_for_run(settings, run_id, timeout=180, expected_rows=3000)
+    assert summary["status"] == "succeeded", summary
+    return summary
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where chromium's sandbox cannot start
+        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_the_dashboard_shows_the_ingested_run_without_a_console_error(
+    browser: Any, services: Services, settings: Settings, ingested: dict[str, Any]
+):
+    key = create_key(settings, "e2e dashboard", "viewer")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems: list[str] = []
+    foreign: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    gateway = urlparse(services.gateway).netloc
+    page.on(
+        "request", lambda r: foreign.append(r.url) if urlparse(r.url).netloc not in (gateway, "") else None
+    )
+
+    page.goto(f"{services.gateway}/dashboard")
+    page.get_by_test_id("sign-in").wait_for()  # the page itself needs no key
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+
+    row = page.locator(f'tr[data-run-id="{ingested["run_id"]}"]')
+    row.wait_for(timeout=30_000)
+    cells = row.locator("td").all_inner_texts()
+    assert cells[1] == "succeeded"
+    counts = [int(c.replace(",", "")) for c in cells[4:9]]
+    run = ingested
+    assert counts == [
+        run[k] for k in ("raw_rows", "staged_rows", "rejected_rows", "duplicate_rows", "curated_docs")
+    ]
+    assert page.get_by_test_id("lag-stager").is_visible() and page.get_by_test_id("dead-letters").is_visible()
+    page.locator("#chart-companies polyline").first.wait_for()
+    assert page.locator("#chart-sentiment polygon").count() >= 2
+    assert "Updated" in page.get_by_test_id("status").inner_text()
+    assert page.evaluate("sessionStorage.getItem('bigtech-lake.api-key')") == key
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"dashboard screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
+    assert problems == []
+    assert foreign == []  # every script, style and data call stays on the gateway
+    page.close()
+
+
+def test_a_refused_key_returns_to_the_sign_in_with_a_message(browser: Any, services: Services):
+    page = browser.new_page()
+    page.goto(f"{services.gateway}/dashboard")
+    page.fill("#key", "lk_nope_nope")
+    page.click("button[type=submit]")
+    error = page.locator("#sign-in-error")
+    error.wait_for()
+    assert "refused this key" in error.inner_text()
+    assert page.evaluate("sessionStorage.getItem('bigtech-lake.api-key')") is None
+    page.close()
