@@ -147,7 +147,10 @@ OTHER_ENV: dict[str, tuple[str, str]] = {
     "LAKE_CACHE": ("~/.cache/bigtech-lake", "local stack: downloads and builds, shared by clones"),
     "LAKE_RUN_DIR": (".lake", "local stack: data, logs and PIDs of this checkout"),
     "LAKE_GATEWAY_URL": ("http://127.0.0.1:8000", "Airflow: where the DAG reaches the gateway"),
-    "LAKE_GATEWAY_API_KEY": ("", "Airflow: the key the DAG sends to the gateway (admin role)"),
+    "LAKE_GATEWAY_API_KEY": ("", "Airflow: the key the DAG's sensor sends to the gateway (analyst role)"),
+    "LAKE_AIRFLOW_VENV": (".venv-airflow", "local Airflow: its own virtualenv (make airflow-venv)"),
+    "LAKE_TEST_ARTIFACTS": ("artifacts", "tests: where the dashboard test keeps its screenshot"),
+    "LAKE_CHROMIUM": ("chromium on PATH", "tests: the browser the dashboard test drives"),
 }
 
 

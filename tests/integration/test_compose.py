@@ -4,6 +4,7 @@ what the code reads: variable names, service host names, ports."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -108,3 +109,73 @@ def test_mysql_8_is_configured_for_what_the_stager_needs(compose: dict[str, Any]
     command = " ".join(compose["services"]["mysql"].get("command", []))
     assert "--local-infile=1" in command or "--local_infile=1" in command
     assert "utf8mb4_unicode_ci" in command
+
+
+def mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """target -> (source, "volume" or "bind"), from Compose's long or short (v1) volume syntax."""
+    out = {}
+    for v in service.get("volumes", []):
+        if isinstance(v, dict):
+            out[v["target"]] = (v.get("source", ""), v["type"])
+        else:
+            source, target = v.split(":")[:2]
+            out[target] = (source, "bind" if source.startswith(("/", ".")) else "volume")
+    return out
+
+
+AIRFLOW = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+
+
+def test_airflow_runs_all_four_components_on_an_image_with_the_dags_pinned_providers(compose: dict[str, Any]):
+    services = compose["services"]
+    assert {*AIRFLOW, "airflow-init", "airflow-db"} <= set(services)
+    requirements = (ROOT / "airflow" / "requirements.txt").read_text()
+    version = re.search(r"^apache-airflow==([\d.]+)$", requirements, re.M)
+    dockerfile = (ROOT / "airflow" / "Dockerfile").read_text()
+    assert (
+        version and f"apache/airflow:{version.group(1)}-" in dockerfile
+    )  # base image = local venv's Airflow
+    assert "COPY airflow/requirements.txt" in dockerfile
+    for name in (*AIRFLOW, "airflow-init"):
+        svc = services[name]
+        assert svc["build"]["dockerfile"] == "airflow/Dockerfile"
+        assert {"/opt/airflow/dags", "/opt/airflow/plugins"} <= set(mounts(svc))
+        env = env_of(svc)
+        assert json.loads(env["AIRFLOW_CONN_LAKE_KAFKA"])["extra"]["bootstrap.servers"] == "kafka:9092"
+        assert urlparse(env["LAKE_GATEWAY_URL"]).netloc == "gateway:8000"
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")  # its own database
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET"]  # shared by the components
+    for name in AIRFLOW:
+        assert "healthcheck" in services[name], name
+    assert services["airflow-triggerer"]["depends_on"]["gateway"]["condition"] == "service_healthy"
+
+
+def test_workers_have_replicas_healthchecks_and_every_dependency_waits_on_a_condition(
+    compose: dict[str, Any],
+):
+    services = compose["services"]
+    assert services["stager"]["deploy"]["replicas"] == 2
+    assert services["curator"]["deploy"]["replicas"] == 2
+    for name, svc in services.items():
+        if name not in ("bootstrap", "airflow-init"):  # one-shot jobs
+            assert "healthcheck" in svc, f"{name} has no healthcheck"
+        for dependency, how in (svc.get("depends_on") or {}).items():
+            assert how.get("condition") in ("service_healthy", "service_completed_successfully"), (
+                name,
+                dependency,
+            )
+
+
+def test_every_store_keeps_its_data_in_a_named_volume(compose: dict[str, Any]):
+    services, volumes = compose["services"], set(compose["volumes"])
+    data_dirs = {
+        "kafka": "/var/lib/kafka/data",
+        "mysql": "/var/lib/mysql",
+        "mongo": "/data/db",
+        "s3": services["s3"]["environment"]["JCLOUDS_FILESYSTEM_BASEDIR"],  # s3proxy's filesystem backend
+        "airflow-db": "/var/lib/postgresql/data",
+    }
+    for name, path in data_dirs.items():
+        source, kind = mounts(services[name])[path]
+        assert kind == "volume" and source in volumes, name
+    assert services["s3"]["environment"]["JCLOUDS_PROVIDER"] == "filesystem-nio2"
