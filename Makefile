@@ -39,8 +39,8 @@ $(AIRFLOW_VENV)/.installed: airflow/requirements.txt
 
 airflow-venv: $(AIRFLOW_VENV)/.installed ## install Airflow 3 and the Kafka provider in their own environment (once)
 
-airflow-run: services airflow-venv ## one run of the bigtech_ingest DAG (airflow dags test) on the local stack; ROWS=, SEED=
-	@$(PY) -m infra.airflow_local run --conf '{"source": "generated", "rows": $(ROWS), "seed": $(SEED)}'
+airflow-run: services airflow-venv ## one DAG run (airflow dags test) on the local stack; ROWS=, SEED=, DATE= (one run per date)
+	@$(PY) -m infra.airflow_local run $(if $(DATE),--date $(DATE)) --conf '{"source": "generated", "rows": $(ROWS), "seed": $(SEED)}'
 
 up: venv ## install (cached) and start Kafka, MariaDB, FerretDB, S3; create topics, buckets, schema
 	@$(PY) -m infra.stack up >&2
