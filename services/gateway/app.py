@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI
@@ -16,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lake.settings import Settings, get_settings
-from services.gateway import errors, metrics
+from services.gateway import errors, metrics, openapi_examples
 from services.gateway.routes import curated, dashboard, health, pipeline, raw, runs, staging, stats
 from services.gateway.stores import open_stores
 
@@ -132,4 +133,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (health, stats, raw, staging, curated, runs, pipeline, dashboard, metrics):
         app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, plus a real example of every answer (``openapi_examples.json``)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_examples.add_examples(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

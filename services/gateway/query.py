@@ -19,6 +19,8 @@ MAX_LIMIT = 1000
 COMPANY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.&-]{0,63}$"
 HASHTAG_PATTERN = r"^#?\w{1,100}$"
 Sort = Literal["-created_at", "created_at"]
+# what a cursor looks like: after the tweet 1305560412345678848 of 2020-09-14 12:30:00 UTC
+CURSOR_EXAMPLE = "eyJ0IjogIjIwMjAtMDktMTRUMTI6MzA6MDArMDA6MDAiLCAiaSI6ICIxMzA1NTYwNDEyMzQ1Njc4ODQ4In0"
 FIRST_DAY, LAST_DAY = date(2006, 3, 21), date(2999, 12, 30)  # Twitter's first day; before overflow
 
 
@@ -170,16 +172,25 @@ class TweetQuery:
 
 
 def tweet_query(
-    start_date: Annotated[date | None, Query(description="first day, inclusive (YYYY-MM-DD, UTC)")] = None,
-    end_date: Annotated[date | None, Query(description="last day, inclusive (YYYY-MM-DD, UTC)")] = None,
+    start_date: Annotated[
+        date | None, Query(description="first day, inclusive (YYYY-MM-DD, UTC)", examples=["2020-09-14"])
+    ] = None,
+    end_date: Annotated[
+        date | None, Query(description="last day, inclusive (YYYY-MM-DD, UTC)", examples=["2020-09-20"])
+    ] = None,
     sentiment: Annotated[
-        Literal["positive", "neutral", "negative"] | None, Query(description="sentiment label")
+        Literal["positive", "neutral", "negative"] | None,
+        Query(description="sentiment label", examples=["positive"]),
     ] = None,
     company: Annotated[
-        str | None, Query(pattern=COMPANY_PATTERN, description="any company the tweet was collected for")
+        str | None,
+        Query(
+            pattern=COMPANY_PATTERN, description="any company the tweet was collected for", examples=["Apple"]
+        ),
     ] = None,
     hashtag: Annotated[
-        str | None, Query(pattern=HASHTAG_PATTERN, description="a hashtag, with or without #")
+        str | None,
+        Query(pattern=HASHTAG_PATTERN, description="a hashtag, with or without #", examples=["iphone12"]),
     ] = None,
     q: Annotated[
         str | None,
@@ -188,13 +199,21 @@ def tweet_query(
             max_length=100,
             pattern=r"^[^\x00-\x1f\x7f]+$",
             description="text contains (case-insensitive; no control characters)",
+            examples=["battery"],
         ),
     ] = None,
-    min_followers: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="author followers ≥")] = None,
-    sort: Annotated[Sort, Query(description="by creation time; `-` for newest first")] = "-created_at",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")] = 50,
+    min_followers: Annotated[
+        int | None, Query(ge=0, le=2**32 - 1, description="author followers ≥", examples=[1000])
+    ] = None,
+    sort: Annotated[
+        Sort, Query(description="by creation time; `-` for newest first", examples=["-created_at"])
+    ] = "-created_at",
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}", examples=[50])
+    ] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+        str | None,
+        Query(max_length=200, description="`next_cursor` of the previous page", examples=[CURSOR_EXAMPLE]),
     ] = None,
 ) -> TweetQuery:
     for name, day in (("start_date", start_date), ("end_date", end_date)):

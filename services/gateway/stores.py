@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aioboto3
 import aiomysql
@@ -14,6 +17,28 @@ from pymongo import AsyncMongoClient
 
 from lake.adapters.objectstore import S3ObjectStore, client_config
 from lake.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class SharedAnswer:
+    """One computation answers every caller for ``ttl`` seconds (single flight): a burst of callers
+    or a load balancer never multiplies the load on a store. Failures are not kept."""
+
+    ttl: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    value: Any = None
+    at: float = -math.inf
+
+    async def get(self, compute: Callable[[], Awaitable[T]]) -> T:
+        if time.monotonic() - self.at <= self.ttl:
+            return cast(T, self.value)
+        async with self.lock:
+            if time.monotonic() - self.at > self.ttl:  # nobody refreshed it while we waited
+                self.value = await compute()
+                self.at = time.monotonic()
+            return cast(T, self.value)
 
 
 @dataclass
@@ -26,9 +51,9 @@ class Stores:
     _kafka: KafkaAdminClient | None = None
     # kafka-python's admin client is not thread-safe: one call at a time, from any request.
     kafka_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # /health probes are shared by concurrent callers for HEALTH_TTL_S (single flight).
-    health_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    health_cache: tuple[float, Any] | None = None
+    # /health probes and /stats totals are shared by concurrent callers for a second.
+    health: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=1.0))
+    stats: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=1.0))
     # verified API keys: SHA-256 of the key -> (role, monotonic expiry); see deps.KEY_CACHE_TTL_S
     key_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
 

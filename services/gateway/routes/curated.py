@@ -84,7 +84,9 @@ async def list_curated(
     stores: StoresDep,
     _: Viewer,
     query: Annotated[TweetQuery, Depends(tweet_query)],
-    include_tokens: Annotated[bool, Query(description="include the BERT token ids")] = False,
+    include_tokens: Annotated[
+        bool, Query(description="include the BERT token ids", examples=[False])
+    ] = False,
 ) -> Any:
     find = stores.tweets.find(query.mongo_filter(), _projection(include_tokens))
     max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
@@ -106,7 +108,7 @@ async def get_curated(
     stores: StoresDep,
     _: Viewer,
     twitter_id: Annotated[str, Path(description="decimal id", examples=["1307025660663005184"])],
-    include_tokens: Annotated[bool, Query(description="include the BERT token ids")] = True,
+    include_tokens: Annotated[bool, Query(description="include the BERT token ids", examples=[True])] = True,
 ) -> Any:
     tid = twitter_id_path(twitter_id)
     doc = await stores.tweets.find_one({"_id": str(tid)}, _projection(include_tokens))

@@ -15,7 +15,6 @@ from services.gateway.stores import Stores
 
 router = APIRouter(tags=["health"])
 TIMEOUT_S = 3.0
-HEALTH_TTL_S = 1.0
 
 
 class Check(BaseModel):
@@ -66,14 +65,9 @@ async def probes(stores: Stores) -> dict[str, Check]:
 
 
 async def shared_probes(stores: Stores) -> dict[str, Check]:
-    """One round of probes serves every caller for ``HEALTH_TTL_S``: a load balancer or a burst of
+    """One round of probes serves every caller for a second (``Stores.health``): a load balancer or a burst of
     callers never multiplies the load on the stores (or on the non-thread-safe Kafka client)."""
-    async with stores.health_lock:
-        now = time.monotonic()
-        if stores.health_cache is None or now - stores.health_cache[0] > HEALTH_TTL_S:
-            stores.health_cache = (now, await probes(stores))
-        checks: dict[str, Check] = stores.health_cache[1]
-        return checks
+    return await stores.health.get(lambda: probes(stores))
 
 
 @router.get(

@@ -75,12 +75,25 @@ def read_records(store: S3ObjectStore, bucket: str, key: str, offset: int, limit
 async def get_raw(
     stores: StoresDep,
     _: Analyst,
-    run_id: Annotated[str | None, Query(pattern=RUN_ID)] = None,
-    key: Annotated[
-        str | None, Query(min_length=1, max_length=1024, description="one of the run's objects")
+    run_id: Annotated[
+        str | None,
+        Query(
+            pattern=RUN_ID,
+            description="a run id (default: the latest run)",
+            examples=["20201013T120000Z-1a2b3c4d"],
+        ),
     ] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="records to skip")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    key: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=1024,
+            description="one of the run's objects (default: its first)",
+            examples=["runs/20201013T120000Z-1a2b3c4d/Bigtech - 12-07-2020 till 19-09-2020.csv"],
+        ),
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="records to skip", examples=[0])] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="records to return", examples=[10])] = 10,
 ) -> Any:
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         if run_id is None:

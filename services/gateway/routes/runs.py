@@ -170,7 +170,9 @@ async def report(stores: StoresDep, run_ids: list[str]) -> list[RunReport]:
 
 @router.get("/runs", response_model=RunList, summary="Recent runs, newest first, with their reports")
 async def list_runs(
-    stores: StoresDep, _: Analyst, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    stores: StoresDep,
+    _: Analyst,
+    limit: Annotated[int, Query(ge=1, le=100, description="runs to return", examples=[20])] = 20,
 ) -> RunList:
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         await cur.execute("SELECT run_id FROM runs ORDER BY requested_at DESC LIMIT %s", (limit,))

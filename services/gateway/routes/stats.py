@@ -37,6 +37,11 @@ class Stats(BaseModel):
 
 @router.get("/stats", response_model=Stats, summary="Rows per layer, company and sentiment (all runs)")
 async def stats(stores: StoresDep, _: Viewer) -> Stats:
+    """Totals as of at most a second ago: one computation answers every caller for a second."""
+    return await stores.stats.get(lambda: totals(stores))
+
+
+async def totals(stores: StoresDep) -> Stats:
     try:
         async with stores.mysql.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
