@@ -94,6 +94,37 @@ def _json_tail(out: str) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else [value]
 
 
+DAG_FACTS = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(sys.argv[1]).dags["bigtech_ingest"]
+print(json.dumps({
+    "schedule": str(dag.schedule), "cron": dag.timetable.expression,
+    "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
+    "params": sorted(dag.params.keys()),
+    "tasks": {t.task_id: {"type": type(t).__name__, "retries": t.retries,
+                          "retry_delay_s": t.retry_delay.total_seconds()} for t in dag.tasks},
+}))
+"""
+
+
+def dag_facts(env: dict[str, str]) -> dict[str, Any]:
+    """Schedule, catch-up, params and each task's type and retries, as Airflow itself parses them."""
+    done = subprocess.run(
+        [str(venv() / "bin" / "python"), "-c", DAG_FACTS, str(DAGS), str(PLUGINS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"parsing the DAG failed:\n{done.stderr[-3000:]}")
+    facts: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return facts
+
+
 def dags_test(
     env: dict[str, str], logical_date: str, conf: dict[str, Any]
 ) -> subprocess.CompletedProcess[str]:

@@ -35,9 +35,11 @@ def add_examples(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trim(value: Any) -> Any:
-    """Lists cut to one item, recursively: an example shows the shape, not the data."""
+    """Lists of objects cut to one item, other lists to 12, recursively: an example shows the
+    shape, not the data."""
     if isinstance(value, list):
-        return [_trim(v) for v in value[:1]]
+        keep = 1 if value and isinstance(value[0], dict) else 12
+        return [_trim(v) for v in value[:keep]]
     if isinstance(value, dict):
         return {k: _trim(v) for k, v in value.items()}
     return value
@@ -62,7 +64,7 @@ def collect(base: str, key: str) -> dict[str, Any]:
     staged = _get(base, "/staging?start_date=2020-09-14&end_date=2020-09-14&limit=1", key)
     tid = staged["items"][0]["twitter_id"]
     curated = _get(base, "/curated?start_date=2020-09-14&end_date=2020-09-14&limit=1", key)
-    return {
+    examples = {
         name: _trim(value)
         for name, value in {
             "Health": _get(base, "/health", None),
@@ -81,6 +83,10 @@ def collect(base: str, key: str) -> dict[str, Any]:
             "ErrorResponse": _get(base, "/stats", "lk_unknown_key"),
         }.items()
     }
+    failed = {n: v["error"] for n, v in examples.items() if n != "ErrorResponse" and set(v) == {"error"}}
+    if failed:  # e.g. a /curated list over the query time limit: raise LAKE_GATEWAY_QUERY_TIMEOUT_S
+        raise SystemExit(f"the gateway answered errors, no example written: {failed}")
+    return examples
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,21 @@ def test_airflow_imports_the_dag_folder_without_errors(airflow_env: dict[str, st
     assert [d["dag_id"] for d in dags] == ["bigtech_ingest"]
 
 
+def test_the_dag_runs_daily_without_catch_up_with_retries_and_a_deferrable_wait(airflow_env: dict[str, str]):
+    facts = airflow_local.dag_facts(airflow_env)
+    assert (
+        facts["schedule"] == "@daily"
+        and facts["cron"] == "0 0 * * *"
+        and facts["catchup"] is False
+        and facts["max_active_runs"] == 1
+    )
+    assert facts["params"] == ["max_rejected_share", "path", "rows", "seed", "source", "version"]
+    tasks = facts["tasks"]
+    assert tasks["publish_ingest_requested"]["type"] == "ProduceToTopicOperator"  # the Kafka provider
+    assert tasks["wait_for_run"]["type"] == "LakeRunSensor"  # defers to the triggerer (see the runs below)
+    assert all(t["retries"] == 2 and t["retry_delay_s"] == 60 for t in tasks.values())
+
+
 @pytest.fixture(scope="module")
 def dag_run(airflow_env: dict[str, str]) -> str:
     done = airflow_local.dags_test(airflow_env, LOGICAL_DATE, CONF)
@@ -96,3 +111,10 @@ def test_the_same_logical_date_again_adds_nothing_and_fails_above_the_reject_thr
     after = report(services, analyst_key, dag_run)
     assert {k: after[k] for k in COUNTS} == {k: before[k] for k in COUNTS}
     assert after["layers"] == before["layers"]  # no chunk was published or processed again
+
+
+def test_a_run_that_fails_fails_the_dag_run_with_its_error(airflow_env: dict[str, str], services: Services):
+    done = airflow_local.dags_test(airflow_env, "2026-01-06", {"source": "path", "path": "/etc"})
+    assert done.returncode != 0
+    run_id = airflow_local.run_id("2026-01-06")
+    assert f"run {run_id} failed: ingest refused" in done.stdout + done.stderr

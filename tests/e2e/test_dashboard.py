@@ -68,7 +68,7 @@ def test_the_dashboard_shows_the_ingested_run_without_a_console_error(
         "request", lambda r: foreign.append(r.url) if urlparse(r.url).netloc not in (gateway, "") else None
     )
 
-    page.goto(f"{services.gateway}/dashboard")
+    page.goto(f"{services.gateway}/dashboard?refresh=2")
     page.get_by_test_id("sign-in").wait_for()  # the page itself needs no key
     page.fill("#key", key)
     page.click("button[type=submit]")
@@ -85,7 +85,12 @@ def test_the_dashboard_shows_the_ingested_run_without_a_console_error(
     assert page.get_by_test_id("lag-stager").is_visible() and page.get_by_test_id("dead-letters").is_visible()
     page.locator("#chart-companies polyline").first.wait_for()
     assert page.locator("#chart-sentiment polygon").count() >= 2
-    assert "Updated" in page.get_by_test_id("status").inner_text()
+    status = page.get_by_test_id("status")
+    first = status.inner_text()
+    assert first.startswith("Updated") and "refreshes every 2 s" in first
+    page.wait_for_function(  # it refreshes itself
+        "text => document.querySelector('[data-testid=status]').innerText !== text", arg=first, timeout=15_000
+    )
     assert page.evaluate("sessionStorage.getItem('bigtech-lake.api-key')") == key
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 "use strict";
 
 const KEY_NAME = "bigtech-lake.api-key";
-const REFRESH_MS = 15000;
+// every 15 s, or ?refresh=N seconds (at least 2)
+const REFRESH_MS = Math.max(2, Number(new URLSearchParams(location.search).get("refresh")) || 15) * 1000;
 const SVG = "http://www.w3.org/2000/svg";
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"];
