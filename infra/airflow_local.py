@@ -12,13 +12,13 @@ gateway's report of the platform run as the last line. The test suite drives the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
-import sys
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from lake.settings import Settings
@@ -131,15 +131,35 @@ def dags_test(
     return airflow(["dags", "test", DAG_ID, logical_date, "--conf", json.dumps(conf)], env)
 
 
+def client() -> ModuleType:
+    """The DAG's own standard-library client (``airflow/plugins/bigtech_lake_client.py``)."""
+    spec = importlib.util.spec_from_file_location("bigtech_lake_client", PLUGINS / "bigtech_lake_client.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_id(logical_date: str) -> str:
-    """The platform run id the DAG derives from a logical date (its own rule, imported)."""
-    sys.path.insert(0, str(PLUGINS))
-    try:
-        from bigtech_lake_client import run_id_for
-    finally:
-        sys.path.remove(str(PLUGINS))
+    """The first platform run id the DAG derives from a logical date (its own rule)."""
     when = datetime.fromisoformat(logical_date)
-    return str(run_id_for(DAG_ID, when if when.tzinfo else when.replace(tzinfo=UTC), ""))
+    return str(client().run_id_for(DAG_ID, when if when.tzinfo else when.replace(tzinfo=UTC), ""))
+
+
+def run_report(env: dict[str, str], logical_date: str) -> dict[str, Any]:
+    """The gateway's report of the run the DAG run of this date followed (its latest attempt)."""
+    lake = client()
+    saved = {k: os.environ.get(k) for k in ("LAKE_GATEWAY_URL", "LAKE_GATEWAY_API_KEY")}
+    os.environ.update({k: env[k] for k in saved})
+    try:
+        report: dict[str, Any] = lake.run_report(lake.latest_attempt(run_id(logical_date)))
+        return report
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,14 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     (home / "last-dags-test.log").write_text(done.stdout + done.stderr)
     outcome = "succeeded" if done.returncode == 0 else "FAILED"
     say(f"airflow: DAG run {outcome}; log in {home}/last-dags-test.log")
-    request = urllib.request.Request(  # noqa: S310 - the local gateway
-        f"{gateway}/runs/{run_id(args.date)}",
-        headers={"Authorization": f"Bearer {key_file.read_text().strip()}"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-        report = json.loads(answer.read())
+    report = run_report(env, args.date)  # status "requested" when the DAG failed before publishing
     keys = ("run_id", "status", "raw_rows", "staged_rows", "rejected_rows", "duplicate_rows", "curated_docs")
-    print(json.dumps({k: report[k] for k in keys}))
+    print(json.dumps({k: report[k] for k in keys if k in report}))
     return done.returncode
 
 

@@ -3,8 +3,8 @@
 Airflow moves no data: the platform's services do. The DAG
 
 1. ``plan_run`` — derives the run id from the logical date (one platform run per date: retries and
-   re-runs of a date publish the same id, which the ingestor ignores once the run is ingested) and
-   the source from the params;
+   re-runs of a date publish the same id, which the ingestor ignores once the run is ingested; a
+   date whose run failed gets a new one, ``…-r2``) and the source from the params;
 2. ``publish_ingest_requested`` — publishes ``ingest.requested`` to Kafka with the Kafka provider
    (connection ``lake_kafka``, e.g. ``AIRFLOW_CONN_LAKE_KAFKA='{"conn_type": "kafka", "extra":
    {"bootstrap.servers": "kafka:9092"}}'``; topic prefix ``LAKE_KAFKA_TOPIC_PREFIX``);
@@ -24,7 +24,13 @@ from typing import Any
 
 from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 from airflow.sdk import Param, dag, task
-from bigtech_lake_client import ingest_messages, ingest_topic, run_id_for, source_from_params
+from bigtech_lake_client import (
+    ingest_messages,
+    ingest_topic,
+    run_id_for,
+    run_id_to_request,
+    source_from_params,
+)
 from bigtech_lake_sensor import LakeRunSensor
 
 DAG_ID = "bigtech_ingest"
@@ -58,8 +64,9 @@ KAFKA_CONNECTION = "lake_kafka"
 def bigtech_ingest() -> None:
     @task(multiple_outputs=True)
     def plan_run(**context: Any) -> dict[str, Any]:
-        run_id = run_id_for(DAG_ID, context.get("logical_date"), context["dag_run"].run_id)
-        return {"run_id": run_id, "source": source_from_params(dict(context["params"]))}
+        source = source_from_params(dict(context["params"]))
+        base = run_id_for(DAG_ID, context.get("logical_date"), context["dag_run"].run_id)
+        return {"run_id": run_id_to_request(base), "source": source}
 
     plan = plan_run()
     publish = ProduceToTopicOperator(
@@ -68,6 +75,7 @@ def bigtech_ingest() -> None:
         topic=ingest_topic(),
         producer_function=ingest_messages,
         producer_function_kwargs={"run_id": plan["run_id"], "source": plan["source"]},
+        delivery_callback="bigtech_lake_client.raise_on_delivery_error",
         synchronous=True,
     )
     wait = LakeRunSensor(

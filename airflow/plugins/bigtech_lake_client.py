@@ -39,6 +39,40 @@ def run_id_for(dag_id: str, logical_date: datetime | None, dag_run_id: str) -> s
     return RUN_ID_CHARS.sub("-", f"{dag_id}-{dag_run_id}")[:64]
 
 
+MAX_ATTEMPTS = 9
+
+
+def attempt_ids(base: str) -> list[str]:
+    """The run ids a logical date may use: ``base``, then ``base-r2`` … ``base-r9``."""
+    return [base] + [f"{base}-r{n}" for n in range(2, MAX_ATTEMPTS + 1)]
+
+
+def run_id_to_request(base: str) -> str:
+    """The first of the date's run ids that has not failed: a retry or re-run reuses a run that is
+    requested, running or succeeded (idempotent), while a date whose run failed gets a new run."""
+    for run_id in attempt_ids(base):
+        if run_report(run_id)["status"] != "failed":
+            return run_id
+    raise RuntimeError(f"{MAX_ATTEMPTS} runs of {base} failed: look at /runs/{base}-r{MAX_ATTEMPTS}")
+
+
+def latest_attempt(base: str) -> str:
+    """The date's last requested run id (the one a DAG run of that date followed)."""
+    latest = base
+    for run_id in attempt_ids(base)[1:]:
+        if run_report(run_id)["status"] == "requested":  # no such run
+            break
+        latest = run_id
+    return latest
+
+
+def raise_on_delivery_error(err: Any, msg: Any) -> None:
+    """Delivery callback of the Kafka provider's producer: a message the broker did not take fails
+    the task (confluent-kafka raises it from ``flush``), instead of only being logged."""
+    if err is not None:
+        raise RuntimeError(f"ingest.requested not delivered to Kafka: {err}")
+
+
 def source_from_params(params: dict[str, Any]) -> dict[str, Any]:
     """The ``request`` of the event from the DAG's params; a clear error for a bad combination."""
     kind = params.get("source")
@@ -121,7 +155,8 @@ def gateway_configured() -> None:
 
 
 def start_run(source: dict[str, Any]) -> str:
-    """Publish an ``ingest.requested`` event through the gateway; return the run id."""
+    """Publish an ``ingest.requested`` event through the gateway (needs an admin key); return the
+    run id. The DAG publishes to Kafka itself; this is for scripts outside Airflow."""
     return str(_call("POST", "/runs", source)["run_id"])
 
 

@@ -4,7 +4,7 @@ The sensor defers at once; the triggerer (one asyncio loop for every waiting tas
 gateway's ``GET /runs/{run_id}`` until the run succeeds or fails, then hands the report back to the
 sensor, which fails the task when the run failed or rejected too many rows. The API key is read from
 the triggerer's environment, never stored in the trigger's serialized arguments (they go to
-Airflow's database).
+Airflow's database); the deadlines are absolute times, so a triggerer restart does not extend them.
 
 It lives in the plugins folder, not the DAG folder: the triggerer imports a trigger by its class path,
 and the plugins folder is on ``sys.path`` in every Airflow process (the DAG folder is not).
@@ -19,31 +19,48 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from bigtech_lake_client import TERMINAL, GatewayError, gateway_configured, rejected_share, run_report
+from bigtech_lake_client import (
+    TERMINAL,
+    GatewayError,
+    gateway_configured,
+    ingest_topic,
+    rejected_share,
+    run_report,
+)
 
 
 class LakeRunTrigger(BaseTrigger):
-    """Polls the gateway every ``poll_interval`` seconds until the run is over or ``timeout`` passes.
+    """Polls the gateway every ``poll_interval`` seconds until the run is over.
 
-    Transient failures (the gateway restarting, a 5xx) are logged and retried; a refusal that asking
-    again cannot fix (401, 403, 422) ends the wait with an error event at once."""
+    Ends with an error event when: the gateway refuses the key or the request (401, 403, 422: asking
+    again cannot help); no service has picked the run up by ``pickup_by`` (epoch seconds: the
+    ingestor is down, or consumes another topic prefix); or ``end_at`` passes. Transient failures
+    (the gateway restarting, a 5xx) are logged and retried."""
 
-    def __init__(self, run_id: str, poll_interval: float = 10.0, timeout: float = 6 * 3600) -> None:
+    def __init__(self, run_id: str, poll_interval: float, pickup_by: float, end_at: float) -> None:
         super().__init__()
         self.run_id = run_id
         self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.pickup_by = pickup_by
+        self.end_at = end_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {"run_id": self.run_id, "poll_interval": self.poll_interval, "timeout": self.timeout},
+            {
+                "run_id": self.run_id,
+                "poll_interval": self.poll_interval,
+                "pickup_by": self.pickup_by,
+                "end_at": self.end_at,
+            },
         )
 
+    def _error(self, kind: str, message: str) -> TriggerEvent:
+        return TriggerEvent({"status": "error", "kind": kind, "run_id": self.run_id, "error": message})
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        deadline = time.monotonic() + self.timeout
         last_status = None
         while True:
             try:
@@ -51,13 +68,14 @@ class LakeRunTrigger(BaseTrigger):
                 report = await asyncio.to_thread(run_report, self.run_id)
             except GatewayError as exc:
                 if exc.permanent:
-                    yield TriggerEvent({"status": "error", "run_id": self.run_id, "error": str(exc)})
+                    yield self._error("refused", str(exc))
                     return
                 self.log.warning("gateway error, retrying: %s", exc)
                 report = None
             except OSError as exc:
                 self.log.warning("gateway unreachable, retrying: %s", exc)
                 report = None
+            now = time.time()
             if report is not None:
                 if report["status"] != last_status:
                     self.log.info("run %s is %s", self.run_id, report["status"])
@@ -65,16 +83,25 @@ class LakeRunTrigger(BaseTrigger):
                 if report["status"] in TERMINAL:
                     yield TriggerEvent({"status": report["status"], "run_id": self.run_id, "report": report})
                     return
-            if time.monotonic() > deadline:
-                message = f"run {self.run_id} not finished after {self.timeout:.0f} s (last: {last_status})"
-                yield TriggerEvent({"status": "error", "run_id": self.run_id, "error": message})
+                if report["status"] == "requested" and now > self.pickup_by:
+                    yield self._error(
+                        "not_picked_up",
+                        f"no service picked run {self.run_id} up: is the ingestor running, and"
+                        f" consuming {ingest_topic()!r} (the same LAKE_KAFKA_TOPIC_PREFIX as Airflow)?",
+                    )
+                    return
+            if now > self.end_at:
+                yield self._error("timeout", f"run {self.run_id} not finished in time (last: {last_status})")
                 return
             await asyncio.sleep(self.poll_interval)
 
 
 class LakeRunSensor(BaseSensorOperator):
     """Waits, deferred, for a platform run; fails when the run failed or its rejected share
-    (rejected rows / raw rows) exceeds ``max_rejected_share``. Returns the run report (XCom)."""
+    (rejected rows / raw rows) exceeds ``max_rejected_share``. Returns the run report (XCom).
+
+    A failed run, a refused key and the overall ``timeout`` fail the task without retries (asking
+    again cannot change them); a run nobody picked up within ``pickup_timeout`` is retried."""
 
     template_fields = ("run_id", "max_rejected_share")
 
@@ -84,6 +111,7 @@ class LakeRunSensor(BaseSensorOperator):
         run_id: str,
         max_rejected_share: float | str = 0.05,
         poll_interval: float = 10.0,
+        pickup_timeout: float = 600.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", 6 * 3600)
@@ -91,11 +119,15 @@ class LakeRunSensor(BaseSensorOperator):
         self.run_id = run_id
         self.max_rejected_share = max_rejected_share
         self.poll_interval = poll_interval
+        self.pickup_timeout = pickup_timeout
 
     def execute(self, context: Any) -> Any:
         gateway_configured()
+        now = time.time()
         self.defer(
-            trigger=LakeRunTrigger(self.run_id, self.poll_interval, float(self.timeout)),
+            trigger=LakeRunTrigger(
+                self.run_id, self.poll_interval, now + self.pickup_timeout, now + float(self.timeout)
+            ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout) + 60),
         )
@@ -105,12 +137,17 @@ class LakeRunSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         if event["status"] == "error":
-            raise RuntimeError(event["error"])  # retried: the gateway may be back next time
+            if event["kind"] == "timeout":
+                raise AirflowSensorTimeout(event["error"])
+            if event["kind"] == "refused":
+                raise AirflowFailException(event["error"])
+            raise RuntimeError(event["error"])  # not picked up yet: retried
         report: dict[str, Any] = event["report"]
         counts = {k: report.get(k) for k in ("raw_rows", "staged_rows", "rejected_rows", "duplicate_rows")}
         self.log.info("run %s %s: %s", self.run_id, report["status"], counts)
         if report["status"] == "failed":
-            # a failed run stays failed: retrying the wait cannot change it
+            # a failed run stays failed: retrying the wait cannot change it (a new DAG run of the
+            # date requests a new run, see bigtech_lake_client.run_id_to_request)
             raise AirflowFailException(f"run {self.run_id} failed: {report.get('error')}")
         share, limit = rejected_share(report), float(self.max_rejected_share)
         if share > limit:

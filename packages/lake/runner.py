@@ -75,7 +75,10 @@ class ConsumerLoop:
                     if self.stopping.is_set():
                         break
         finally:
-            self.publisher.flush()
+            try:
+                self.publisher.flush()
+            except Exception:  # offsets of undelivered work were not committed: it is redone
+                log.exception("events not delivered at shutdown")
             self.consumer.close()
             self.publisher.close()
             log.info("stopped")

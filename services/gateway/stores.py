@@ -24,21 +24,30 @@ T = TypeVar("T")
 @dataclass
 class SharedAnswer:
     """One computation answers every caller for ``ttl`` seconds (single flight): a burst of callers
-    or a load balancer never multiplies the load on a store. Failures are not kept."""
+    or a load balancer never multiplies the load on a store. Callers that arrive while it runs wait
+    for that same computation, and share its failure too (a store that is down is asked once, not
+    once per caller); a failure is not kept afterwards."""
 
     ttl: float
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     value: Any = None
     at: float = -math.inf
+    running: asyncio.Future[Any] | None = None
 
     async def get(self, compute: Callable[[], Awaitable[T]]) -> T:
         if time.monotonic() - self.at <= self.ttl:
             return cast(T, self.value)
-        async with self.lock:
-            if time.monotonic() - self.at > self.ttl:  # nobody refreshed it while we waited
-                self.value = await compute()
-                self.at = time.monotonic()
-            return cast(T, self.value)
+        if self.running is None:
+            self.running = asyncio.ensure_future(self._refresh(compute))
+        # shield: a caller that gives up (client gone) does not cancel the others' computation
+        return cast(T, await asyncio.shield(self.running))
+
+    async def _refresh(self, compute: Callable[[], Awaitable[T]]) -> T:
+        try:
+            value = await compute()
+            self.value, self.at = value, time.monotonic()
+            return value
+        finally:
+            self.running = None
 
 
 @dataclass
@@ -51,9 +60,10 @@ class Stores:
     _kafka: KafkaAdminClient | None = None
     # kafka-python's admin client is not thread-safe: one call at a time, from any request.
     kafka_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # /health probes and /stats totals are shared by concurrent callers for a second.
+    # /health probes, /stats totals and the dashboard's Kafka snapshot are shared by concurrent callers
     health: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=1.0))
     stats: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=1.0))
+    pipeline: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=2.0))
     # verified API keys: SHA-256 of the key -> (role, monotonic expiry); see deps.KEY_CACHE_TTL_S
     key_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
 

@@ -82,11 +82,9 @@ class Ingestor:
                     )
                     total_records += chunk.records
                     chunk_id += 1
-        self.publisher.flush()
         self.repo.set_raw_objects(run_id, keys, chunk_id)
         if held is not None:
             self._publish(held)
-        self.publisher.flush()
         log.info(
             "run split",
             extra={
@@ -102,6 +100,9 @@ class Ingestor:
     def _publish(self, event: RawChunkReady) -> None:
         started = datetime.now(UTC)
         self.publisher.publish(event)
+        # delivered before recorded: a run whose raw chunks are all recorded is entirely on its way,
+        # which is what lets a repeated request for it be ignored (``raw_complete``)
+        self.publisher.flush()
         self.repo.record_chunk(
             event.run_id, "raw", event.chunk_id, event.key, started, raw_rows=event.records
         )

@@ -5,6 +5,8 @@ DAG run of the same logical date adds nothing and fails on the reject threshold.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +115,61 @@ def test_the_same_logical_date_again_adds_nothing_and_fails_above_the_reject_thr
     assert after["layers"] == before["layers"]  # no chunk was published or processed again
 
 
-def test_a_run_that_fails_fails_the_dag_run_with_its_error(airflow_env: dict[str, str], services: Services):
-    done = airflow_local.dags_test(airflow_env, "2026-01-06", {"source": "path", "path": "/etc"})
+def test_a_failed_run_fails_the_dag_run_and_a_new_dag_run_of_the_date_requests_a_new_run(
+    airflow_env: dict[str, str], services: Services
+):
+    date = "2026-01-06"
+    done = airflow_local.dags_test(airflow_env, date, {"source": "path", "path": "/etc"})
     assert done.returncode != 0
-    run_id = airflow_local.run_id("2026-01-06")
-    assert f"run {run_id} failed: ingest refused" in done.stdout + done.stderr
+    first = airflow_local.run_id(date)
+    assert f"run {first} failed: ingest refused" in done.stdout + done.stderr
+    again = airflow_local.dags_test(airflow_env, date, {"source": "generated", "rows": 900, "seed": 6})
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    report = airflow_local.run_report(airflow_env, date)
+    assert report["run_id"] == f"{first}-r2" and report["status"] == "succeeded" and report["raw_rows"] == 900
+
+
+TRIGGER_CHECK = """
+import asyncio, importlib, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from bigtech_lake_sensor import LakeRunTrigger
+
+def import_string(path):
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+classpath, kwargs = LakeRunTrigger("no-such-run", 0.2, time.time() - 1, time.time() + 60).serialize()
+json.dumps(kwargs)  # what Airflow stores: plain JSON, no secret
+trigger = import_string(classpath)(**kwargs)  # how the triggerer rebuilds it
+
+async def first_event():
+    async for event in trigger.run():
+        return event.payload
+
+print(json.dumps({"classpath": classpath, "kwargs": kwargs, "event": asyncio.run(first_event())}))
+"""
+
+
+def trigger_event(env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [str(airflow_local.venv() / "bin" / "python"), "-c", TRIGGER_CHECK, str(airflow_local.PLUGINS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_the_trigger_survives_serialization_and_ends_with_a_clear_error(airflow_env: dict[str, str]):
+    """What ``airflow dags test`` skips (it runs the trigger object in-process): the triggerer
+    rebuilds the trigger from its class path and JSON arguments, which hold no secret."""
+    out = trigger_event(airflow_env)
+    assert out["classpath"] == "bigtech_lake_sensor.LakeRunTrigger"
+    assert set(out["kwargs"]) == {"run_id", "poll_interval", "pickup_by", "end_at"}
+    assert out["event"]["kind"] == "not_picked_up" and "is the ingestor running" in out["event"]["error"]
+    refused = trigger_event({**airflow_env, "LAKE_GATEWAY_API_KEY": "lk_nope_nope"})
+    assert refused["event"]["kind"] == "refused" and "401" in refused["event"]["error"]

@@ -145,6 +145,8 @@ def test_airflow_runs_all_four_components_on_an_image_with_the_dags_pinned_provi
         assert urlparse(env["LAKE_GATEWAY_URL"]).netloc == "gateway:8000"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")  # its own database
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"]  # shared by the components
+        # the DAG publishes where the ingestor consumes
+        assert env["LAKE_KAFKA_TOPIC_PREFIX"] == env_of(services["ingestor"])["LAKE_KAFKA_TOPIC_PREFIX"]
     for name in AIRFLOW:
         assert "healthcheck" in services[name], name
     assert services["airflow-triggerer"]["depends_on"]["gateway"]["condition"] == "service_healthy"

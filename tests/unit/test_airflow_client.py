@@ -67,3 +67,22 @@ def test_topic_carries_the_services_prefix(client: ModuleType, monkeypatch: pyte
 def test_rejected_share(client: ModuleType):
     assert client.rejected_share({"raw_rows": 200, "rejected_rows": 3}) == 0.015
     assert client.rejected_share({"raw_rows": 0, "rejected_rows": 0}) == 0.0
+
+
+def test_a_date_reuses_its_run_unless_it_failed(client: ModuleType, monkeypatch: pytest.MonkeyPatch):
+    statuses = {"d": "failed", "d-r2": "failed", "d-r3": "running"}
+    monkeypatch.setattr(client, "run_report", lambda rid: {"status": statuses.get(rid, "requested")})
+    assert client.run_id_to_request("d") == "d-r3"  # running: the same run again (idempotent)
+    assert client.latest_attempt("d") == "d-r3"
+    statuses["d-r3"] = "failed"
+    assert client.run_id_to_request("d") == "d-r4"  # not requested yet: the next attempt
+    assert client.run_id_to_request("fresh") == "fresh"
+    monkeypatch.setattr(client, "run_report", lambda rid: {"status": "failed"})
+    with pytest.raises(RuntimeError, match="9 runs of d failed"):
+        client.run_id_to_request("d")
+
+
+def test_a_delivery_error_fails_the_publishing_task(client: ModuleType):
+    client.raise_on_delivery_error(None, object())  # delivered: nothing happens
+    with pytest.raises(RuntimeError, match="not delivered to Kafka: broker down"):
+        client.raise_on_delivery_error("broker down", object())

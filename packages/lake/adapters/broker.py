@@ -103,23 +103,40 @@ def make_consumer(settings: Settings, topic: str, group: str, client_id: str) ->
     )
 
 
+class DeliveryFailed(RuntimeError):
+    """An event sent since the last flush did not reach the broker."""
+
+
 class Publisher:
-    """Publishes events on their topic (with the configured prefix), keyed for partitioning."""
+    """Publishes events on their topic (with the configured prefix), keyed for partitioning.
+
+    Sends are asynchronous; ``flush`` waits for them and raises ``DeliveryFailed`` when any was not
+    acknowledged, so a caller never records or commits on the strength of an event the broker lost."""
 
     def __init__(self, producer: KafkaProducer, settings: Settings) -> None:
         self.producer = producer
         self.settings = settings
+        self._pending: list[Any] = []
 
     def publish(self, event: Event) -> None:
-        self.producer.send(
-            self.settings.topic(event.topic), key=event.partition_key().encode(), value=event.dumps()
+        self._pending.append(
+            self.producer.send(
+                self.settings.topic(event.topic), key=event.partition_key().encode(), value=event.dumps()
+            )
         )
 
     def publish_raw(self, topic: str, key: str | None, value: bytes) -> None:
-        self.producer.send(topic, key=None if key is None else key.encode(), value=value)
+        self._pending.append(
+            self.producer.send(topic, key=None if key is None else key.encode(), value=value)
+        )
 
     def flush(self, timeout: float = 30.0) -> None:
         self.producer.flush(timeout=timeout)
+        pending, self._pending = self._pending, []
+        lost = [f for f in pending if not f.succeeded()]
+        if lost:
+            first = lost[0].exception if lost[0].is_done else f"no answer within {timeout:.0f} s"
+            raise DeliveryFailed(f"{len(lost)} of {len(pending)} events not delivered: {first}")
 
     def close(self) -> None:
         self.producer.close(timeout=5)

@@ -144,29 +144,25 @@ class StagingRepository:
     def raw_complete(self, run_id: str) -> bool:
         """Every chunk of the run is already published: a repeated ``ingest.requested`` for it (an
         Airflow retry, a redelivery) has nothing left to do."""
+        return self._all_chunks(run_id, "raw", running_only=False)
+
+    def all_chunks_curated(self, run_id: str) -> bool:
+        """The run is still running, knows its chunk count, and every chunk is curated."""
+        return self._all_chunks(run_id, "curated", running_only=True)
+
+    def _all_chunks(self, run_id: str, layer: str, running_only: bool) -> bool:
+        """The run knows its chunk count and ``layer`` has recorded every chunk."""
+        running = " AND status = 'running'" if running_only else ""
         with self.conn.cursor() as cur:
             cur.execute(
-                "SELECT 1 FROM runs WHERE run_id = %s AND total_chunks IS NOT NULL"
+                f"SELECT 1 FROM runs WHERE run_id = %s{running} AND total_chunks IS NOT NULL"
                 " AND total_chunks <= (SELECT COUNT(*) FROM chunk_progress"
-                "                      WHERE run_id = %s AND layer = 'raw')",
-                (run_id, run_id),
+                "                      WHERE run_id = %s AND layer = %s)",
+                (run_id, run_id, layer),
             )
             done = cur.fetchone() is not None
         self.conn.commit()
         return done
-
-    def all_chunks_curated(self, run_id: str) -> bool:
-        """The run is still running, knows its chunk count, and every chunk is curated."""
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT 1 FROM runs WHERE run_id = %s AND status = 'running' AND total_chunks IS NOT NULL"
-                " AND total_chunks <= (SELECT COUNT(*) FROM chunk_progress"
-                "                      WHERE run_id = %s AND layer = 'curated')",
-                (run_id, run_id),
-            )
-            ready = cur.fetchone() is not None
-        self.conn.commit()
-        return ready
 
     @contextlib.contextmanager
     def run_lock(self, run_id: str) -> Iterator[bool]:
