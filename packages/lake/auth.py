@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -23,6 +24,14 @@ class NewKey:
 
 def new_key() -> NewKey:
     return NewKey(secrets.token_hex(6), secrets.token_urlsafe(32))
+
+
+KEY_PATTERN = re.compile(rf"{PREFIX}_[0-9a-f]{{12}}_[A-Za-z0-9_-]{{43}}")
+
+
+def well_formed(token: str) -> bool:
+    """The shape ``new_key`` gives: a 12-hex id and a 256-bit url-safe secret."""
+    return KEY_PATTERN.fullmatch(token) is not None
 
 
 def hash_token(token: str) -> str:

@@ -3,6 +3,9 @@
 lake bootstrap                       topics, buckets, MySQL migrations, MongoDB indexes
 lake keys create --role admin NAME   prints the key once (stored hashed)
 lake keys list | lake keys revoke KEY_ID
+lake keys generate                   prints a new key, not stored (for a deployment's .env)
+lake keys import --role analyst --from-env VAR NAME
+                                     registers the key held in $VAR (idempotent; compose's bootstrap)
 lake ingest generated --rows N       publish ingest.requested, print the run id
 lake demo --rows N                   ingest a generated sample, wait, print the run summary as JSON
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -96,6 +100,35 @@ def create_key(settings: Settings, name: str, role: str) -> str:
             ),
         )
     return key.token
+
+
+def import_key(settings: Settings, name: str, role: str, token: str) -> str:
+    """Register a key made elsewhere (``lake keys generate``), e.g. the one a deployment gives
+    Airflow in its environment. Idempotent: the same key again is accepted; a key whose id is taken
+    by another key, revoked, or of another role is refused (ValueError)."""
+    from lake.adapters.mysql import connect
+
+    key_id = auth.key_id_of(token.strip())
+    if key_id is None or not auth.well_formed(token.strip()):
+        raise ValueError("not a key of the form lk_<12 hex>_<43 url-safe characters> (`lake keys generate`)")
+    token = token.strip()
+    with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT key_hash, role, revoked_at FROM api_keys WHERE key_id = %s", (key_id,))
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(
+                "INSERT INTO api_keys (key_id, key_hash, name, role, created_at) VALUES (%s, %s, %s, %s, %s)",
+                (key_id, auth.hash_token(token), name[:128], role, datetime.now(UTC).replace(tzinfo=None)),
+            )
+            return f"registered the {role} key {key_id} for {name!r}"
+    stored_hash, stored_role, revoked = row
+    if not auth.matches(token, stored_hash):
+        raise ValueError(f"the key id {key_id} belongs to another key")
+    if revoked is not None:
+        raise ValueError(f"the key {key_id} was revoked: generate a new one")
+    if stored_role != role:
+        raise ValueError(f"the key {key_id} is registered as {stored_role}, not {role}")
+    return f"the {role} key {key_id} is already registered"
 
 
 def key_is_valid(settings: Settings, token: str) -> bool:
@@ -184,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     kc.add_argument("name")
     kc.add_argument("--role", choices=auth.ROLES, default="viewer")
     ksub.add_parser("list")
+    ksub.add_parser("generate", help="print a new key without storing it")
+    ki = ksub.add_parser("import", help="register the key held in an environment variable")
+    ki.add_argument("name")
+    ki.add_argument("--role", choices=auth.ROLES, default="viewer")
+    ki.add_argument("--from-env", required=True, metavar="VAR", help="the variable holding the key")
     kr = ksub.add_parser("revoke")
     kr.add_argument("key_id")
     ing = sub.add_parser("ingest", help="request a run (publishes ingest.requested)")
@@ -247,6 +285,17 @@ def keys_command(settings: Settings, args: argparse.Namespace) -> int:
         token = create_key(settings, args.name, args.role)
         err(f"created a {args.role} key for {args.name!r}; it is shown once, store it now:")
         print(token)
+        return 0
+    if args.keys_cmd == "generate":
+        print(auth.new_key().token)
+        return 0
+    if args.keys_cmd == "import":
+        try:
+            said = import_key(settings, args.name, args.role, os.environ.get(args.from_env, ""))
+        except ValueError as exc:
+            err(f"{args.from_env}: {exc}")
+            return 1
+        err(said)
         return 0
     with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
         if args.keys_cmd == "list":

@@ -150,6 +150,13 @@ def test_airflow_runs_all_four_components_on_an_image_with_the_dags_pinned_provi
     for name in AIRFLOW:
         assert "healthcheck" in services[name], name
     assert services["airflow-triggerer"]["depends_on"]["gateway"]["condition"] == "service_healthy"
+    # the key Airflow sends is the one bootstrap registers (before the gateway and Airflow start)
+    bootstrap = services["bootstrap"]
+    assert "lake keys import airflow --role analyst --from-env LAKE_GATEWAY_API_KEY" in " ".join(
+        bootstrap["command"]
+    )
+    key_env = env_of(services["airflow-triggerer"])["LAKE_GATEWAY_API_KEY"]
+    assert env_of(bootstrap)["LAKE_GATEWAY_API_KEY"] == key_env
 
 
 def test_workers_have_replicas_healthchecks_and_every_dependency_waits_on_a_condition(

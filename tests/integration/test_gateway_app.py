@@ -126,6 +126,28 @@ def test_keys_are_created_listed_and_revoked_with_the_cli(settings: Settings, ca
     assert "revoked" in next(line for line in capsys.readouterr().out.splitlines() if line.startswith(key_id))
 
 
+def test_a_key_made_elsewhere_is_imported_once_and_works(
+    settings: Settings, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    from lake.cli import main
+
+    assert main(["keys", "generate"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    monkeypatch.setenv("AIRFLOW_KEY", token)
+    command = ["keys", "import", "airflow", "--role", "analyst", "--from-env", "AIRFLOW_KEY"]
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert client.get("/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        assert main(command) == 0
+        assert client.get("/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert main(command) == 0 and "already registered" in capsys.readouterr().err  # idempotent
+    assert main([*command[:3], "--role", "admin", *command[5:]]) == 1  # not silently promoted
+    key_id = token.split("_")[1]
+    monkeypatch.setenv("AIRFLOW_KEY", f"lk_{key_id}_{'x' * 43}")
+    assert main(command) == 1 and "belongs to another key" in capsys.readouterr().err
+    monkeypatch.setenv("AIRFLOW_KEY", "lk-dev-placeholder")
+    assert main(command) == 1 and "not a key of the form" in capsys.readouterr().err
+
+
 def test_daily_stats_equal_the_staged_rows_per_day_company_and_sentiment(
     client: TestClient, keys, settings: Settings, pipeline
 ):
