@@ -89,17 +89,16 @@ def create_key(settings: Settings, name: str, role: str) -> str:
         raise SystemExit(f"role must be one of {auth.ROLES}")
     key = auth.new_key()
     with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO api_keys (key_id, key_hash, name, role, created_at) VALUES (%s, %s, %s, %s, %s)",
-            (
-                key.key_id,
-                auth.hash_token(key.token),
-                name[:128],
-                role,
-                datetime.now(UTC).replace(tzinfo=None),
-            ),
-        )
+        _insert_key(cur, key.key_id, key.token, name, role)
     return key.token
+
+
+def _insert_key(cur: Any, key_id: str, token: str, name: str, role: str) -> None:
+    """Store a key: its hash only, never the secret."""
+    cur.execute(
+        "INSERT INTO api_keys (key_id, key_hash, name, role, created_at) VALUES (%s, %s, %s, %s, %s)",
+        (key_id, auth.hash_token(token), name[:128], role, datetime.now(UTC).replace(tzinfo=None)),
+    )
 
 
 def import_key(settings: Settings, name: str, role: str, token: str) -> str:
@@ -108,18 +107,15 @@ def import_key(settings: Settings, name: str, role: str, token: str) -> str:
     by another key, revoked, or of another role is refused (ValueError)."""
     from lake.adapters.mysql import connect
 
-    key_id = auth.key_id_of(token.strip())
-    if key_id is None or not auth.well_formed(token.strip()):
-        raise ValueError("not a key of the form lk_<12 hex>_<43 url-safe characters> (`lake keys generate`)")
     token = token.strip()
+    key_id = auth.key_id_of(token)
+    if key_id is None or not auth.well_formed(token):
+        raise ValueError("not a key of the form lk_<12 hex>_<43 url-safe characters> (`lake keys generate`)")
     with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT key_hash, role, revoked_at FROM api_keys WHERE key_id = %s", (key_id,))
         row = cur.fetchone()
         if row is None:
-            cur.execute(
-                "INSERT INTO api_keys (key_id, key_hash, name, role, created_at) VALUES (%s, %s, %s, %s, %s)",
-                (key_id, auth.hash_token(token), name[:128], role, datetime.now(UTC).replace(tzinfo=None)),
-            )
+            _insert_key(cur, key_id, token, name, role)
             return f"registered the {role} key {key_id} for {name!r}"
     stored_hash, stored_role, revoked = row
     if not auth.matches(token, stored_hash):

@@ -195,16 +195,11 @@ def test_gateway_starts_a_run_for_an_admin(services: Services, admin_key: str, s
 def test_the_airflow_dags_client_starts_a_run_and_follows_it(
     services: Services, admin_key: str, monkeypatch: pytest.MonkeyPatch
 ):
-    """The DAG's tasks are thin wrappers over this stdlib client (Airflow itself is not installed
-    in the development environment)."""
-    import importlib.util
-    from pathlib import Path
+    """The DAG's standard-library client, as scripts outside Airflow use it (``start_run`` goes
+    through the gateway with an admin key; the DAG itself is tested in test_airflow.py)."""
+    from infra.airflow_local import client as lake_client
 
-    path = Path(__file__).resolve().parents[2] / "airflow" / "plugins" / "bigtech_lake_client.py"
-    spec = importlib.util.spec_from_file_location("bigtech_lake_client", path)
-    assert spec is not None and spec.loader is not None
-    client = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(client)
+    client = lake_client()
     monkeypatch.setenv("LAKE_GATEWAY_URL", services.gateway)
     monkeypatch.setenv("LAKE_GATEWAY_API_KEY", admin_key)
     run_id = client.start_run({"source": "generated", "rows": 600, "seed": 77})

@@ -3,27 +3,20 @@ run ids are ones the gateway accepts (the client is imported from the plugins fo
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from infra import airflow_local
 from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource, parse
 from services.gateway.routes.runs import RUN_ID
-
-PLUGINS = Path(__file__).resolve().parents[2] / "airflow" / "plugins"
 
 
 @pytest.fixture(scope="module")
 def client() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bigtech_lake_client", PLUGINS / "bigtech_lake_client.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return airflow_local.client()
 
 
 @pytest.mark.parametrize(

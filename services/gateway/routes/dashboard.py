@@ -13,10 +13,8 @@ forbids it.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
@@ -77,18 +75,11 @@ async def page() -> HTMLResponse:
     return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Content-Security-Policy": CSP})
 
 
-async def _snapshot(stores: StoresDep) -> dict[str, Any]:
-    async with stores.kafka_lock:
-        admin = await stores.kafka()
-        state: dict[str, Any] = await asyncio.to_thread(pipeline.snapshot, admin, stores.settings)
-        return state
-
-
 async def _pipeline(stores: StoresDep) -> tuple[PipelineSummary | None, str | None]:
     """Kafka's part of the overview, shared by every dashboard for 2 s (a snapshot is six admin
     calls); the dashboard still shows the stores when Kafka is down."""
     try:
-        state = await stores.pipeline.get(lambda: _snapshot(stores))
+        state = await stores.pipeline.get(lambda: pipeline.current(stores))
     except (KafkaError, OSError) as exc:
         await stores.close_kafka()
         return None, f"kafka: {type(exc).__name__}"
@@ -110,10 +101,7 @@ async def _pipeline(stores: StoresDep) -> tuple[PipelineSummary | None, str | No
 async def overview(stores: StoresDep, role: Viewer) -> Overview:
     totals = await stats.stats(stores, role)
     try:
-        async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-            await cur.execute("SELECT run_id FROM runs ORDER BY requested_at DESC LIMIT %s", (RECENT_RUNS,))
-            ids = [r[0] for r in await cur.fetchall()]
-        reports = await runs.report(stores, ids)
+        reports = await runs.recent(stores, RECENT_RUNS)
     except Exception as exc:
         raise StoreUnavailable("mysql", type(exc).__name__) from exc
     state, error = await _pipeline(stores)

@@ -83,6 +83,14 @@ def snapshot(admin: KafkaAdminClient, settings: Settings) -> dict[str, Any]:
     }
 
 
+async def current(stores: StoresDep) -> dict[str, Any]:
+    """A snapshot through the gateway's one admin client (not thread-safe: one call at a time)."""
+    async with stores.kafka_lock:
+        admin = await stores.kafka()
+        state: dict[str, Any] = await asyncio.to_thread(snapshot, admin, stores.settings)
+        return state
+
+
 @router.get(
     "/pipeline",
     response_model=PipelineState,
@@ -90,9 +98,7 @@ def snapshot(admin: KafkaAdminClient, settings: Settings) -> dict[str, Any]:
 )
 async def pipeline(stores: StoresDep, _: Analyst) -> Any:
     try:
-        async with stores.kafka_lock:
-            admin = await stores.kafka()
-            return await asyncio.to_thread(snapshot, admin, stores.settings)
+        return await current(stores)
     except (KafkaError, OSError) as exc:
         await stores.close_kafka()
         raise StoreUnavailable("kafka", f"{type(exc).__name__}: {exc}") from exc

@@ -168,16 +168,21 @@ async def report(stores: StoresDep, run_ids: list[str]) -> list[RunReport]:
     return out
 
 
+async def recent(stores: StoresDep, limit: int) -> list[RunReport]:
+    """The reports of the ``limit`` most recently requested runs, newest first."""
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT run_id FROM runs ORDER BY requested_at DESC LIMIT %s", (limit,))
+        ids = [r[0] for r in await cur.fetchall()]
+    return await report(stores, ids)
+
+
 @router.get("/runs", response_model=RunList, summary="Recent runs, newest first, with their reports")
 async def list_runs(
     stores: StoresDep,
     _: Analyst,
     limit: Annotated[int, Query(ge=1, le=100, description="runs to return", examples=[20])] = 20,
 ) -> RunList:
-    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        await cur.execute("SELECT run_id FROM runs ORDER BY requested_at DESC LIMIT %s", (limit,))
-        ids = [r[0] for r in await cur.fetchall()]
-    return RunList(items=await report(stores, ids))
+    return RunList(items=await recent(stores, limit))
 
 
 @router.get(
