@@ -4,7 +4,8 @@ Uses the namespace of ``make bench`` (database ``bigtech_bench``, buckets ``benc
 not already hold a succeeded run of ``--rows`` raw rows, loads one with ``bench.pipeline`` (which
 resets the namespace). Then starts the gateway (``python -m services.gateway``) as a subprocess on
 port 18100, creates an analyst API key, samples tweet ids from MySQL, and drives the gateway from
-this process (asyncio + httpx, ``--concurrency`` connections and as many workers) through four
+this process (asyncio on uvloop with the lean client of ``bench.http1``, ``--concurrency``
+connections and as many workers) through four
 scenarios, each warmed up for ``--warmup`` seconds and then measured for ``--seconds``:
 
 - mix: 50/50 filtered, cursor-paginated ``/staging`` pages (a random window of 1 to 7 days inside the
@@ -18,8 +19,8 @@ Per endpoint it prints requests/s (requests completed inside the measuring windo
 latency (client side, request sent to body read, of every request in flight during the window,
 each awaited to its end) and the errors among those (non-2xx or transport failures, with the first
 one), and the CPU (in cores) the gateway, this client, MariaDB and FerretDB used while measuring.
-Each worker has its own client of one connection (see ``drive``). The last stdout line is one JSON
-object. Results are recorded by hand in docs/benchmarks.md.
+Each worker has its own keep-alive connection. The last stdout line is one JSON object. Results
+are recorded by hand in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -34,18 +35,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from bench import http1
 from bench.pipeline import BENCH_DIR, NAMESPACE, ROOT, cpu_seconds, say, server_pids
 
 PORT = 18100
+T = TypeVar("T")
 SENTIMENTS = ("positive", "neutral", "negative")
 SCENARIOS = ("mix", "stats", "health", "curated")
 FOLLOW_CURSOR = 0.5  # chance that a paginated request asks for the next page of the worker's last one
@@ -265,22 +267,22 @@ def summarise(completed: int, latencies: list[float], errors: int, seconds: floa
 
 
 async def worker_loop(
-    client: httpx.AsyncClient, pick: Callable[[Worker], Request], w: Worker, rec: Recorder
+    client: http1.Connection, pick: Callable[[Worker], Request], w: Worker, rec: Recorder
 ) -> None:
     while time.perf_counter() < rec.stop:
         req = pick(w)
         t0 = time.perf_counter()
         try:
             resp = await client.get(req.path, params=req.params)
-        except httpx.HTTPError as exc:
-            rec.add(req.endpoint, t0, time.perf_counter(), f"{type(exc).__name__}: {exc}"[:500])
+        except http1.HTTPError as exc:
+            rec.add(req.endpoint, t0, time.perf_counter(), str(exc)[:500])
             w.next_page.pop(req.path, None)
             continue
         t1 = time.perf_counter()
         ok = 200 <= resp.status_code < 300
         rec.add(req.endpoint, t0, t1, None if ok else f"{resp.status_code} {resp.text[:500]}")
         if req.paginated:
-            cursor = resp.json().get("next_cursor") if ok else None
+            cursor = json.loads(resp.body).get("next_cursor") if ok else None
             base = {k: v for k, v in req.params.items() if k != "cursor"}
             if cursor:
                 w.next_page[req.path] = base | {"cursor": cursor}
@@ -310,7 +312,7 @@ class ScenarioResult:
 async def run_scenario(
     name: str,
     pick: Callable[[Worker], Request],
-    clients: list[httpx.AsyncClient],
+    clients: list[http1.Connection],
     args: argparse.Namespace,
     pids: dict[str, int],
     seed: int,
@@ -353,23 +355,29 @@ async def drive(
         ("health", lambda w: Request("/health", "/health", {})),
         ("curated", lambda w: load.page(w, "/curated")),  # last: it can leave the store busy
     ]
-    # One client of one connection per worker: httpcore's pool re-scans all its connections on every
-    # request and release (O(connections x waiting requests), encode/httpcore#1035), so one shared
-    # pool of 64 connections costs the client ~6 ms of CPU per request and becomes the bottleneck.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(60.0), headers=headers)
-            )
-            for _ in range(args.concurrency)
-        ]
+    # One keep-alive connection per worker. httpx cost ≈ 1.3 ms of client CPU per request even with
+    # one client of one connection per worker (one shared pool of 64 cost ≈ 6 ms: httpcore re-scans
+    # every connection on each request and release, encode/httpcore#1035), so the load generator
+    # was the limit of the light scenarios; see bench/http1.py.
+    clients = [http1.Connection(url, {"Authorization": f"Bearer {token}"}) for _ in range(args.concurrency)]
+    try:
         return [
             await run_scenario(name, pick, clients, args, pids, args.seed + i)
             for i, (name, pick) in enumerate(scenarios)
             if name in args.scenarios
         ]
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+def run_fast(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop (installed with uvicorn[standard]) when present: a cheaper client."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -415,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         pids = {"gateway": gateway.proc.pid} | {
             n: p for n, p in server_pids().items() if n in ("mariadb", "ferretdb")
         }
-        results = asyncio.run(drive(gateway.url, token, data, args, pids))
+        results = run_fast(drive(gateway.url, token, data, args, pids))
     finally:
         gateway.stop()
         if token is not None:

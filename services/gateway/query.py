@@ -171,7 +171,7 @@ class TweetQuery:
         return [("created_at", way), ("_id", way)]
 
 
-def tweet_query(
+async def tweet_query(  # async: a sync dependency would run in a worker thread
     start_date: Annotated[
         date | None, Query(description="first day, inclusive (YYYY-MM-DD, UTC)", examples=["2020-09-14"])
     ] = None,

@@ -1,5 +1,6 @@
 """Gateway filters: cursors round-trip, SQL only binds values, MongoDB filters hold known fields only."""
 
+import asyncio
 from datetime import UTC, date, datetime
 
 import pytest
@@ -22,7 +23,7 @@ def query(**kw: object) -> TweetQuery:
         "cursor": None,
     }
     params.update(kw)
-    return tweet_query(**params)  # type: ignore[arg-type]
+    return asyncio.run(tweet_query(**params))  # type: ignore[arg-type]
 
 
 def test_a_cursor_round_trips_and_garbage_is_a_clear_422():
