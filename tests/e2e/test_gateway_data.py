@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -83,6 +83,56 @@ def test_staging_filters_match_sql_and_cursors_walk_every_row_once(http, run, an
     ).json()["items"]
     assert one_day and all(i["created_at"][:10] == day for i in one_day)
     assert date.fromisoformat(day)
+
+
+def walk(http: Any, headers: dict[str, str], params: dict[str, Any], run_id: str) -> list[str]:
+    """Every page of /staging by cursor: the ids of the run's tweets, in the order served."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = http.get("/staging", params=params | ({"cursor": cursor} if cursor else {}), headers=headers)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        seen += [i["twitter_id"] for i in body["items"] if i["run_id"] == run_id]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+def test_company_pages_read_by_the_link_index_match_the_tweets_they_link(http, run, analyst, settings):
+    # A company filter is served from tweet_companies' copies of created_at and sentiment (migration
+    # 004); every page must be what the tweets themselves give, in both orders, across cursors.
+    with connect(settings.mysql) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM tweet_companies tc JOIN tweets t ON t.twitter_id = tc.twitter_id"
+            " WHERE NOT (tc.created_at <=> t.created_at AND tc.sentiment <=> t.sentiment)"
+        )
+        assert cur.fetchone() == (0,)
+        cur.execute(
+            "SELECT company, MIN(DATE(created_at)) FROM tweet_companies WHERE run_id = %s"
+            " GROUP BY company ORDER BY COUNT(*) DESC LIMIT 1",
+            (run["run_id"],),
+        )
+        company, first_day = cur.fetchone()
+    linked = (
+        " AND EXISTS (SELECT 1 FROM tweet_companies c WHERE c.twitter_id = t.twitter_id AND c.company = %s)"
+    )
+    expected = staged_ids(settings, run["run_id"], linked, (company,))
+    assert len(expected) > 100
+    assert walk(http, analyst, {"company": company, "limit": 37}, run["run_id"]) == expected
+    oldest_first = walk(http, analyst, {"company": company, "sort": "created_at", "limit": 50}, run["run_id"])
+    assert oldest_first == expected[::-1]
+    negative = staged_ids(settings, run["run_id"], linked + " AND sentiment = %s", (company, "negative"))
+    params = {"company": company, "sentiment": "negative", "limit": 9}
+    assert walk(http, analyst, params, run["run_id"]) == negative and negative
+    week = {"start_date": first_day.isoformat(), "end_date": (first_day + timedelta(days=6)).isoformat()}
+    in_week = staged_ids(
+        settings,
+        run["run_id"],
+        linked + " AND created_at >= %s AND created_at < %s",
+        (company, first_day, first_day + timedelta(days=7)),
+    )
+    assert walk(http, analyst, {"company": company, "limit": 11} | week, run["run_id"]) == in_week and in_week
 
 
 def test_staging_company_hashtag_text_and_follower_filters(http, run, analyst, settings):

@@ -94,6 +94,35 @@ def test_the_first_ingestion_wins_across_chunks_and_runs_and_a_new_company_is_li
     assert repo.companies_of([ids[0]]) == {ids[0]: ["Apple", "Google"]}
 
 
+def test_links_carry_the_kept_tweets_time_and_sentiment_even_when_a_later_record_differs(
+    repo: StagingRepository,
+):
+    run1, run2 = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    ids = new_ids(6)
+    assert stage(repo, run1, 0, ids[:4]) == (4, 0, 0, 4)
+    later = rows(ids, "Google", run2, 0)  # the same tweets seen again, with other values
+    for r in later:
+        r["created_at"], r["sentiment"] = datetime(2020, 9, 1, 8, tzinfo=UTC), "negative"
+    result = repo.stage_chunk(
+        run2, 0, "k", 6, later, [(t, "Google", i + 1) for i, t in enumerate(ids)], [], {}, datetime.now(UTC)
+    )
+    assert (result.duplicate_rows, result.staged_rows) == (4, 2)
+    with repo.conn.cursor() as cur:
+        cur.execute(
+            "SELECT tc.twitter_id, tc.company, tc.created_at, tc.sentiment, t.created_at, t.sentiment"
+            " FROM tweet_companies tc JOIN tweets t ON t.twitter_id = tc.twitter_id"
+            f" WHERE tc.twitter_id IN ({', '.join(['%s'] * len(ids))}) ORDER BY 1, 2",
+            ids,
+        )
+        links = cur.fetchall()
+    repo.conn.commit()
+    assert len(links) == 10  # 4 Apple + 6 Google
+    first, later_values = (datetime(2020, 7, 12, 10), "positive"), (datetime(2020, 9, 1, 8), "negative")
+    for tid, _company, tc_time, tc_sentiment, t_time, t_sentiment in links:
+        assert (tc_time, tc_sentiment) == (t_time, t_sentiment)
+        assert (t_time, t_sentiment) == (first if tid in ids[:4] else later_values)  # the first one kept
+
+
 def test_two_replicas_staging_overlapping_chunks_at_once_count_exactly(settings: Settings):
     run = f"t-{uuid.uuid4().hex[:8]}"
     ids = new_ids(3000)

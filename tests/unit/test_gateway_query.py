@@ -45,12 +45,22 @@ def test_sql_has_placeholders_only_and_end_date_is_inclusive():
         q="50%_off'; DROP TABLE tweets; --",
         min_followers=10,
     )
-    where, args = q.sql_where()
-    assert "DROP" not in where and "Apple" not in where and "%s" in where
+    sql, args = q.sql_select(["twitter_id", "text"])
+    assert "DROP" not in sql and "Apple" not in sql and "%s" in sql
     assert args[:2] == [datetime(2020, 9, 1), datetime(2020, 9, 3)]
     assert args[2:5] == ["positive", "Apple", "apple"]
-    assert args[-1] == "%50!%!_off'; DROP TABLE tweets; --%"
-    assert q.sql_order() == " ORDER BY t.created_at DESC, t.twitter_id DESC"
+    assert args[5:] == [10, "%50!%!_off'; DROP TABLE tweets; --%", 51]
+    # a company filter reads the links in the order of their index (migration 004)
+    assert sql.startswith("SELECT t.twitter_id, t.text FROM tweet_companies tc JOIN tweets t ON")
+    assert "tc.company = %s" in sql and "tc.sentiment = %s" in sql and "tc.created_at >= %s" in sql
+    assert sql.endswith(" ORDER BY tc.created_at DESC, tc.twitter_id DESC LIMIT %s")
+    # without one, the tweets table alone, sorted by its own columns
+    sql, args = query(sentiment="neutral", sort="created_at").sql_select(["twitter_id"])
+    assert sql == (
+        "SELECT t.twitter_id FROM tweets t WHERE t.sentiment = %s"
+        " ORDER BY t.created_at ASC, t.twitter_id ASC LIMIT %s"
+    )
+    assert args == ["neutral", 51]
 
 
 def test_the_mongo_filter_is_built_from_known_fields_with_plain_values():

@@ -313,9 +313,10 @@ class StagingRepository:
             ]
             self._load(cur, "tweet_hashtags", ("twitter_id", "hashtag"), tag_lines, chunk_id, run_id)
             link_rows = sorted({(tid, comp): no for tid, comp, no in links}.items())
+            kept = self._kept_time_and_sentiment(cur, rows, owned, {tid for tid, _, _ in links})
             tail = f"\t{_esc(run_id)}\t{chunk_id}\t"
-            link_lines = [f"{tid}\t{_esc(comp)}{tail}{no}\n" for (tid, comp), no in link_rows]
-            columns = ("twitter_id", "company", "run_id", "chunk_id", "record_no")
+            link_lines = [f"{tid}\t{_esc(comp)}{tail}{no}\t{kept[tid]}\n" for (tid, comp), no in link_rows]
+            columns = ("twitter_id", "company", "run_id", "chunk_id", "record_no", "created_at", "sentiment")
             self._load(cur, "tweet_companies", columns, link_lines, chunk_id, run_id)
             valid = len(links)
             staged = len(owned)
@@ -394,6 +395,29 @@ class StagingRepository:
             for r in rows
         ]
         self._load(cur, "tweets", TWEET_COLUMNS, lines, chunk_id, run_id)
+
+    @staticmethod
+    def _kept_time_and_sentiment(
+        cur: Any, rows: list[dict[str, Any]], owned: set[int], linked: set[int]
+    ) -> dict[int, str]:
+        """``created_at\tsentiment`` of each linked tweet as the tweets table keeps it (migration
+        004): this chunk's values for the tweets it staged, the stored ones for tweets staged before
+        (read with a locking read, so a row another stager committed meanwhile is seen)."""
+        kept = {
+            r["twitter_id"]: f"{_naive(r['created_at']):%Y-%m-%d %H:%M:%S}\t{r['sentiment']}"
+            for r in rows
+            if r["twitter_id"] in owned
+        }
+        for batch in _batches(sorted(linked - owned), 5000):
+            cur.execute(
+                f"SELECT twitter_id, created_at, sentiment FROM tweets"
+                f" WHERE twitter_id IN ({', '.join(['%s'] * len(batch))}) LOCK IN SHARE MODE",
+                tuple(batch),
+            )
+            kept.update((int(t), f"{c:%Y-%m-%d %H:%M:%S}\t{s}") for t, c, s in cur.fetchall())
+        if missing := linked - kept.keys():
+            raise AssertionError(f"linked tweets with no staged row: {sorted(missing)[:5]}")
+        return kept
 
     @staticmethod
     def _load(

@@ -74,10 +74,9 @@ async def staged_row(cur: Any, tid: int) -> dict[str, Any] | None:
 async def list_staging(
     stores: StoresDep, _: Analyst, query: Annotated[TweetQuery, Depends(tweet_query)]
 ) -> Any:
-    where, args = query.sql_where()
-    sql = f"SELECT {', '.join('t.' + c for c in COLUMNS)} FROM tweets t{where}{query.sql_order()} LIMIT %s"
+    sql, args = query.sql_select(COLUMNS)
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(sql, (*args, query.limit + 1))
+        await cur.execute(sql, args)
         rows = await cur.fetchall()
     return query.page([to_item(r) for r in rows])
 
