@@ -13,7 +13,9 @@ scenarios, each warmed up for ``--warmup`` seconds and then measured for ``--sec
   ``/curated/{twitter_id}`` lookups of sampled ids;
 - ``/stats`` alone;
 - ``/health`` alone;
-- ``/curated`` list queries (same filters and paging as ``/staging``).
+- ``/curated`` list queries (same filters and paging as ``/staging``);
+- stores: the main mix's own store calls made from this process with no gateway (after it stopped):
+  the rate the stores allow on this machine, a ceiling for any gateway (``drive_stores``).
 
 Per endpoint it prints requests/s (requests completed inside the measuring window), p50 and p99
 latency (client side, request sent to body read, of every request in flight during the window,
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -35,7 +38,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -49,7 +52,7 @@ from bench.pipeline import BENCH_DIR, NAMESPACE, ROOT, cpu_seconds, say, server_
 PORT = 18100
 T = TypeVar("T")
 SENTIMENTS = ("positive", "neutral", "negative")
-SCENARIOS = ("mix", "stats", "health", "curated")
+SCENARIOS = ("mix", "stats", "health", "curated", "stores")
 FOLLOW_CURSOR = 0.5  # chance that a paginated request asks for the next page of the worker's last one
 
 
@@ -133,12 +136,16 @@ def port_in_use(port: int) -> bool:
 
 
 class Gateway:
-    def __init__(self, port: int, log: Path) -> None:
+    def __init__(self, port: int, log: Path, workers: int) -> None:
         if port_in_use(port):
             raise SystemExit(f"[bench] port {port} is already in use; stop what listens there")
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
-        env = os.environ | {"LAKE_GATEWAY_PORT": str(port), "LAKE_GATEWAY_HOST": "127.0.0.1"}
+        env = os.environ | {
+            "LAKE_GATEWAY_PORT": str(port),
+            "LAKE_GATEWAY_HOST": "127.0.0.1",
+            "LAKE_GATEWAY_WORKERS": str(workers),
+        }
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "services.gateway"],
@@ -266,28 +273,53 @@ def summarise(completed: int, latencies: list[float], errors: int, seconds: floa
     }
 
 
-async def worker_loop(
-    client: http1.Connection, pick: Callable[[Worker], Request], w: Worker, rec: Recorder
-) -> None:
+# What one worker does with a request: (error or None, next_cursor of a page or None).
+Call = Callable[[Request], Awaitable[tuple[str | None, str | None]]]
+
+
+def over_http(conn: http1.Connection) -> Call:
+    async def call(req: Request) -> tuple[str | None, str | None]:
+        try:
+            resp = await conn.get(req.path, params=req.params)
+        except http1.HTTPError as exc:
+            return str(exc)[:500], None
+        if not 200 <= resp.status_code < 300:
+            return f"{resp.status_code} {resp.text[:500]}", None
+        return None, json.loads(resp.body).get("next_cursor") if req.paginated else None
+
+    return call
+
+
+async def worker_loop(call: Call, pick: Callable[[Worker], Request], w: Worker, rec: Recorder) -> None:
     while time.perf_counter() < rec.stop:
         req = pick(w)
         t0 = time.perf_counter()
-        try:
-            resp = await client.get(req.path, params=req.params)
-        except http1.HTTPError as exc:
-            rec.add(req.endpoint, t0, time.perf_counter(), str(exc)[:500])
-            w.next_page.pop(req.path, None)
-            continue
-        t1 = time.perf_counter()
-        ok = 200 <= resp.status_code < 300
-        rec.add(req.endpoint, t0, t1, None if ok else f"{resp.status_code} {resp.text[:500]}")
+        error, cursor = await call(req)
+        rec.add(req.endpoint, t0, time.perf_counter(), error)
         if req.paginated:
-            cursor = json.loads(resp.body).get("next_cursor") if ok else None
             base = {k: v for k, v in req.params.items() if k != "cursor"}
             if cursor:
                 w.next_page[req.path] = base | {"cursor": cursor}
             else:
                 w.next_page.pop(req.path, None)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds so far of a process and its living descendants (the gateway's workers)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        todo += children
+    return sum(cpu_seconds(p) for p in tree)
 
 
 def machine_busy_seconds() -> float:
@@ -312,7 +344,7 @@ class ScenarioResult:
 async def run_scenario(
     name: str,
     pick: Callable[[Worker], Request],
-    clients: list[http1.Connection],
+    calls: list[Call],
     args: argparse.Namespace,
     pids: dict[str, int],
     seed: int,
@@ -321,10 +353,10 @@ async def run_scenario(
     start = time.perf_counter() + args.warmup
     rec = Recorder(start, start + args.seconds)
     workers = [Worker(random.Random(seed * 1000 + i)) for i in range(args.concurrency)]
-    tasks = [asyncio.create_task(worker_loop(c, pick, w, rec)) for c, w in zip(clients, workers, strict=True)]
+    tasks = [asyncio.create_task(worker_loop(c, pick, w, rec)) for c, w in zip(calls, workers, strict=True)]
 
     def cpu() -> dict[str, float]:
-        own = {n: cpu_seconds(p) for n, p in pids.items()} | {"bench client": time.process_time()}
+        own = {n: tree_cpu_seconds(p) for n, p in pids.items()} | {"bench client": time.process_time()}
         return own | {"whole machine": machine_busy_seconds()}
 
     await asyncio.sleep(max(0.0, start - time.perf_counter()))
@@ -362,12 +394,86 @@ async def drive(
     clients = [http1.Connection(url, {"Authorization": f"Bearer {token}"}) for _ in range(args.concurrency)]
     try:
         return [
-            await run_scenario(name, pick, clients, args, pids, args.seed + i)
+            await run_scenario(name, pick, [over_http(c) for c in clients], args, pids, args.seed + i)
             for i, (name, pick) in enumerate(scenarios)
             if name in args.scenarios
         ]
     finally:
         await asyncio.gather(*(c.close() for c in clients))
+
+
+async def drive_stores(
+    settings: Any, data: Dataset, args: argparse.Namespace, pids: dict[str, int]
+) -> ScenarioResult:
+    """The main mix's store work with no gateway: the same requests, each doing exactly the store
+    calls its endpoint makes (a /staging page: its one SELECT; a /curated/{id} lookup: find_one by
+    _id and the staged row by primary key), from this process on its own pools, 64 at a time. Its
+    rate is what the stores (and a Python client) allow on this machine: a ceiling for any gateway."""
+    import asyncmy
+    from pymongo import AsyncMongoClient
+
+    from services.gateway.query import tweet_query
+    from services.gateway.routes.staging import COLUMNS, to_item
+
+    m = settings.mysql
+    pool = await asyncmy.create_pool(
+        host=m.host,
+        port=m.port,
+        user=m.user,
+        password=m.password.get_secret_value(),
+        database=m.database,
+        charset="utf8mb4",
+        autocommit=True,
+        maxsize=args.concurrency,
+    )
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongo.url, tz_aware=True, maxPoolSize=args.concurrency
+    )
+    tweets = mongo[settings.mongo.database][settings.mongo.collection]
+    staged_sql = f"SELECT {', '.join(COLUMNS)} FROM tweets WHERE twitter_id = %s"
+
+    async def call(req: Request) -> tuple[str | None, str | None]:
+        try:
+            if req.paginated:
+                p = req.params
+                query = await tweet_query(
+                    start_date=date.fromisoformat(p["start_date"]),
+                    end_date=date.fromisoformat(p["end_date"]),
+                    sentiment=p.get("sentiment"),  # type: ignore[arg-type]
+                    company=p.get("company"),
+                    hashtag=None,
+                    q=None,
+                    min_followers=None,
+                    sort="-created_at",
+                    limit=int(p["limit"]),
+                    cursor=p.get("cursor"),
+                )
+                sql, sql_args = query.sql_select(COLUMNS)
+                async with pool.acquire() as conn, conn.cursor() as cur:
+                    await cur.execute(sql, sql_args)
+                    rows = await cur.fetchall()
+                return None, query.page([to_item(r) for r in rows])["next_cursor"]
+            tid = req.path.rsplit("/", 1)[1]
+            doc = await tweets.find_one({"_id": tid}, {"_id": 0})
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(staged_sql, (int(tid),))
+                await cur.fetchone()
+            return (None if doc is not None else f"no curated document {tid}"), None
+        except Exception as exc:  # reported as the endpoint's first error
+            return f"{type(exc).__name__}: {exc}"[:500], None
+
+    load = Workload(data)
+
+    def pick(w: Worker) -> Request:
+        req = load.mix(w)
+        return dataclasses.replace(req, endpoint=f"stores {req.endpoint}")
+
+    try:
+        return await run_scenario("stores", pick, [call] * args.concurrency, args, pids, args.seed + 100)
+    finally:
+        pool.close()
+        await pool.wait_closed()
+        await mongo.close()
 
 
 def run_fast(coro: Coroutine[Any, Any, T]) -> T:
@@ -389,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="connections and workers")
     parser.add_argument("--sample-ids", type=int, default=3000, help="tweet ids sampled for the lookups")
     parser.add_argument("--port", type=int, default=PORT, help="port of the benchmarked gateway")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gateway processes (LAKE_GATEWAY_WORKERS of the gateway)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--scenarios",
@@ -414,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     log_dir = BENCH_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    gateway = Gateway(args.port, log_dir / "gateway-api.log")
+    gateway = Gateway(args.port, log_dir / "gateway-api.log", args.workers)
     token: str | None = None
     try:
         token = create_key(settings, "bench-api", "analyst")  # revoked at the end
@@ -432,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
             with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
                 cur.execute("UPDATE api_keys SET revoked_at = NOW() WHERE key_id = %s", (key_id_of(token),))
 
+    if "stores" in args.scenarios:  # after the gateway stopped: the machine is the stores' and ours
+        stores = {n: p for n, p in server_pids().items() if n in ("mariadb", "ferretdb")}
+        results.append(run_fast(drive_stores(settings, data, args, stores)))
     report(args, data, results)
     return 0
 
@@ -464,7 +576,7 @@ def report(args: argparse.Namespace, data: Dataset, results: list[ScenarioResult
     print("record these figures in docs/benchmarks.md (section 'Gateway: make bench-api')")
     by_name = {r.name: r.overall for r in results}
     none = {"requests_per_s": None, "p50_ms": None, "p99_ms": None, "errors": None}
-    mix, stats = by_name.get("mix", none), by_name.get("stats", none)
+    mix, stats, stores = (by_name.get(n, none) for n in ("mix", "stats", "stores"))
     endpoints: dict[str, dict[str, Any]] = {}
     for r in results:
         for ep, s in r.endpoints.items():
@@ -479,6 +591,8 @@ def report(args: argparse.Namespace, data: Dataset, results: list[ScenarioResult
         "p99_ms": mix["p99_ms"],
         "errors": mix["errors"],
         "stats_p99_ms": stats["p99_ms"],
+        "stores_requests_per_s": stores["requests_per_s"],  # the mix's store work with no gateway
+        "stores_p99_ms": stores["p99_ms"],
         "endpoints": endpoints,
         "cpu_cores": {r.name: r.cpu_cores for r in results},
     }

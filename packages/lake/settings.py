@@ -97,6 +97,13 @@ class GatewaySettings(BaseSettings):
     query_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="a list query running longer is stopped (422: narrow it)"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="gateway processes on the port (one event loop, so at most one core, each); metrics"
+        " are then summed over them (Prometheus multiprocess mode)",
+    )
 
 
 class Settings(BaseSettings):

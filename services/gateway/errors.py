@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import asyncmy.errors
 import botocore.exceptions
 import kafka.errors
 import pymongo.errors
-import pymysql.err
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -76,9 +76,9 @@ def install(app: FastAPI) -> None:
     async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
         return JSONResponse(_body("store_unavailable", str(exc)), 503)
 
-    @app.exception_handler(pymysql.err.OperationalError)
-    @app.exception_handler(pymysql.err.InternalError)
-    async def mysql_down(_: Request, exc: pymysql.err.MySQLError) -> JSONResponse:
+    @app.exception_handler(asyncmy.errors.OperationalError)
+    @app.exception_handler(asyncmy.errors.InternalError)
+    async def mysql_down(_: Request, exc: asyncmy.errors.MySQLError) -> JSONResponse:
         if exc.args and exc.args[0] in STATEMENT_TIMEOUT:
             return JSONResponse(
                 _body("query_too_costly", "the query ran too long; narrow it with filters"), 422

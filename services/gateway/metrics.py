@@ -1,9 +1,16 @@
-"""Prometheus metrics of the gateway at ``/metrics``: requests, latencies and errors per route."""
+"""Prometheus metrics of the gateway at ``/metrics``: requests, latencies and errors per route.
+
+With several worker processes (``LAKE_GATEWAY_WORKERS``), ``PROMETHEUS_MULTIPROC_DIR`` is set and
+each process writes its values to files there; ``/metrics`` then answers their sum, whichever
+process serves the scrape."""
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import Scope
 
 from services.gateway.deps import Analyst
@@ -40,4 +47,8 @@ def observe(scope: Scope, status: int, seconds: float) -> None:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 async def metrics(_: Analyst) -> Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

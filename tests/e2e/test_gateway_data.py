@@ -113,7 +113,7 @@ def test_company_pages_read_by_the_link_index_match_the_tweets_they_link(http, r
             " GROUP BY company ORDER BY COUNT(*) DESC LIMIT 1",
             (run["run_id"],),
         )
-        company, first_day = cur.fetchone()
+        company, first_day = cur.fetchone()  # type: ignore[misc]
     linked = (
         " AND EXISTS (SELECT 1 FROM tweet_companies c WHERE c.twitter_id = t.twitter_id AND c.company = %s)"
     )
