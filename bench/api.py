@@ -407,8 +407,9 @@ async def drive_stores(
 ) -> ScenarioResult:
     """The main mix's store work with no gateway: the same requests, each doing exactly the store
     calls its endpoint makes (a /staging page: its one SELECT; a /curated/{id} lookup: find_one by
-    _id and the staged row by primary key), from this process on its own pools, 64 at a time. Its
-    rate is what the stores (and a Python client) allow on this machine: a ceiling for any gateway."""
+    _id and, at the same time, the staged row by primary key), from this process on its own pools,
+    64 at a time. Its rate is what the stores (and a Python client) allow on this machine: a
+    ceiling for any gateway."""
     import asyncmy
     from pymongo import AsyncMongoClient
 
@@ -454,10 +455,13 @@ async def drive_stores(
                     rows = await cur.fetchall()
                 return None, query.page([to_item(r) for r in rows])["next_cursor"]
             tid = req.path.rsplit("/", 1)[1]
-            doc = await tweets.find_one({"_id": tid}, {"_id": 0})
-            async with pool.acquire() as conn, conn.cursor() as cur:
-                await cur.execute(staged_sql, (int(tid),))
-                await cur.fetchone()
+
+            async def staged() -> Any:
+                async with pool.acquire() as conn, conn.cursor() as cur:
+                    await cur.execute(staged_sql, (int(tid),))
+                    return await cur.fetchone()
+
+            doc, _ = await asyncio.gather(tweets.find_one({"_id": tid}, {"_id": 0}), staged())
             return (None if doc is not None else f"no curated document {tid}"), None
         except Exception as exc:  # reported as the endpoint's first error
             return f"{type(exc).__name__}: {exc}"[:500], None

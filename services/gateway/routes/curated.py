@@ -3,6 +3,7 @@ lineage back to the staged row and the raw record."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -111,9 +112,15 @@ async def get_curated(
     include_tokens: Annotated[bool, Query(description="include the BERT token ids", examples=[True])] = True,
 ) -> Any:
     tid = twitter_id_path(twitter_id)
-    doc = await stores.tweets.find_one({"_id": str(tid)}, _projection(include_tokens))
+
+    async def staged() -> dict[str, Any] | None:
+        async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+            return await staged_row(cur, tid)
+
+    # both stores at once: the answer waits for the slower one, not for the sum
+    doc, row = await asyncio.gather(
+        stores.tweets.find_one({"_id": str(tid)}, _projection(include_tokens)), staged()
+    )
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no curated tweet {tid}")
-    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        staged = await staged_row(cur, tid)
-    return {"document": doc, "lineage": doc["lineage"], "staged": staged}
+    return {"document": doc, "lineage": doc["lineage"], "staged": row}
