@@ -68,8 +68,8 @@ unit: venv ## the fast tests only (no servers)
 bench: up ## pipeline benchmark at dataset scale (ROWS=, default 1,130,000; REPLICAS=, default 2); last line JSON
 	@$(PY) -m bench.pipeline $(if $(filter command line,$(origin ROWS)),--rows $(ROWS)) $(if $(filter command line,$(origin REPLICAS)),--replicas $(REPLICAS))
 
-bench-api: up ## gateway benchmark, 64 connections: req/s, p50, p99 per endpoint (ROWS=, default 1,130,000); last line JSON
-	@$(PY) -m bench.api $(if $(filter command line,$(origin ROWS)),--rows $(ROWS))
+bench-api: up ## gateway benchmark, 64 connections: req/s, p50, p99 per endpoint (ROWS=, default 1,130,000; WORKERS=, default 1); last line JSON
+	@$(PY) -m bench.api $(if $(filter command line,$(origin ROWS)),--rows $(ROWS)) $(if $(filter command line,$(origin WORKERS)),--workers $(WORKERS))
 
 down: ## stop every process this checkout started (data is kept)
 	@if [ -x $(PY) ]; then $(PY) -m infra.stack down; fi
