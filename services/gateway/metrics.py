@@ -29,10 +29,23 @@ LATENCY = Histogram(
 ERRORS = Counter("lake_gateway_errors_total", "Answers with a 5xx status, by route", ["route"])
 
 
-def observe(scope: Scope, status: int, seconds: float) -> None:
-    """Label by the route's template (``/curated/{twitter_id}``), never the raw path (unbounded)."""
+def route_label(scope: Scope) -> str:
+    """The route's template (``/curated/{twitter_id}``), never the raw path (unbounded): an API
+    route's own path; a mounted app (static files) as ``/static/{path}``; a plain route without
+    parameters (``/openapi.json``) as its path; nothing matched (a 404) as ``unmatched``."""
     route = scope.get("route")
-    name = getattr(route, "path", None) or "unmatched"
+    if (path := getattr(route, "path", None)) is not None:
+        return str(path)
+    if scope.get("endpoint") is None:
+        return "unmatched"
+    root, app_root = scope.get("root_path", ""), scope.get("app_root_path", "")
+    if root != app_root:
+        return f"{root[len(app_root) :]}/{{path}}"
+    return str(scope.get("path", "unmatched"))
+
+
+def observe(scope: Scope, status: int, seconds: float) -> None:
+    name = route_label(scope)
     method = scope.get("method", "GET")
     REQUESTS.labels(method, name, str(status)).inc()
     LATENCY.labels(method, name).observe(seconds)

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from lake.adapters.mysql import connect
 from lake.cli import create_key, request_run, wait_for_run
@@ -236,3 +238,35 @@ def test_roles_and_validation_of_the_data_endpoints(http, run, viewer_key):
         answer = http.get("/curated", params=params, headers=viewer)
         assert answer.status_code == 422, params
         assert answer.json()["error"]["code"] == "invalid_request"
+
+
+def test_answers_built_without_a_second_validation_are_exactly_their_models(http, run, analyst):
+    # /staging pages, /curated/{id} and /stats skip FastAPI's response validation (answers.py): each
+    # real answer must parse as its model and serialise back to the very same JSON.
+    from services.gateway.routes.curated import CuratedDetail
+    from services.gateway.routes.staging import StagedPage
+    from services.gateway.routes.stats import Stats
+
+    first = http.get("/staging", params={"limit": 5, "company": "Apple"}, headers=analyst).json()
+    pages = [
+        http.get(
+            "/staging",
+            params={"limit": 5, "company": "Apple", "cursor": first["next_cursor"]},
+            headers=analyst,
+        ),
+        http.get("/staging", params={"sentiment": "negative", "limit": 50}, headers=analyst),
+        http.get("/staging", params={"start_date": "2030-01-01", "end_date": "2030-01-02"}, headers=analyst),
+    ]
+    tid = pages[1].json()["items"][0]["twitter_id"]
+    checks: list[tuple[type[BaseModel], httpx.Response]] = [(StagedPage, p) for p in pages] + [
+        (CuratedDetail, http.get(f"/curated/{tid}", headers=analyst)),
+        (CuratedDetail, http.get(f"/curated/{tid}", params={"include_tokens": False}, headers=analyst)),
+        (Stats, http.get("/stats", headers=analyst)),
+    ]
+    for model, answer in checks:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        body = answer.json()
+        assert json.loads(model.model_validate_json(answer.content).model_dump_json()) == body, model
+    assert pages[2].json() == {"items": [], "next_cursor": None}
+    assert "tokens" in checks[3][1].json()["document"] and "tokens" not in checks[4][1].json()["document"]

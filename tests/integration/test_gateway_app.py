@@ -44,12 +44,24 @@ def test_swagger_and_redoc_load_only_the_gateways_own_assets(client: TestClient)
 def test_metrics_count_requests_by_route_template_and_need_a_key(client: TestClient, keys):
     client.get("/curated/1307025660663005184", headers=keys["viewer"])
     client.get("/health")
+    client.get("/openapi.json")
+    client.get("/static/swagger-ui.css")
+    client.get("/dashboard/assets/dashboard.js")
+    client.get("/no/such/path/4242")
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers=keys["viewer"]).status_code == 403
     body = client.get("/metrics", headers=keys["analyst"]).text
     assert 'lake_gateway_requests_total{method="GET",route="/curated/{twitter_id}",status="404"}' in body
     assert 'lake_gateway_request_seconds_bucket{le="0.01",method="GET",route="/health"}' in body
     assert "1307025660663005184" not in body  # raw paths never become labels
+    for route, status in (
+        ("/openapi.json", 200),
+        ("/static/{path}", 200),
+        ("/dashboard/assets/{path}", 200),
+        ("unmatched", 404),
+    ):
+        assert f'lake_gateway_requests_total{{method="GET",route="{route}",status="{status}"}}' in body
+    assert "swagger-ui.css" not in body and "4242" not in body
 
 
 def test_answers_carry_security_headers_and_no_cors_by_default(client: TestClient):

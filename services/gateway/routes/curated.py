@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import ExecutionTimeout
 
+from services.gateway.answers import json_answer
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
 from services.gateway.routes.staging import StagedTweet, staged_row
@@ -123,4 +124,4 @@ async def get_curated(
     )
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no curated tweet {tid}")
-    return {"document": doc, "lineage": doc["lineage"], "staged": row}
+    return json_answer({"document": doc, "lineage": doc["lineage"], "staged": row})

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
 from lake.adapters.staging_repo import TWEET_COLUMNS
+from services.gateway.answers import json_answer
 from services.gateway.deps import Analyst, StoresDep
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
 
@@ -78,7 +79,7 @@ async def list_staging(
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         await cur.execute(sql, args)
         rows = await cur.fetchall()
-    return query.page([to_item(r) for r in rows])
+    return json_answer(query.page([to_item(r) for r in rows]))
 
 
 @router.get(

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
+from services.gateway.answers import json_bytes
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.errors import StoreUnavailable
 from services.gateway.query import COMPANY_PATTERN, FIRST_DAY, LAST_DAY
@@ -36,9 +37,19 @@ class Stats(BaseModel):
 
 
 @router.get("/stats", response_model=Stats, summary="Rows per layer, company and sentiment (all runs)")
-async def stats(stores: StoresDep, _: Viewer) -> Stats:
-    """Totals as of at most a second ago: one computation answers every caller for a second."""
-    return await stores.stats.get(lambda: totals(stores))
+async def stats(stores: StoresDep, _: Viewer) -> Response:
+    """Totals as of at most a second ago: one computation (and one serialisation) answers every
+    caller for a second."""
+    return json_bytes(await shared_totals(stores))
+
+
+async def shared_totals(stores: StoresDep) -> bytes:
+    """The totals as JSON, computed and serialised at most once a second for every caller."""
+
+    async def compute() -> bytes:
+        return (await totals(stores)).model_dump_json().encode()
+
+    return await stores.stats.get(compute)
 
 
 async def totals(stores: StoresDep) -> Stats:
