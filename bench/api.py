@@ -410,23 +410,13 @@ async def drive_stores(
     _id and, at the same time, the staged row by primary key), from this process on its own pools,
     64 at a time. Its rate is what the stores (and a Python client) allow on this machine: a
     ceiling for any gateway."""
-    import asyncmy
     from pymongo import AsyncMongoClient
 
     from services.gateway.query import tweet_query
     from services.gateway.routes.staging import COLUMNS, to_item
+    from services.gateway.stores import mysql_pool
 
-    m = settings.mysql
-    pool = await asyncmy.create_pool(
-        host=m.host,
-        port=m.port,
-        user=m.user,
-        password=m.password.get_secret_value(),
-        database=m.database,
-        charset="utf8mb4",
-        autocommit=True,
-        maxsize=args.concurrency,
-    )
+    pool = await mysql_pool(settings.mysql, maxsize=args.concurrency)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongo.url, tz_aware=True, maxPoolSize=args.concurrency
     )

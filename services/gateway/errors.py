@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import asyncmy.errors
 import botocore.exceptions
@@ -30,6 +32,16 @@ class StoreUnavailable(Exception):
     def __init__(self, store: str, detail: str) -> None:
         super().__init__(f"{store} unavailable: {detail}")
         self.store = store
+
+
+@contextmanager
+def unavailable_as(store: str) -> Iterator[None]:
+    """Any failure inside the block is ``store`` being unavailable: 503 naming it (the error's
+    class only; the detail goes nowhere near the client). Keep only store calls inside."""
+    try:
+        yield
+    except Exception as exc:
+        raise StoreUnavailable(store, type(exc).__name__) from exc
 
 
 def _body(code: str, message: str) -> dict[str, dict[str, str]]:

@@ -22,7 +22,7 @@ from kafka.errors import KafkaError
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import StoresDep, Viewer
-from services.gateway.errors import StoreUnavailable
+from services.gateway.errors import unavailable_as
 from services.gateway.routes import pipeline, runs, stats
 
 router = APIRouter(tags=["dashboard"])
@@ -100,10 +100,8 @@ async def _pipeline(stores: StoresDep) -> tuple[PipelineSummary | None, str | No
 )
 async def overview(stores: StoresDep, _: Viewer) -> Overview:
     totals = stats.Stats.model_validate_json(await stats.shared_totals(stores))
-    try:
+    with unavailable_as("mysql"):
         reports = await runs.recent(stores, RECENT_RUNS)
-    except Exception as exc:
-        raise StoreUnavailable("mysql", type(exc).__name__) from exc
     state, error = await _pipeline(stores)
     return Overview(
         generated_at=datetime.now(UTC),

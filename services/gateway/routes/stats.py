@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from services.gateway.answers import json_bytes
 from services.gateway.deps import StoresDep, Viewer
-from services.gateway.errors import StoreUnavailable
+from services.gateway.errors import unavailable_as
 from services.gateway.query import COMPANY_PATTERN, FIRST_DAY, LAST_DAY
 
 router = APIRouter(tags=["stats"])
@@ -53,7 +53,7 @@ async def shared_totals(stores: StoresDep) -> bytes:
 
 
 async def totals(stores: StoresDep) -> Stats:
-    try:
+    with unavailable_as("mysql"):
         async with stores.mysql.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
                 "SELECT layer, COALESCE(SUM(raw_rows), 0), COALESCE(SUM(staged_rows), 0),"
@@ -67,8 +67,6 @@ async def totals(stores: StoresDep) -> Stats:
             facets = await cur.fetchall()
             await cur.execute("SELECT COUNT(*) FROM runs")
             (runs,) = await cur.fetchone()
-    except Exception as exc:
-        raise StoreUnavailable("mysql", type(exc).__name__) from exc
     raw = layers.get("raw", [0] * 5)
     staged = layers.get("staged", [0] * 5)
     return Stats(
@@ -125,12 +123,10 @@ async def daily(
         + " AND ".join(where)
         + " GROUP BY day, company, sentiment"
     )
-    try:
+    with unavailable_as("mysql"):
         async with stores.mysql.acquire() as conn, conn.cursor() as cur:
             await cur.execute(sql, args)
             rows = await cur.fetchall()
-    except Exception as exc:
-        raise StoreUnavailable("mysql", type(exc).__name__) from exc
     days = sorted({r[0] for r in rows})
     index = {d: i for i, d in enumerate(days)}
     by_company: dict[str, list[int]] = {}
