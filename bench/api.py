@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bench import http1
-from bench.pipeline import BENCH_DIR, NAMESPACE, ROOT, cpu_seconds, say, server_pids
+from bench.pipeline import BENCH_DIR, NAMESPACE, ROOT, cpu_seconds, parent_pids, say, server_pids
 
 PORT = 18100
 T = TypeVar("T")
@@ -306,13 +306,7 @@ async def worker_loop(call: Call, pick: Callable[[Worker], Request], w: Worker, 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds so far of a process and its living descendants (the gateway's workers)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
+    parents = parent_pids()
     tree, todo = {pid}, [pid]
     while todo:
         parent = todo.pop()
@@ -413,7 +407,7 @@ async def drive_stores(
     from pymongo import AsyncMongoClient
 
     from services.gateway.query import tweet_query
-    from services.gateway.routes.staging import COLUMNS, to_item
+    from services.gateway.routes.staging import COLUMNS, staged_row, to_item
     from services.gateway.stores import mysql_pool
 
     pool = await mysql_pool(settings.mysql, maxsize=args.concurrency)
@@ -421,7 +415,6 @@ async def drive_stores(
         settings.mongo.url, tz_aware=True, maxPoolSize=args.concurrency
     )
     tweets = mongo[settings.mongo.database][settings.mongo.collection]
-    staged_sql = f"SELECT {', '.join(COLUMNS)} FROM tweets WHERE twitter_id = %s"
 
     async def call(req: Request) -> tuple[str | None, str | None]:
         try:
@@ -448,8 +441,7 @@ async def drive_stores(
 
             async def staged() -> Any:
                 async with pool.acquire() as conn, conn.cursor() as cur:
-                    await cur.execute(staged_sql, (int(tid),))
-                    return await cur.fetchone()
+                    return await staged_row(cur, int(tid))
 
             doc, _ = await asyncio.gather(tweets.find_one({"_id": tid}, {"_id": 0}), staged())
             return (None if doc is not None else f"no curated document {tid}"), None

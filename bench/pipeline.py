@@ -67,6 +67,17 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def parent_pids() -> dict[int, int]:
+    """Every living process's parent: pid -> ppid (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+    return parents
+
+
 def server_pids() -> dict[str, int]:
     """The local stack's servers (their PID files under the run folder)."""
     out = {}

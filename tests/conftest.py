@@ -5,6 +5,7 @@ session can never be consumed by this one."""
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -64,3 +65,10 @@ def repo(settings: Settings) -> Iterator[StagingRepository]:
     r = StagingRepository(settings.mysql)
     yield r
     r.close()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a process a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

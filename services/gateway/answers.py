@@ -20,8 +20,8 @@ from pydantic_core import to_json
 MEDIA_TYPE = "application/json"
 
 
-def json_answer(content: Any, status_code: int = 200) -> Response:
-    return Response(to_json(content), status_code=status_code, media_type=MEDIA_TYPE)
+def json_answer(content: Any) -> Response:
+    return Response(to_json(content), media_type=MEDIA_TYPE)
 
 
 def json_bytes(body: bytes) -> Response:

@@ -92,17 +92,22 @@ class TweetQuery:
         parameters (never interpolated). With a company, the tweet-company links drive the query in
         the order of their index (company[, sentiment], created_at, twitter_id) — migration 004 —
         instead of every tweet of the date range being checked for a link."""
-        by = "tc" if self.company is not None else "t"
         tables = "tweets t"
-        if by == "tc":
+        if self.company is not None:
             tables = "tweet_companies tc JOIN tweets t ON t.twitter_id = tc.twitter_id"
-        where, args = self.sql_where(by)
+        where, args = self.sql_where()
         select = ", ".join(f"t.{c}" for c in columns)
-        return f"SELECT {select} FROM {tables}{where}{self.sql_order(by)} LIMIT %s", [*args, self.limit + 1]
+        return f"SELECT {select} FROM {tables}{where}{self.sql_order()} LIMIT %s", [*args, self.limit + 1]
 
-    def sql_where(self, by: str = "t") -> tuple[str, list[Any]]:
-        """A WHERE clause over ``tweets t`` (joined with ``tweet_companies tc`` when ``by`` is
-        ``tc``, whose copies of created_at and sentiment are then used) and its bound parameters."""
+    @property
+    def _by(self) -> str:
+        """Whose created_at, sentiment and twitter_id filter and sort: the links' copies (``tc``)
+        when a company drives the query, else the tweets' own (``t``)."""
+        return "tc" if self.company is not None else "t"
+
+    def sql_where(self) -> tuple[str, list[Any]]:
+        """The WHERE clause of ``sql_select`` and its bound parameters."""
+        by = self._by
         parts: list[str] = []
         args: list[Any] = []
         if self.start is not None:
@@ -115,13 +120,7 @@ class TweetQuery:
             parts.append(f"{by}.sentiment = %s")
             args.append(self.sentiment)
         if self.company is not None:
-            if by == "tc":
-                parts.append("tc.company = %s")
-            else:
-                parts.append(
-                    "EXISTS (SELECT 1 FROM tweet_companies tc WHERE tc.twitter_id = t.twitter_id"
-                    " AND tc.company = %s)"
-                )
+            parts.append("tc.company = %s")
             args.append(self.company)
         if self.hashtag is not None:
             parts.append(
@@ -142,8 +141,8 @@ class TweetQuery:
             args += [stamp, stamp, self.cursor.twitter_id]
         return (" WHERE " + " AND ".join(parts)) if parts else "", args
 
-    def sql_order(self, by: str = "t") -> str:
-        way = "DESC" if self.descending else "ASC"
+    def sql_order(self) -> str:
+        way, by = ("DESC" if self.descending else "ASC"), self._by
         return f" ORDER BY {by}.created_at {way}, {by}.twitter_id {way}"
 
     # --- MongoDB ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import signal
-import socket
 import time
 import urllib.request
 from typing import Any
@@ -23,17 +22,12 @@ from lake.adapters.staging_repo import StagingRepository
 from lake.cli import request_run, wait_for_run
 from lake.events import GeneratedSource
 from lake.settings import Settings
+from tests.conftest import free_port
 from tests.e2e.conftest import Services
 
 pytestmark = pytest.mark.e2e
 
 ROWS = 24_000  # 16 chunks of 1,500: enough for a kill to land mid-run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def one(cur: Any, sql: str, *args: Any) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,12 @@ import httpx
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from bench.pipeline import parent_pids
 from lake.cli import create_key
 from lake.settings import Settings
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -76,7 +71,7 @@ def health_answers(metrics_dir: Path) -> dict[str, float]:
 def test_two_workers_share_the_port_and_metrics_sum_over_both(gateway, settings: Settings):
     url, metrics_dir, proc = gateway
     assert not (metrics_dir / "counter_999999.db").exists()
-    children = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == proc.pid]
+    children = [Path(f"/proc/{p}") for p, parent in parent_pids().items() if parent == proc.pid]
     assert len([c for c in children if b"python" in (c / "cmdline").read_bytes()]) >= 2
     sent = 0
     deadline = time.monotonic() + 60
@@ -97,10 +92,3 @@ def test_two_workers_share_the_port_and_metrics_sum_over_both(gateway, settings:
         re.MULTILINE,
     )
     assert [float(v) for v in served] == [sent], scrape.text[-2000:]  # one line: the sum of both
-
-
-def _parent(proc_dir: Path) -> int:
-    try:
-        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
