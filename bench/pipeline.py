@@ -234,7 +234,6 @@ def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[st
     import polars as pl
     import pymongo
 
-    from lake.adapters.curated_repo import CuratedRepository
     from lake.adapters.mysql import connect
     from lake.adapters.objectstore import S3ObjectStore
     from lake.transform.tokenize import load_tokenizer
@@ -285,9 +284,7 @@ def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[st
     docs = list(client[settings.mongo.database][settings.mongo.collection].find().limit(min(sample, 20_000)))
     bare = client[settings.mongo.database]["tweets_bare"]
     bare.drop()
-    indexes = CuratedRepository(client, settings.mongo).wanted_indexes()  # what the curator writes to
-    if indexes:
-        bare.create_indexes(indexes)
+    # like the curator's collection: the _id index only (reads are by _id; the catalogue is in MySQL)
     fresh = copy.deepcopy(docs)
     secs = _timed(lambda: bare.insert_many(fresh, ordered=False))
     bare.drop()

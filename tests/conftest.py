@@ -31,8 +31,6 @@ TEST_ENV = {
     "LAKE_GATEWAY_PORT": os.environ.get("LAKE_TEST_GATEWAY_PORT", "18000"),
     "LAKE_WORK_DIR": os.path.join(".lake", "test-work"),
     "HF_HUB_OFFLINE": "1",
-    # /curated lists scan on FerretDB; under the suite's load a day's page can take seconds
-    "LAKE_GATEWAY_QUERY_TIMEOUT_S": "60",
 }
 os.environ.update(TEST_ENV)
 

@@ -59,7 +59,7 @@ def bootstrap(settings: Settings) -> dict[str, Any]:
         "migrations_applied": applied,
         "buckets": buckets,
         "topics_created": topics,
-        "indexes_created": indexes,
+        "indexes_dropped": indexes,
     }
 
 

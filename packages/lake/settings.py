@@ -58,10 +58,6 @@ class MongoSettings(BaseSettings):
     url: str = Field(default="mongodb://127.0.0.1:27027/", description="MongoDB connection string")
     database: str = Field(default="bigtech_db", description="MongoDB database of the curated layer")
     collection: str = Field(default="tweets", description="MongoDB collection of curated tweets")
-    secondary_indexes: Literal["auto", "all", "none"] = Field(
-        default="auto",
-        description="curated query indexes: auto = all, except on FerretDB (which never uses them)",
-    )
 
 
 class PipelineSettings(BaseSettings):
@@ -96,6 +92,13 @@ class GatewaySettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (JSON list)")
     query_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="a list query running longer is stopped (422: narrow it)"
+    )
+    scan_rows_per_item: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="a /staging or /curated page reads at most this many index entries per item of"
+        " a full page (x (limit + 1)); a sparser query answers 422 query_too_costly (docs/api.md)",
     )
     workers: int = Field(
         default=1,

@@ -6,7 +6,8 @@ the redelivered event finalises again). Every step is idempotent:
 
 1. **Company links.** A tweet staged first under one company and met again under another gains a
    ``tweet_companies`` link in a later chunk; its curated document may have been written before that
-   link existed. The run's cross-company links are copied to the documents' ``companies``.
+   link existed. The run's cross-company links are copied to the documents' ``companies``, then to
+   the curated catalogue (what the documents hold, read back).
 2. **Compaction.** The run's per-chunk Parquet parts (``_chunks/run_id=<run>/…``) are concatenated
    per partition into ``tweets/company=<c>/year_month=<YYYY-MM>/<run>-part-NNNNN.parquet``, streamed. The
    output keys are recorded on the run before the parts are deleted, so a finalisation cut short
@@ -22,6 +23,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
@@ -38,11 +40,13 @@ class RunFinalizer:
         store: S3ObjectStore,
         staging: StagingRepository,
         curated: CuratedRepository,
+        catalog: CuratedCatalog,
     ) -> None:
         self.settings = settings
         self.store = store
         self.staging = staging
         self.curated = curated
+        self.catalog = catalog
 
     def finalize_if_ready(self, run_id: str) -> bool:
         """Finalise the run if every chunk is curated; True when this call marked it succeeded."""
@@ -76,7 +80,10 @@ class RunFinalizer:
         ids = self.staging.cross_linked_ids(run_id)
         if not ids:
             return 0
-        return self.curated.set_companies(self.staging.companies_of(ids))
+        updated = self.curated.set_companies(self.staging.companies_of(ids))
+        # the catalogue lists what the documents hold, read back (a document not written yet is left out)
+        self.catalog.add_companies(self.curated.companies_of(str(i) for i in ids))
+        return updated
 
     def compact(self, run_id: str) -> list[str]:
         bucket = self.settings.s3.curated_bucket

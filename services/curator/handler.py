@@ -1,5 +1,6 @@
 """Curator: ``staged.ready`` → enriched documents in MongoDB (one per tweet, ``_id`` = twitter_id;
-a replay rewrites its chunk) and per-chunk Parquet parts in S3 ``curated`` → ``curated.ready``.
+a replay rewrites its chunk in place) and per-chunk Parquet parts in S3 ``curated``, then the
+chunk's rows in the curated catalogue (MySQL) → ``curated.ready``.
 
 When a run's last chunk is curated, the curator that curated it finalises the run (see
 ``finalize.py``): company links found later are copied to the documents, the Parquet parts are
@@ -18,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from lake.adapters.broker import Publisher
+from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
@@ -49,7 +51,8 @@ class Curator:
         self.curated = curated
         self.tokenizer = tokenizer
         self.publisher = publisher
-        self.finalizer = RunFinalizer(settings, store, staging, curated)
+        self.catalog = CuratedCatalog(staging)
+        self.finalizer = RunFinalizer(settings, store, staging, curated, self.catalog)
 
     def handle(self, event: Event) -> None:
         assert isinstance(event, StagedChunkReady)
@@ -63,7 +66,6 @@ class Curator:
         tables: dict[tuple[str, str], list[pa.Table]] = {}
 
         def batches() -> Iterator[list[dict[str, Any]]]:
-            tables.clear()  # a second pass (replay) collects the Parquet rows again
             for offset in range(0, frame.height, step):
                 rows = frame.slice(offset, step).to_dicts()
                 ids = self.tokenizer.encode([r["clean_text"] for r in rows])
@@ -76,7 +78,7 @@ class Curator:
                 yield docs
 
         try:
-            written = self.curated.write_chunk(event.run_id, event.chunk_id, batches)
+            written = self.curated.write_chunk(event.run_id, event.chunk_id, batches())
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
         keys: list[str] = []
@@ -87,9 +89,12 @@ class Curator:
                     self.settings.s3.curated_bucket, key, cp.table_bytes(pa.concat_tables(parts))
                 )
                 keys.append(key)
-        self.staging.record_chunk(
-            event.run_id, "curated", event.chunk_id, event.key, started, curated_docs=written
-        )
+        # after the documents exist: the catalogue lists them, and the chunk counts as curated
+        doc_companies = {
+            tid: companies.get(tid, [company])
+            for tid, company in zip(frame["twitter_id"].to_list(), frame["company"].to_list(), strict=True)
+        }
+        self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, doc_companies, written)
         self.publisher.publish(
             CuratedChunkReady(
                 run_id=event.run_id, chunk_id=event.chunk_id, curated_docs=written, parquet_keys=keys

@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.gateway.tweet_pages import QueryTooCostly
+
 log = logging.getLogger(__name__)
 
 
@@ -83,6 +85,14 @@ def install(app: FastAPI) -> None:
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return JSONResponse(_body("invalid_request", "; ".join(parts)[:1000]), 422)
+
+    @app.exception_handler(QueryTooCostly)
+    async def too_costly(_: Request, exc: QueryTooCostly) -> JSONResponse:
+        return JSONResponse(_body("query_too_costly", str(exc)), 422)
+
+    @app.exception_handler(pymongo.errors.ExecutionTimeout)
+    async def mongo_too_long(_: Request, exc: pymongo.errors.ExecutionTimeout) -> JSONResponse:
+        return JSONResponse(_body("query_too_costly", "the query ran too long; narrow it with filters"), 422)
 
     @app.exception_handler(StoreUnavailable)
     async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:

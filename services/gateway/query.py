@@ -1,5 +1,5 @@
-"""Filters, sorting and cursors shared by ``/staging`` and ``/curated``: validated once, then turned
-into SQL with bound parameters only, or into a MongoDB filter built from known fields only."""
+"""Filters, sorting and cursors shared by ``/staging`` and ``/curated``, validated once
+(``tweet_pages`` turns them into SQL with bound parameters only)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,15 @@ class TweetQuery:
             return None
         return datetime.combine(self.end_date + timedelta(days=1), time(), UTC)
 
+    def next_cursor(self, keys: Sequence[tuple[datetime, int]]) -> str | None:
+        """The cursor after the page's last item, from up to ``limit + 1`` (created_at, twitter_id)
+        keys: ``None`` when no further item exists."""
+        if len(keys) <= self.limit:
+            return None
+        created_at, twitter_id = keys[self.limit - 1]
+        at = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+        return Cursor(at, twitter_id).encode()
+
     def page(self, fetched: list[dict[str, Any]]) -> dict[str, Any]:
         """A list answer from up to ``limit + 1`` fetched items: the extra one only says that
         another page exists, whose cursor is the last shown item."""
@@ -85,105 +94,6 @@ class TweetQuery:
             last = items[-1]
             next_cursor = Cursor(last["created_at"], int(last["twitter_id"])).encode()
         return {"items": items, "next_cursor": next_cursor}
-
-    # --- MySQL --------------------------------------------------------------------------------
-    def sql_select(self, columns: Sequence[str]) -> tuple[str, list[Any]]:
-        """The page's ``SELECT`` of ``columns`` of ``tweets t`` (``limit + 1`` rows) and its bound
-        parameters (never interpolated). With a company, the tweet-company links drive the query in
-        the order of their index (company[, sentiment], created_at, twitter_id) — migration 004 —
-        instead of every tweet of the date range being checked for a link."""
-        tables = "tweets t"
-        if self.company is not None:
-            tables = "tweet_companies tc JOIN tweets t ON t.twitter_id = tc.twitter_id"
-        where, args = self.sql_where()
-        select = ", ".join(f"t.{c}" for c in columns)
-        return f"SELECT {select} FROM {tables}{where}{self.sql_order()} LIMIT %s", [*args, self.limit + 1]
-
-    @property
-    def _by(self) -> str:
-        """Whose created_at, sentiment and twitter_id filter and sort: the links' copies (``tc``)
-        when a company drives the query, else the tweets' own (``t``)."""
-        return "tc" if self.company is not None else "t"
-
-    def sql_where(self) -> tuple[str, list[Any]]:
-        """The WHERE clause of ``sql_select`` and its bound parameters."""
-        by = self._by
-        parts: list[str] = []
-        args: list[Any] = []
-        if self.start is not None:
-            parts.append(f"{by}.created_at >= %s")
-            args.append(self.start.replace(tzinfo=None))
-        if self.end_exclusive is not None:
-            parts.append(f"{by}.created_at < %s")
-            args.append(self.end_exclusive.replace(tzinfo=None))
-        if self.sentiment is not None:
-            parts.append(f"{by}.sentiment = %s")
-            args.append(self.sentiment)
-        if self.company is not None:
-            parts.append("tc.company = %s")
-            args.append(self.company)
-        if self.hashtag is not None:
-            parts.append(
-                "EXISTS (SELECT 1 FROM tweet_hashtags th WHERE th.twitter_id = t.twitter_id"
-                " AND th.hashtag = %s)"
-            )
-            args.append(self.hashtag)
-        if self.min_followers is not None:
-            parts.append("t.followers >= %s")
-            args.append(self.min_followers)
-        if self.q is not None:
-            parts.append("t.text LIKE %s ESCAPE '!'")
-            args.append("%" + re.sub(r"([!%_])", r"!\1", self.q) + "%")
-        if self.cursor is not None:
-            op = "<" if self.descending else ">"
-            parts.append(f"({by}.created_at {op} %s OR ({by}.created_at = %s AND {by}.twitter_id {op} %s))")
-            stamp = self.cursor.created_at.replace(tzinfo=None)
-            args += [stamp, stamp, self.cursor.twitter_id]
-        return (" WHERE " + " AND ".join(parts)) if parts else "", args
-
-    def sql_order(self) -> str:
-        way, by = ("DESC" if self.descending else "ASC"), self._by
-        return f" ORDER BY {by}.created_at {way}, {by}.twitter_id {way}"
-
-    # --- MongoDB ------------------------------------------------------------------------------
-    def mongo_filter(self) -> dict[str, Any]:
-        """Only known fields with typed values: a client cannot inject an operator."""
-        clauses: list[dict[str, Any]] = []
-        created: dict[str, Any] = {}
-        if self.start is not None:
-            created["$gte"] = self.start
-        if self.end_exclusive is not None:
-            created["$lt"] = self.end_exclusive
-        if created:
-            clauses.append({"created_at": created})
-        if self.sentiment is not None:
-            clauses.append({"sentiment": self.sentiment})
-        if self.company is not None:
-            clauses.append({"companies": self.company})
-        if self.hashtag is not None:
-            clauses.append({"hashtags": self.hashtag})
-        if self.min_followers is not None:
-            clauses.append({"followers": {"$gte": self.min_followers}})
-        if self.q is not None:
-            clauses.append({"text": {"$regex": re.escape(self.q), "$options": "i"}})
-        if self.cursor is not None:
-            op = "$lt" if self.descending else "$gt"
-            at = self.cursor.created_at
-            clauses.append(
-                {
-                    "$or": [
-                        {"created_at": {op: at}},
-                        {"created_at": at, "_id": {op: str(self.cursor.twitter_id)}},
-                    ]
-                }
-            )
-        if not clauses:
-            return {}
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def mongo_sort(self) -> list[tuple[str, int]]:
-        way = -1 if self.descending else 1
-        return [("created_at", way), ("_id", way)]
 
 
 async def tweet_query(  # async: a sync dependency would run in a worker thread

@@ -102,8 +102,8 @@ def test_a_raw_event_delivered_twice_changes_no_count(first_run: dict[str, Any],
     for event in mine[:3]:
         send_event(settings, event)
     try:
-        # A curated replay deletes the chunk's documents by lineage, a scan on FerretDB that grows
-        # with the suite's collection: allow minutes, this checks exactness, not speed.
+        # A curated replay replaces the chunk's documents in place, 50 per update command (FerretDB
+        # trap 2, docs/decisions.md): allow minutes, this checks exactness, not speed.
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:  # the replays are processed: chunk rows get new finish times
             counts = repo.run_counts(first_run["run_id"])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, UpdateOne
+from pymongo import MongoClient, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
@@ -13,19 +13,21 @@ from lake.settings import MongoSettings
 
 DUPLICATE_KEY = 11000
 
-# Each index serves a gateway query (docs/api.md lists which).
-# The gateway sorts by (created_at, _id) in either direction and filters by equality on one field;
-# each index is that field followed by the sort keys, so MongoDB walks it without a SORT stage.
-_SORT = [("created_at", DESCENDING), ("_id", DESCENDING)]
-INDEXES = [
-    IndexModel(_SORT, name="created_id"),
-    IndexModel([("companies", ASCENDING), *_SORT], name="companies_created_id"),
-    IndexModel([("sentiment", ASCENDING), *_SORT], name="sentiment_created_id"),
-    IndexModel([("hashtags", ASCENDING), *_SORT], name="hashtags_created_id"),
-    IndexModel([("lineage.run_id", ASCENDING), ("lineage.chunk_id", ASCENDING)], name="lineage"),
-]
-# Names of indexes earlier versions created; dropped when found.
-LEGACY_INDEXES = ("company_created", "sentiment_created", "created", "hashtags")
+REPLACE_BATCH = 50
+# No secondary index: list queries are paged from the curated catalogue in MySQL (migration 005)
+# and documents are read by _id only, the same on MongoDB and FerretDB (docs/api.md). Names of
+# indexes earlier versions created, dropped when found.
+LEGACY_INDEXES = (
+    "created_id",
+    "companies_created_id",
+    "sentiment_created_id",
+    "hashtags_created_id",
+    "lineage",
+    "company_created",
+    "sentiment_created",
+    "created",
+    "hashtags",
+)
 
 
 def make_client(cfg: MongoSettings) -> MongoClient[dict[str, Any]]:
@@ -38,68 +40,31 @@ class CuratedRepository:
         self.cfg = cfg
         self.tweets: Collection[dict[str, Any]] = client[cfg.database][cfg.collection]
 
-    def wanted_indexes(self) -> list[IndexModel]:
-        """The query indexes for this server.
-
-        FerretDB 1.24 passes only an ``{_id: …}`` filter down to its storage (its SQLite backend's
-        ``collection.go``); every other filter and sort runs in FerretDB over all documents, so a
-        secondary index there is never read, and it cost 35% of the curator's insert throughput
-        (docs/benchmarks.md). ``auto`` creates them on MongoDB and skips them on FerretDB."""
-        mode = self.cfg.secondary_indexes
-        if mode == "auto":
-            info = self.client.admin.command("buildInfo")
-            mode = "none" if "ferretdbVersion" in info else "all"
-        return list(INDEXES) if mode == "all" else []
-
     def ensure_indexes(self) -> list[str]:
-        """Converge the collection's query indexes to :meth:`wanted_indexes`; return those created.
+        """Drop the query indexes earlier versions created; return the names dropped.
 
-        Only the missing ones are sent: FerretDB 1.24 panics (and drops the connection) on a
-        ``createIndexes`` whose indexes all exist already, where MongoDB answers with a no-op. Our
-        indexes that are not wanted on this server are dropped.
-        """
-        wanted = self.wanted_indexes()
+        The collection keeps its ``_id`` index only: every read is by ``_id`` and each secondary
+        index cost a third of the insert throughput (docs/benchmarks.md)."""
         existing = {ix["name"] for ix in self.tweets.list_indexes()}
-        names = {ix.document["name"] for ix in wanted}
-        ours = [ix.document["name"] for ix in INDEXES] + list(LEGACY_INDEXES)
-        for name in ours:
-            if name in existing and name not in names:
-                self.tweets.drop_index(name)
-        missing = [ix for ix in wanted if ix.document["name"] not in existing]
-        return list(self.tweets.create_indexes(missing)) if missing else []
+        dropped = [name for name in LEGACY_INDEXES if name in existing]
+        for name in dropped:
+            self.tweets.drop_index(name)
+        return dropped
 
-    def write_chunk(
-        self,
-        run_id: str,
-        chunk_id: int,
-        docs: list[dict[str, Any]] | Callable[[], Iterable[list[dict[str, Any]]]],
-    ) -> int:
-        """Write one chunk's documents so that a replay leaves exactly one current document per tweet.
+    def write_chunk(self, run_id: str, chunk_id: int, batches: Iterable[list[dict[str, Any]]]) -> int:
+        """Write one chunk's documents so that a replay leaves exactly one current document per tweet
+        and a document being rewritten is never missing (a list page may be fetching it).
 
-        ``docs``: the documents, or a function giving them in batches (called again for a second
-        pass, so a chunk is never held in memory whole). Every document of a chunk carries that
-        chunk in ``lineage`` (staging gives each tweet to exactly one chunk, the first to stage it).
-        Fast path: unordered inserts. If some already exist, the chunk was written before (a replay,
-        or an attempt cut short): its documents are deleted by lineage and inserted again, so the
-        result equals an upsert.
+        ``batches``: the chunk's documents in batches (a chunk is never held in memory whole). Every
+        document of a chunk carries that chunk in ``lineage`` (staging gives each tweet to exactly
+        one chunk, the first to stage it). Fast path: unordered inserts. Documents that exist
+        already (a replay, or an attempt cut short) are replaced in place, filtered on their
+        lineage: a document that belongs to another chunk is an error, never overwritten.
 
-        Not a ``ReplaceOne`` per document: FerretDB 1.24's SQLite backend keeps a connection per
-        statement of an update command until the command ends, out of a pool of 100, so a bulk of
-        ~100 replacements never returns. docs/decisions.md has the measurements.
+        Replacements go in bulks of ``REPLACE_BATCH``: FerretDB 1.24's SQLite backend keeps a
+        connection per statement of an update command until the command ends, out of a pool of
+        100, so a bulk of ~100 replacements never returns (docs/decisions.md).
         """
-        batches = (lambda: [docs]) if isinstance(docs, list) else docs
-        written = self._insert_batches(run_id, chunk_id, batches(), replay=False)
-        if written is not None:
-            return written
-        self.tweets.delete_many({"lineage.run_id": run_id, "lineage.chunk_id": chunk_id})
-        written = self._insert_batches(run_id, chunk_id, batches(), replay=True)
-        assert written is not None
-        return written
-
-    def _insert_batches(
-        self, run_id: str, chunk_id: int, batches: Iterable[list[dict[str, Any]]], replay: bool
-    ) -> int | None:
-        """Insert every batch; ``None`` when a document exists already (first pass only)."""
         written = 0
         for batch in batches:
             if not batch:
@@ -115,15 +80,32 @@ class CuratedRepository:
                 self.tweets.insert_many(batch, ordered=False)
             except BulkWriteError as exc:
                 self._raise_unless_duplicates(exc)
-                if not replay:
-                    return None
-                taken = [batch[e["index"]]["_id"] for e in exc.details.get("writeErrors", [])]
-                raise ValueError(
-                    f"{len(taken)} tweets of chunk {chunk_id} of {run_id} are stored under another"
-                    f" chunk's lineage (first: {taken[0]}); staging should have made them duplicates"
-                ) from exc
+                existing = [batch[e["index"]] for e in exc.details.get("writeErrors", [])]
+                self._replace(run_id, chunk_id, existing)
             written += len(batch)
         return written
+
+    def _replace(self, run_id: str, chunk_id: int, docs: list[dict[str, Any]]) -> None:
+        for i in range(0, len(docs), REPLACE_BATCH):
+            part = docs[i : i + REPLACE_BATCH]
+            mine = {"lineage.run_id": run_id, "lineage.chunk_id": chunk_id}
+            ops = [ReplaceOne({"_id": d["_id"], **mine}, d) for d in part]
+            matched = self.tweets.bulk_write(ops, ordered=False).matched_count
+            if matched != len(part):
+                raise ValueError(
+                    f"{len(part) - matched} tweets of chunk {chunk_id} of {run_id} are stored under another"
+                    f" chunk's lineage (first of the batch: {part[0]['_id']}); staging should have made"
+                    " them duplicates"
+                )
+
+    def companies_of(self, ids: Iterable[str]) -> dict[int, list[str]]:
+        """The ``companies`` the stored documents hold, by twitter_id (missing documents left out)."""
+        found: dict[int, list[str]] = {}
+        wanted = list(ids)
+        for i in range(0, len(wanted), 1000):
+            cursor = self.tweets.find({"_id": {"$in": wanted[i : i + 1000]}}, {"companies": 1})
+            found.update((int(d["_id"]), list(d["companies"])) for d in cursor)
+        return found
 
     def set_companies(self, companies: dict[int, list[str]], batch: int = 50) -> int:
         """Set ``companies`` of existing documents; returns how many matched.

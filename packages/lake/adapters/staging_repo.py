@@ -308,12 +308,15 @@ class StagingRepository:
                     (run_id, chunk_id, *batch),
                 )
                 owned.update(int(r[0]) for r in cur.fetchall())
-            tag_lines = [
-                f"{tid}\t{_esc(tag[:191])}\n" for tid in sorted(owned) for tag in hashtags.get(tid, [])
-            ]
-            self._load(cur, "tweet_hashtags", ("twitter_id", "hashtag"), tag_lines, chunk_id, run_id)
-            link_rows = sorted({(tid, comp): no for tid, comp, no in links}.items())
             kept = self._kept_time_and_sentiment(cur, rows, owned, {tid for tid, _, _ in links})
+            tag_lines = [
+                f"{tid}\t{_esc(tag[:191])}\t{kept[tid]}\n"
+                for tid in sorted(owned)
+                for tag in hashtags.get(tid, [])
+            ]
+            tag_columns = ("twitter_id", "hashtag", "created_at", "sentiment")
+            self._load(cur, "tweet_hashtags", tag_columns, tag_lines, chunk_id, run_id)
+            link_rows = sorted({(tid, comp): no for tid, comp, no in links}.items())
             tail = f"\t{_esc(run_id)}\t{chunk_id}\t"
             link_lines = [f"{tid}\t{_esc(comp)}{tail}{no}\t{kept[tid]}\n" for (tid, comp), no in link_rows]
             columns = ("twitter_id", "company", "run_id", "chunk_id", "record_no", "created_at", "sentiment")

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import ExecutionTimeout
 
 from services.gateway.answers import json_answer
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
 from services.gateway.routes.staging import StagedTweet, staged_row
+from services.gateway.tweet_pages import CURATED, page_keys
 
 router = APIRouter(tags=["curated"])
 
@@ -73,14 +73,16 @@ class CuratedDetail(BaseModel):
     staged: StagedTweet | None = Field(description="the staged row the document was built from")
 
 
-def _projection(include_tokens: bool) -> dict[str, int]:
-    return {"_id": 0} if include_tokens else {"_id": 0, "tokens": 0}
+def _projection(include_tokens: bool, with_id: bool = False) -> dict[str, int]:
+    fields = {} if include_tokens else {"tokens": 0}
+    return fields if with_id else {"_id": 0, **fields}
 
 
 @router.get(
     "/curated",
     response_model=CuratedPage,
     summary="Curated documents: filters, sort, cursor pagination; tokens only when asked (viewer)",
+    responses={422: {"description": "invalid filters, or `query_too_costly`: too sparse (docs/api.md)"}},
 )
 async def list_curated(
     stores: StoresDep,
@@ -90,14 +92,15 @@ async def list_curated(
         bool, Query(description="include the BERT token ids", examples=[False])
     ] = False,
 ) -> Any:
-    find = stores.tweets.find(query.mongo_filter(), _projection(include_tokens))
+    per_item = stores.settings.gateway.scan_rows_per_item
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        keys = await page_keys(cur, query, CURATED, per_item)
+    ids = [str(tid) for _, tid in keys[: query.limit]]
     max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
-    find = find.sort(query.mongo_sort()).limit(query.limit + 1).max_time_ms(max_ms)
-    try:
-        docs = await find.to_list(None)
-    except ExecutionTimeout as exc:
-        raise HTTPException(422, f"the query ran over {max_ms} ms; narrow it with filters") from exc
-    return query.page(docs)
+    found = stores.tweets.find({"_id": {"$in": ids}}, _projection(include_tokens, with_id=True))
+    by_id = {doc.pop("_id"): doc for doc in await found.max_time_ms(max_ms).to_list(None)}
+    # the catalogue lists a document only once it exists, and nothing deletes one: none is missing
+    return {"items": [by_id[i] for i in ids if i in by_id], "next_cursor": query.next_cursor(keys)}
 
 
 @router.get(

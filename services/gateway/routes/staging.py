@@ -13,6 +13,7 @@ from lake.adapters.staging_repo import TWEET_COLUMNS
 from services.gateway.answers import json_answer
 from services.gateway.deps import Analyst, StoresDep
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
+from services.gateway.tweet_pages import staged_rows
 
 router = APIRouter(tags=["staging"])
 
@@ -71,14 +72,14 @@ async def staged_row(cur: Any, tid: int) -> dict[str, Any] | None:
     "/staging",
     response_model=StagedPage,
     summary="Staged tweets: filters, sort and cursor pagination (analyst)",
+    responses={422: {"description": "invalid filters, or `query_too_costly`: too sparse (docs/api.md)"}},
 )
 async def list_staging(
     stores: StoresDep, _: Analyst, query: Annotated[TweetQuery, Depends(tweet_query)]
 ) -> Any:
-    sql, args = query.sql_select(COLUMNS)
+    per_item = stores.settings.gateway.scan_rows_per_item
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(sql, args)
-        rows = await cur.fetchall()
+        rows = await staged_rows(cur, query, per_item, COLUMNS)
     return json_answer(query.page([to_item(r) for r in rows]))
 
 

@@ -1,0 +1,101 @@
+"""The curated catalogue in MySQL (migration 005): which curated documents exist, with the fields
+their list queries filter and sort on.
+
+GET /curated pages tweet ids from these tables' indexes and then reads the page's documents by
+``_id``, so no list query depends on the document store sorting or range-filtering. The rule that
+keeps the catalogue honest: **a row is written only after the document it describes holds it** —
+a chunk's rows after its documents are written, a company link after the document's
+``companies`` was set — and nothing here is ever deleted while its document exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from lake.adapters.staging_repo import StagingRepository
+
+
+class CuratedCatalog:
+    """Writes the catalogue on the staging repository's connection, so a chunk's catalogue rows
+    and its ``curated`` progress record commit together."""
+
+    def __init__(self, repo: StagingRepository) -> None:
+        self.repo = repo
+
+    def add_chunk(
+        self,
+        run_id: str,
+        chunk_id: int,
+        raw_key: str,
+        started: datetime,
+        companies: Mapping[int, Sequence[str]],
+        curated_docs: int,
+    ) -> None:
+        """Catalogue a chunk whose documents were written, and record the chunk as curated, in one
+        transaction. ``companies``: the ``companies`` each document was written with.
+
+        The tweets and their hashtags are copied inside MySQL from the chunk's staged rows (the
+        documents were built from exactly those); company links come from ``companies``, never
+        from the links table, which may have gained a link the documents do not hold yet.
+        Idempotent (``INSERT IGNORE``): a replayed chunk changes nothing."""
+        conn = self.repo.conn
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "INSERT IGNORE INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id)"
+                    " SELECT twitter_id, created_at, sentiment, run_id, chunk_id FROM tweets"
+                    " WHERE run_id = %s AND chunk_id = %s",
+                    (run_id, chunk_id),
+                )
+                cur.execute(
+                    "INSERT IGNORE INTO curated_hashtags (twitter_id, hashtag, created_at, sentiment)"
+                    " SELECT th.twitter_id, th.hashtag, t.created_at, t.sentiment"
+                    " FROM tweets t JOIN tweet_hashtags th ON th.twitter_id = t.twitter_id"
+                    " WHERE t.run_id = %s AND t.chunk_id = %s",
+                    (run_id, chunk_id),
+                )
+                self._add_companies(cur, companies)
+                self.repo._record_chunk(
+                    cur, run_id, "curated", chunk_id, raw_key, started, {"curated_docs": curated_docs}
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def add_companies(self, companies: Mapping[int, Sequence[str]]) -> None:
+        """Catalogue company links the documents now hold (the run finaliser's late links)."""
+        conn = self.repo.conn
+        try:
+            with conn.cursor() as cur:
+                self._add_companies(cur, companies)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    @staticmethod
+    def _add_companies(cur: Any, companies: Mapping[int, Sequence[str]]) -> None:
+        """Each (tweet, company) of ``companies`` for tweets already in ``curated_tweets`` (their
+        time and sentiment come from there)."""
+        pairs = [(tid, company) for tid, names in sorted(companies.items()) for company in names]
+        for i in range(0, len(pairs), 1000):
+            batch = pairs[i : i + 1000]
+            # a derived table of the pairs (UNION ALL: MySQL and MariaDB spell VALUES rows differently)
+            rows = " UNION ALL ".join(["SELECT %s AS twitter_id, %s AS company"] * len(batch))
+            cur.execute(
+                "INSERT IGNORE INTO curated_companies (twitter_id, company, created_at, sentiment)"
+                " SELECT ct.twitter_id, v.company, ct.created_at, ct.sentiment"
+                f" FROM ({rows}) v JOIN curated_tweets ct ON ct.twitter_id = v.twitter_id",
+                [x for pair in batch for x in pair],
+            )
+
+    def count(self) -> int:
+        conn = self.repo.conn
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM curated_tweets")
+            row = cur.fetchone()
+        conn.commit()
+        return int(row[0]) if row else 0

@@ -1,0 +1,238 @@
+"""The list queries of ``/staging`` and ``/curated``: one planner and one bounded keyset scan for
+both layers, over indexes in MySQL (docs/api.md says which index serves which query).
+
+A page is found in three steps:
+
+1. **Drive.** One index is walked in ``(created_at, twitter_id)`` order: the company links when a
+   company is asked for, else the hashtag links when a hashtag is, else the layer's tweets (by
+   sentiment when asked). Only what that index answers by itself (equality prefix, day range,
+   cursor) is put on the walk, so MySQL reads exactly the entries it returns.
+2. **Check.** The other filters (a hashtag under a company, a sentiment under a hashtag,
+   ``min_followers``, ``q``) are checked on the walked entries in windows, until the page is full
+   or the walk ends. A page reads at most ``scan_rows_per_item x (limit + 1)`` entries: a query
+   whose matches are sparser answers :class:`QueryTooCostly` (422 ``query_too_costly``) after that
+   bounded work instead of scanning on. One exception keeps high ``min_followers`` thresholds
+   answerable: when the followers index holds at most that many candidates, they are read instead.
+3. **Read.** The page's rows (staging) or documents by ``_id`` (curated) are read.
+
+The curated layer's indexes are its catalogue (migration 005), written only after the documents
+exist: a curated page never lists a missing document, on MongoDB 7 or FerretDB alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.gateway.query import TweetQuery
+
+Key = tuple[datetime, int]  # (created_at, twitter_id): the order of every page
+
+
+class QueryTooCostly(Exception):
+    """The query's matches are too sparse in the index that serves it: narrow it."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """The tables whose indexes list a layer's tweets, each with ``created_at`` and ``sentiment``."""
+
+    name: str
+    tweets: str
+    companies: str
+    hashtags: str
+
+
+STAGING = Layer("staging", "tweets", "tweet_companies", "tweet_hashtags")
+CURATED = Layer("curated", "curated_tweets", "curated_companies", "curated_hashtags")
+
+
+def _like(q: str) -> str:
+    return "%" + re.sub(r"([!%_])", r"!\1", q) + "%"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """``table``: the driving index's table; ``served``: its conditions (on alias ``w``) that the
+    index answers by itself; ``checks``: the other filters as one SQL condition on ``w`` (the
+    walked entry: twitter_id, created_at, sentiment) and ``t`` (the staged tweet), empty when the
+    walk alone answers."""
+
+    table: str
+    served: tuple[str, ...]
+    served_args: tuple[Any, ...]
+    checks: str
+    check_args: tuple[Any, ...]
+    needs_tweet: bool
+    descending: bool
+
+    def _where(self, after: Key | None) -> tuple[list[str], list[Any]]:
+        parts, args = list(self.served), list(self.served_args)
+        if after is not None:
+            op = "<" if self.descending else ">"
+            parts.append(f"(w.created_at {op} %s OR (w.created_at = %s AND w.twitter_id {op} %s))")
+            stamp = after[0].replace(tzinfo=None)
+            args += [stamp, stamp, after[1]]
+        return parts, args
+
+    def order(self, alias: str) -> str:
+        way = "DESC" if self.descending else "ASC"
+        return f" ORDER BY {alias}.created_at {way}, {alias}.twitter_id {way}"
+
+    def walk(
+        self, after: Key | None, n: int, columns: str = "w.twitter_id, w.created_at"
+    ) -> tuple[str, list[Any]]:
+        """The next ``n`` entries of the driving index after ``after``: ``columns`` of ``w``."""
+        parts, args = self._where(after)
+        where = (" WHERE " + " AND ".join(parts)) if parts else ""
+        return f"SELECT {columns} FROM {self.table} w{where}{self.order('w')} LIMIT %s", [*args, n]
+
+    def window(self, after: Key | None, n: int) -> tuple[str, list[Any]]:
+        """The next ``n`` entries with whether each passes the checks: (twitter_id, created_at, ok)."""
+        walk, args = self.walk(after, n, "w.twitter_id, w.created_at, w.sentiment")
+        join = " JOIN tweets t ON t.twitter_id = w.twitter_id" if self.needs_tweet else ""
+        return (
+            f"SELECT w.twitter_id, w.created_at, {self.checks} FROM ({walk}) w{join}{self.order('w')}",
+            [*self.check_args, *args],  # the checks come first in the statement's text
+        )
+
+    def by_followers(self, minimum: int, after: Key | None, n: int) -> tuple[str, list[Any]]:
+        """The first ``n`` matches among the tweets with at least ``minimum`` followers, read
+        through the followers index (only when they are few: see :func:`page_keys`)."""
+        parts, args = self._where(after)
+        if self.checks:
+            parts.append(self.checks)
+            args += self.check_args
+        return (
+            "SELECT t.twitter_id, t.created_at FROM tweets t FORCE INDEX (ix_tweets_followers)"
+            f" WHERE t.followers >= %s AND EXISTS (SELECT 1 FROM {self.table} w"
+            f" WHERE {' AND '.join(['w.twitter_id = t.twitter_id', *parts])}){self.order('t')} LIMIT %s",
+            [minimum, *args, n],
+        )
+
+
+def plan(q: TweetQuery, layer: Layer) -> Plan:
+    served: list[str] = []
+    args: list[Any] = []
+    checks: list[str] = []
+    check_args: list[Any] = []
+    if q.company is not None:
+        table = layer.companies
+        served.append("w.company = %s")
+        args.append(q.company)
+        if q.sentiment is not None:  # (company, sentiment, created_at, twitter_id)
+            served.append("w.sentiment = %s")
+            args.append(q.sentiment)
+        if q.hashtag is not None:
+            checks.append(
+                f"EXISTS (SELECT 1 FROM {layer.hashtags} h"
+                " WHERE h.twitter_id = w.twitter_id AND h.hashtag = %s)"
+            )
+            check_args.append(q.hashtag)
+    elif q.hashtag is not None:
+        table = layer.hashtags
+        served.append("w.hashtag = %s")
+        args.append(q.hashtag)
+        if q.sentiment is not None:  # (hashtag, created_at, twitter_id) holds no sentiment
+            checks.append("w.sentiment = %s")
+            check_args.append(q.sentiment)
+    else:
+        table = layer.tweets
+        if q.sentiment is not None:  # (sentiment, created_at, twitter_id)
+            served.append("w.sentiment = %s")
+            args.append(q.sentiment)
+    if q.start is not None:
+        served.append("w.created_at >= %s")
+        args.append(q.start.replace(tzinfo=None))
+    if q.end_exclusive is not None:
+        served.append("w.created_at < %s")
+        args.append(q.end_exclusive.replace(tzinfo=None))
+    if q.min_followers is not None:
+        checks.append("t.followers >= %s")
+        check_args.append(q.min_followers)
+    if q.q is not None:
+        checks.append("t.text LIKE %s ESCAPE '!'")
+        check_args.append(_like(q.q))
+    return Plan(
+        table,
+        tuple(served),
+        tuple(args),
+        " AND ".join(checks),
+        tuple(check_args),
+        q.min_followers is not None or q.q is not None,
+        q.descending,
+    )
+
+
+async def page_keys(cur: Any, q: TweetQuery, layer: Layer, per_item: int) -> list[Key]:
+    """The keys of the page's ``limit + 1`` first matches (the extra one: another page exists),
+    reading at most ``per_item x (limit + 1)`` index entries; :class:`QueryTooCostly` beyond."""
+    p = plan(q, layer)
+    want = q.limit + 1
+    after: Key | None = None if q.cursor is None else (q.cursor.created_at, q.cursor.twitter_id)
+    if not p.checks:
+        sql, args = p.walk(after, want)
+        await cur.execute(sql, args)
+        return [(created, int(tid)) for tid, created in await cur.fetchall()]
+    budget = per_item * want
+    found: list[Key] = []
+    read, size = 0, 2 * want
+    while True:
+        n = min(size, budget - read)
+        sql, args = p.window(after, n)
+        await cur.execute(sql, args)
+        rows = await cur.fetchall()
+        read += len(rows)
+        found += [(created, int(tid)) for tid, created, ok in rows if ok]
+        if len(found) >= want or len(rows) < n:
+            return found[:want]
+        if read >= budget:
+            break
+        after = (rows[-1][1], int(rows[-1][0]))
+        size *= 2
+    if q.min_followers is not None:
+        # few tweets reach a high threshold: read them through the followers index instead
+        await cur.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM tweets FORCE INDEX (ix_tweets_followers)"
+            " WHERE followers >= %s LIMIT %s) x",
+            (q.min_followers, budget + 1),
+        )
+        row = await cur.fetchone()
+        if row is not None and int(row[0]) <= budget:
+            start = None if q.cursor is None else (q.cursor.created_at, q.cursor.twitter_id)
+            sql, args = p.by_followers(q.min_followers, start, want)
+            await cur.execute(sql, args)
+            return [(created, int(tid)) for tid, created in await cur.fetchall()]
+    raise QueryTooCostly(
+        f"fewer than 1 in {per_item} of the entries of the index serving this query match it"
+        f" (read {read}); narrow it with start_date/end_date, company or hashtag"
+    )
+
+
+async def staged_rows(
+    cur: Any, q: TweetQuery, per_item: int, columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The page's ``limit + 1`` first staged rows (``columns`` of ``tweets``), in page order."""
+    p = plan(q, STAGING)
+    select = ", ".join(f"t.{c}" for c in columns)
+    if not p.checks:  # the walk is the page: one statement
+        after = None if q.cursor is None else (q.cursor.created_at, q.cursor.twitter_id)
+        walk, args = p.walk(after, q.limit + 1)
+        await cur.execute(
+            f"SELECT {select} FROM ({walk}) w JOIN tweets t ON t.twitter_id = w.twitter_id{p.order('w')}",
+            args,
+        )
+        return list(await cur.fetchall())
+    keys = await page_keys(cur, q, STAGING, per_item)
+    if not keys:
+        return []
+    ids = [tid for _, tid in keys]
+    await cur.execute(
+        f"SELECT {select}, t.twitter_id FROM tweets t WHERE t.twitter_id IN ({', '.join(['%s'] * len(ids))})",
+        ids,
+    )
+    by_id = {int(row[-1]): row[:-1] for row in await cur.fetchall()}
+    return [by_id[tid] for tid in ids if tid in by_id]

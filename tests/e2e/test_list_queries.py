@@ -1,0 +1,218 @@
+"""/curated and /staging list pages equal a brute-force filter and sort of the same documents in
+Python, for every filter alone and combined, both sorts, walked with the cursor to the end; a page
+the gateway refuses as ``query_too_costly`` is refused only when its matches really are sparser
+than the documented bound (docs/api.md)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import httpx
+import pymongo
+import pytest
+
+from lake.cli import create_key, request_run, wait_for_run
+from lake.events import GeneratedSource
+from lake.settings import Settings
+from tests.e2e.conftest import Services
+
+pytestmark = pytest.mark.e2e
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def docs(services: Services, settings: Settings) -> list[Doc]:
+    """A run of its own (a few thousand documents), then every curated document of the namespace
+    (earlier modules' runs too: the pages list them all)."""
+    run_id = request_run(settings, GeneratedSource(rows=4000, seed=5150), "e2e-list-queries")
+    summary = wait_for_run(settings, run_id, timeout=240, expected_rows=4000)
+    assert summary["status"] == "succeeded", summary
+    client: pymongo.MongoClient[Doc] = pymongo.MongoClient(settings.mongo.url, tz_aware=True)
+    try:
+        found = list(client[settings.mongo.database][settings.mongo.collection].find({}, {"tokens": 0}))
+    finally:
+        client.close()
+    assert len(found) >= 4000
+    return found
+
+
+@pytest.fixture(scope="module")
+def http(services: Services, settings: Settings) -> Any:
+    key = create_key(settings, "e2e list queries", "analyst")
+    with httpx.Client(base_url=services.gateway, timeout=60, headers={"Authorization": f"Bearer {key}"}) as c:
+        yield c
+
+
+def fold(text: str) -> str:
+    """How MySQL's utf8mb4_unicode_ci compares letters: without case and accents."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()
+
+
+def matcher(p: dict[str, Any]) -> tuple[Callable[[Doc], bool], Callable[[Doc], bool]]:
+    """(every filter, the filters the driving index answers by itself): docs/api.md's rules."""
+    start = datetime.combine(date.fromisoformat(p["start_date"]), time(), UTC) if "start_date" in p else None
+    end = (
+        datetime.combine(date.fromisoformat(p["end_date"]) + timedelta(days=1), time(), UTC)
+        if "end_date" in p
+        else None
+    )
+
+    def in_range(d: Doc) -> bool:
+        at: datetime = d["created_at"]
+        return (start is None or at >= start) and (end is None or at < end)
+
+    def served(d: Doc) -> bool:
+        if not in_range(d):
+            return False
+        same_sentiment = bool(p.get("sentiment", d["sentiment"]) == d["sentiment"])
+        if "company" in p:
+            return p["company"] in d["companies"] and same_sentiment
+        if "hashtag" in p:
+            return p["hashtag"] in d["hashtags"]
+        return same_sentiment
+
+    def every(d: Doc) -> bool:
+        return (
+            served(d)
+            and p.get("sentiment", d["sentiment"]) == d["sentiment"]
+            and ("hashtag" not in p or p["hashtag"] in d["hashtags"])
+            and d["followers"] >= p.get("min_followers", 0)
+            and ("q" not in p or fold(p["q"]) in fold(d["text"]))
+        )
+
+    return every, served
+
+
+def walk(http: httpx.Client, layer: str, p: dict[str, Any], docs: list[Doc], per_item: int) -> str:
+    """Walk every page of ``p`` and compare each with the brute force; 'complete' or 'refused'."""
+    every, served = matcher(p)
+    descending = p.get("sort", "-created_at").startswith("-")
+    order = sorted(docs, key=lambda d: (d["created_at"], int(d["_id"])), reverse=descending)
+    expected = [d for d in order if every(d)]
+    params = {**p, "limit": p.get("limit", 100)}
+    limit, seen = params["limit"], 0
+    after: Doc | None = None
+    while True:
+        answer = http.get(f"/{layer}", params=params)
+        if answer.status_code == 422:
+            assert answer.json()["error"]["code"] == "query_too_costly", answer.text
+            # justified only if the index walk's budget holds fewer matches than the page needs
+            # and the followers index could not serve it instead
+            rest = [d for d in order if served(d) and (after is None or _beyond(d, after, descending))]
+            budget = per_item * (limit + 1)
+            assert sum(1 for d in rest[:budget] if every(d)) < limit + 1 and len(rest) > budget, p
+            few = sum(1 for d in docs if d["followers"] >= p.get("min_followers", 10**12)) <= budget
+            assert not few, p
+            return "refused"
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        want = expected[seen : seen + limit]
+        assert [i["twitter_id"] for i in body["items"]] == [d["_id"] for d in want], (layer, p, seen)
+        for item, doc in zip(body["items"], want, strict=True):
+            assert datetime.fromisoformat(item["created_at"]) == doc["created_at"]
+            assert (item["sentiment"], item["followers"], item["text"]) == (
+                doc["sentiment"],
+                doc["followers"],
+                doc["text"],
+            )
+            if layer == "curated":
+                assert (item["companies"], item["hashtags"]) == (doc["companies"], doc["hashtags"])
+        seen += len(want)
+        if body["next_cursor"] is None:
+            assert seen == len(expected), (layer, p)
+            return "complete"
+        assert len(want) == limit
+        after = want[-1]
+        params["cursor"] = body["next_cursor"]
+
+
+def _beyond(d: Doc, after: Doc, descending: bool) -> bool:
+    key, last = (d["created_at"], int(d["_id"])), (after["created_at"], int(after["_id"]))
+    return key < last if descending else key > last
+
+
+def test_every_filter_alone_and_combined_equals_a_brute_force_of_the_documents(http, docs, settings):
+    companies = Counter(c for d in docs for c in d["companies"])
+    hashtags = Counter(h for d in docs for h in d["hashtags"])
+    words = Counter(w for d in docs for w in set(re.findall(r"[a-z]{5,}", d["text"].lower())))
+    company, hashtag, word = (
+        companies.most_common(1)[0][0],
+        hashtags.most_common(1)[0][0],
+        words.most_common(1)[0][0],
+    )
+    rare_tag = next(h for h, n in hashtags.items() if 5 <= n <= 40)
+    days = sorted({d["created_at"].date() for d in docs})
+    week = {
+        "start_date": str(days[len(days) // 2]),
+        "end_date": str(days[len(days) // 2] + timedelta(days=6)),
+    }
+    followers = sorted(d["followers"] for d in docs)
+    many, few = followers[len(followers) // 2], followers[-30]  # half of them; the top 30
+    cases: list[dict[str, Any]] = [
+        {"limit": 1000},
+        week,
+        {"start_date": week["start_date"]},
+        {"end_date": week["end_date"], "limit": 500},
+        {"sentiment": "negative", "limit": 500},
+        {"company": company, "limit": 500},
+        {"hashtag": hashtag},
+        {"hashtag": rare_tag, "limit": 3},
+        {"min_followers": many, "limit": 500},
+        {"min_followers": few, "limit": 7},
+        {"q": word, "limit": 200},
+        {"company": company, "sentiment": "positive", **week},
+        {"company": company, "hashtag": hashtag},
+        {"hashtag": hashtag, "sentiment": "neutral"},
+        {"company": company, "q": word, "limit": 50},
+        {"sentiment": "negative", "min_followers": many, **week},
+        {"company": company, "min_followers": few, "limit": 5},
+        {
+            "company": company,
+            "hashtag": hashtag,
+            "sentiment": "positive",
+            "min_followers": many,
+            "q": word,
+            **week,
+        },
+    ]
+    per_item = settings.gateway.scan_rows_per_item
+    outcomes: Counter[str] = Counter()
+    for case in cases:
+        for sort in ("-created_at", "created_at"):
+            results = {
+                layer: walk(http, layer, {**case, "sort": sort}, docs, per_item)
+                for layer in ("staging", "curated")
+            }
+            assert results["staging"] == results["curated"], case  # one planner: the same answers
+            outcomes[results["curated"]] += 1
+    assert outcomes["complete"] >= len(cases) * 2 - 4, outcomes  # sparse combinations may be refused
+
+
+def test_a_sparse_filter_is_refused_at_once_with_what_to_do(http, docs):
+    # a text that no tweet holds, over the whole namespace: the walk stops at its bound
+    answer = http.get("/curated", params={"q": "zzqqxxjj", "limit": 10})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "query_too_costly" and "narrow it" in error["message"]
+    # the same narrowed to one day is answered (an empty page)
+    days = sorted({d["created_at"].date() for d in docs})
+    narrow = {"q": "zzqqxxjj", "start_date": str(days[0]), "end_date": str(days[0]), "limit": 1000}
+    answer = http.get("/curated", params=narrow)
+    assert answer.status_code == 200 and answer.json() == {"items": [], "next_cursor": None}
+
+
+def test_the_reference_implementations_documented_calls_answer(http, docs):
+    # shared/DESIGN.md §6: what its clients call, on a namespace of tens of thousands of documents
+    curated = http.get("/curated", params={"limit": 10})
+    assert curated.status_code == 200 and len(curated.json()["items"]) == 10
+    newest = max(docs, key=lambda d: (d["created_at"], int(d["_id"])))
+    assert curated.json()["items"][0]["twitter_id"] == newest["_id"]
+    day = str(newest["created_at"].date())
+    staged = http.get("/staging", params={"start_date": day, "end_date": day, "sentiment": "positive"})
+    assert staged.status_code == 200
+    assert staged.json()["items"] and all(i["sentiment"] == "positive" for i in staged.json()["items"])

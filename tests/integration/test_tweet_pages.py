@@ -1,0 +1,181 @@
+"""List pages on MariaDB read a bounded number of index entries per item, whatever the table's size:
+measured with the server's own handler counters, on a database of 20,000 tweets of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncmy
+import pytest
+
+from lake.adapters.mysql import connect, migrate
+from lake.settings import MySQLSettings, Settings
+from services.gateway.query import Cursor, TweetQuery
+from services.gateway.tweet_pages import CURATED, STAGING, Layer, QueryTooCostly, page_keys
+
+N = 20_000
+UNCURATED = 1_000  # the newest tweets are staged but not curated yet
+BASE = datetime(2020, 8, 1)
+PER_ITEM = 50
+COMPANIES = ("Apple", "Tesla", "Nvidia", "Amazon")
+
+
+def _tweet(i: int) -> tuple[Any, ...]:
+    text = "a tweet about chips" + (" and a rareword" if i % 2_000 == 7 else "")
+    sentiment = ("positive", "neutral", "negative")[i % 3]
+    return (
+        10**18 + i,
+        BASE + timedelta(minutes=i),
+        COMPANIES[i % 4],
+        f"user{i}",
+        f"User {i}",
+        None,
+        i * 7_919 % N,  # followers: a permutation of 0 … N-1, so the top ones are spread in time
+        10,
+        0,
+        "#Apple",
+        text,
+        text,
+        "0.1000",
+        sentiment,
+        "run-pages",
+        i // 1_000,
+        "raw/key.csv",
+        i,
+        BASE,
+    )
+
+
+@pytest.fixture(scope="module")
+def mysql(settings: Settings) -> Iterator[MySQLSettings]:
+    cfg = settings.mysql.model_copy(update={"database": f"{settings.mysql.database}_pages"})
+    with connect(cfg, database=False, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{cfg.database}`")
+    migrate(cfg)
+    rows = [_tweet(i) for i in range(N)]
+    with connect(cfg, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO tweets VALUES ({', '.join(['%s'] * len(rows[0]))})", rows)
+        cur.execute(
+            "INSERT INTO tweet_companies (twitter_id, company, run_id, chunk_id, record_no, created_at,"
+            " sentiment) SELECT twitter_id, company, run_id, chunk_id, record_no, created_at, sentiment"
+            " FROM tweets"
+        )
+        cur.execute(
+            "INSERT INTO tweet_hashtags (twitter_id, hashtag, created_at, sentiment)"
+            " SELECT twitter_id, LOWER(company), created_at, sentiment FROM tweets"
+        )
+        cur.execute(
+            "INSERT INTO curated_tweets SELECT twitter_id, created_at, sentiment, run_id, chunk_id"
+            " FROM tweets WHERE record_no < %s",
+            (N - UNCURATED,),
+        )
+        cur.execute(
+            "INSERT INTO curated_companies SELECT ct.twitter_id, t.company, ct.created_at, ct.sentiment"
+            " FROM curated_tweets ct JOIN tweets t ON t.twitter_id = ct.twitter_id"
+        )
+        cur.execute(
+            "INSERT INTO curated_hashtags SELECT twitter_id, hashtag, created_at, sentiment"
+            " FROM tweet_hashtags WHERE twitter_id IN (SELECT twitter_id FROM curated_tweets)"
+        )
+        cur.execute("ANALYZE TABLE tweets, tweet_companies, tweet_hashtags, curated_tweets")
+    yield cfg
+    with connect(cfg, database=False, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{cfg.database}`")
+
+
+def q(**kw: Any) -> TweetQuery:
+    fields: dict[str, Any] = dict.fromkeys(
+        ("start_date", "end_date", "sentiment", "company", "hashtag", "q", "min_followers", "cursor")
+    )
+    return TweetQuery(**{**fields, "sort": "-created_at", "limit": 10, **kw})
+
+
+INDEX_READS = (
+    "Handler_read_first",
+    "Handler_read_key",
+    "Handler_read_last",
+    "Handler_read_next",
+    "Handler_read_prev",
+)
+
+
+def measured(cfg: MySQLSettings, query: TweetQuery, layer: Layer) -> tuple[list[Any] | str, int]:
+    """The page's keys (or 'too costly') and the index entries the server read for it."""
+
+    async def go() -> tuple[list[Any] | str, int]:
+        conn = await asyncmy.connect(
+            host=cfg.host,
+            port=cfg.port,
+            user=cfg.user,
+            password=cfg.password.get_secret_value(),
+            database=cfg.database,
+            autocommit=True,
+        )
+        try:
+            async with conn.cursor() as cur:
+
+                async def reads() -> int:
+                    await cur.execute("SHOW SESSION STATUS LIKE 'Handler_read%%'")
+                    return sum(int(v) for k, v in await cur.fetchall() if k in INDEX_READS)
+
+                before = await reads()
+                try:
+                    keys: list[Any] | str = await page_keys(cur, query, layer, PER_ITEM)
+                except QueryTooCostly:
+                    keys = "too costly"
+                return keys, await reads() - before
+        finally:
+            await conn.ensure_closed()
+
+    return asyncio.run(go())
+
+
+def expected(cfg: MySQLSettings, where: str, limit: int = 11) -> list[int]:
+    with connect(cfg) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT twitter_id FROM tweets t WHERE {where}"
+            " ORDER BY created_at DESC, twitter_id DESC LIMIT %s",
+            (limit,),
+        )
+        return [int(r[0]) for r in cur.fetchall()]
+
+
+def test_a_page_reads_about_its_own_size_not_the_tables(mysql):
+    keys, reads = measured(mysql, q(), CURATED)
+    assert [k[1] for k in keys] == expected(mysql, f"record_no < {N - UNCURATED}")  # curated ones only
+    assert reads <= 3 * 11
+    keys, reads = measured(mysql, q(company="Tesla", sentiment="neutral", limit=50), STAGING)
+    assert [k[1] for k in keys] == expected(mysql, "company = 'Tesla' AND sentiment = 'neutral'", 51)
+    assert reads <= 3 * 51
+
+
+def test_checked_filters_read_at_most_the_bound_per_item(mysql):
+    # a hashtag under a company (every Apple tweet carries #apple): dense, read little
+    keys, reads = measured(mysql, q(company="Apple", hashtag="apple"), CURATED)
+    assert len(keys) == 11 and reads <= 4 * PER_ITEM * 11
+    # a word in 1 of 2,000 tweets: refused after the bound, not after reading 20,000 tweets
+    keys, reads = measured(mysql, q(q="rareword"), STAGING)
+    assert keys == "too costly" and reads <= 3 * PER_ITEM * 11
+    # narrowed to one day (1,440 tweets, within the bound of a 30-item page) it is answered, exactly
+    day = (BASE + timedelta(minutes=4_007)).date()
+    keys, reads = measured(mysql, q(q="rareword", start_date=day, end_date=day, limit=30), STAGING)
+    assert [k[1] for k in keys] == [10**18 + 4_007]
+    assert reads <= 3 * PER_ITEM * 31
+    # a cursor walk goes on where the last page ended
+    after = Cursor(BASE + timedelta(minutes=4_007), 10**18 + 4_007)
+    keys, _ = measured(mysql, q(start_date=day, end_date=day, cursor=after, limit=2), CURATED)
+    assert [k[1] for k in keys] == [10**18 + 4_006, 10**18 + 4_005, 10**18 + 4_004]
+
+
+def test_a_high_follower_threshold_is_served_by_the_followers_index(mysql):
+    # 300 tweets reach it, 1 in 67 of the walk: too sparse for the walk, few enough to read them all
+    top = N - 300
+    keys, reads = measured(mysql, q(min_followers=top, sentiment="positive"), CURATED)
+    curated = f"record_no < {N - UNCURATED}"
+    assert [k[1] for k in keys] == expected(
+        mysql, f"followers >= {top} AND {curated} AND sentiment = 'positive'"
+    )
+    assert len(keys) == 11 and reads <= 6 * PER_ITEM * 11
