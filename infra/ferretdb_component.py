@@ -31,6 +31,78 @@ PATCHES = [
         "IDColumn = DefaultColumn + \"->'$._id'\"",
         'IDColumn = DefaultColumn + `->"_id"`',
     ),
+    # FerretDB 1.24 pushes only an exact `{_id: <string or ObjectId>}` filter down to SQLite: a
+    # `{_id: {$in: [...]}}` filter (a page's documents fetched by id) read and decoded every document
+    # of the collection. Push `_id: {$in: [<strings>]}` down (alone or next to other top-level
+    # conditions, which are ANDed with it) as `WHERE <IDColumn> IN (?, ...)`, served by the unique
+    # `_id` index; explain reports `filterPushdown: true`. Only a restriction: the handler still
+    # applies the whole filter in memory to what SQLite returns, as after the equality pushdown.
+    # Anything else (a non-string element, an empty or huge list, other operators next to `$in`,
+    # a repeated `_id` key) is not pushed down, as before.
+    (
+        "internal/backends/sqlite/collection.go",
+        "// InsertAll implements backends.Collection interface.\n",
+        """// prepareIDInClause returns a WHERE clause (and its arguments) restricting the query to the
+// filter's `_id: {$in: [...]}` when every element is a string, or an empty clause otherwise.
+// Added by the lake's build (infra/ferretdb_component.py).
+func prepareIDInClause(filter *types.Document) (string, []any) {
+\tvar cond *types.Document
+
+\tkeys, values := filter.Keys(), filter.Values()
+\tfor i, k := range keys {
+\t\tif k != "_id" {
+\t\t\tcontinue
+\t\t}
+
+\t\td, ok := values[i].(*types.Document)
+\t\tif !ok || cond != nil {
+\t\t\treturn "", nil
+\t\t}
+
+\t\tcond = d
+\t}
+
+\tif cond.Len() != 1 || cond.Keys()[0] != "$in" {
+\t\treturn "", nil
+\t}
+
+\tarr, ok := cond.Values()[0].(*types.Array)
+\tif !ok || arr.Len() == 0 || arr.Len() > 10000 {
+\t\treturn "", nil
+\t}
+
+\tplaceholders := make([]string, arr.Len())
+\targs := make([]any, arr.Len())
+
+\tfor i := 0; i < arr.Len(); i++ {
+\t\ts, ok := must.NotFail(arr.Get(i)).(string)
+\t\tif !ok {
+\t\t\treturn "", nil
+\t\t}
+
+\t\tplaceholders[i] = "?"
+\t\targs[i] = string(must.NotFail(sjson.MarshalSingleValue(s)))
+\t}
+
+\treturn fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, strings.Join(placeholders, ", ")), args
+}
+
+// InsertAll implements backends.Collection interface.
+""",
+    ),
+    (  # Query: when the equality pushdown does not apply, try the `$in` one
+        "internal/backends/sqlite/collection.go",
+        "\tq += whereClause\n",
+        '\tif whereClause == "" {\n\t\twhereClause, args = prepareIDInClause(params.Filter)\n\t}\n\n'
+        "\tq += whereClause\n",
+    ),
+    (  # Explain: the same, and say so
+        "internal/backends/sqlite/collection.go",
+        "\torderByClause := prepareOrderByClause(params.Sort)\n",
+        '\tif whereClause == "" {\n\t\twhereClause, args = prepareIDInClause(params.Filter)\n'
+        '\t\tfilterPushdown = whereClause != ""\n\t}\n\n'
+        "\torderByClause := prepareOrderByClause(params.Sort)\n",
+    ),
 ]
 
 

@@ -238,3 +238,51 @@ def test_an_s3_prefix_under_an_allowed_root_is_ingested_and_one_outside_is_refus
                 request=PathSource(path=f"s3://{settings.s3.raw_bucket}/other/"),
             )
         )
+
+
+def catalogue(repo: Any, run_id: str) -> tuple[set[str], set[tuple[str, str]], int]:
+    """The run's tweets in the curated catalogue, its company links, and its hashtag links."""
+    with repo.conn.cursor() as cur:
+        cur.execute("SELECT twitter_id FROM curated_tweets WHERE run_id = %s", (run_id,))
+        tweets = {str(r[0]) for r in cur.fetchall()}
+        cur.execute(
+            "SELECT cc.twitter_id, cc.company FROM curated_companies cc"
+            " JOIN curated_tweets ct ON ct.twitter_id = cc.twitter_id WHERE ct.run_id = %s",
+            (run_id,),
+        )
+        links = {(str(t), c) for t, c in cur.fetchall()}
+        cur.execute(
+            "SELECT COUNT(*) FROM curated_hashtags ch JOIN curated_tweets ct ON ct.twitter_id = ch.twitter_id"
+            " WHERE ct.run_id = %s",
+            (run_id,),
+        )
+        tags = int(cur.fetchone()[0])
+    repo.conn.commit()
+    return tweets, links, tags
+
+
+def test_the_curated_catalogue_lists_exactly_the_documents_that_exist(pipeline, repo):
+    pub, ingestor, stager, curator, curated = pipeline
+    run_id = f"h-{uuid.uuid4().hex[:8]}"
+    ingestor.handle(IngestRequested(run_id=run_id, request=GeneratedSource(rows=4000, seed=31)))
+    for raw in pub.of(RawChunkReady):
+        stager.handle(raw)
+    # staged, not curated yet: the catalogue lists none of the run's tweets
+    assert catalogue(repo, run_id) == (set(), set(), 0)
+    staged = [e for e in pub.of(StagedChunkReady) if e.run_id == run_id]
+    curator.handle(staged[0])
+    first = {d["_id"] for d in curated.tweets.find({"lineage.run_id": run_id, "lineage.chunk_id": 0})}
+    assert catalogue(repo, run_id)[0] == first  # one chunk curated: exactly its documents
+    for event in staged[1:]:
+        curator.handle(event)
+    docs = {d["_id"]: d for d in curated.tweets.find({"lineage.run_id": run_id})}
+    tweets, links, tags = catalogue(repo, run_id)
+    assert tweets == set(docs)
+    # a company is listed exactly when the document holds it (late links copied at finalisation)
+    assert links == {(tid, c) for tid, d in docs.items() for c in d["companies"]}
+    assert tags == sum(len(d["hashtags"]) for d in docs.values())
+    assert any(len(d["companies"]) > 1 for d in docs.values())
+    # a replayed chunk changes neither the documents nor the catalogue
+    curator.handle(staged[1])
+    assert catalogue(repo, run_id) == (tweets, links, tags)
+    assert curated.tweets.count_documents({"lineage.run_id": run_id}) == len(docs)

@@ -8,7 +8,7 @@ import pymongo
 import pytest
 
 from lake.adapters.broker import admin, all_topics
-from lake.adapters.curated_repo import INDEXES, CuratedRepository
+from lake.adapters.curated_repo import LEGACY_INDEXES, CuratedRepository
 from lake.adapters.mysql import connect, migrate
 from lake.adapters.objectstore import S3ObjectStore
 from lake.cli import bootstrap
@@ -18,7 +18,7 @@ from lake.settings import Settings
 def test_bootstrap_is_idempotent(settings: Settings):
     again = bootstrap(settings)
     assert again["migrations_applied"] == [] and again["topics_created"] == []
-    assert again["indexes_created"] == []
+    assert again["indexes_dropped"] == []
     assert migrate(settings.mysql) == []
 
 
@@ -57,9 +57,9 @@ def _doc(tweet_id: str, run_id: str, chunk_id: int, v: int) -> dict[str, Any]:
 
 
 def test_a_chunk_written_twice_leaves_one_current_document_per_tweet(settings: Settings):
-    """Also a regression test: FerretDB 1.24 never answered a replayed chunk of 1,500 documents sent
-    as ReplaceOne upserts. 600 documents written again must all be replaced, quickly enough that the
-    socket timeout (60 s) never fires."""
+    """Also a regression test: FerretDB 1.24 never answered an update command of ~100 statements
+    (docs/decisions.md, trap 2). 600 documents written again must all be replaced, in bulks small
+    enough that the socket timeout (60 s) never fires."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         settings.mongo.url, socketTimeoutMS=60_000
     )
@@ -67,9 +67,12 @@ def test_a_chunk_written_twice_leaves_one_current_document_per_tweet(settings: S
         repo = CuratedRepository(client, settings.mongo)
         ids = [str(1_100_000_000_000_000_000 + i) for i in range(600)]
         other = _doc("1099999999999999999", "run-b", 0, 1)
-        assert repo.write_chunk("run-b", 0, [other]) == 1
-        assert repo.write_chunk("run-a", 3, [_doc(i, "run-a", 3, 1) for i in ids]) == 600
-        assert repo.write_chunk("run-a", 3, [_doc(i, "run-a", 3, 2) for i in ids]) == 600
+        assert repo.write_chunk("run-b", 0, [[other]]) == 1
+        assert repo.write_chunk("run-a", 3, [[_doc(i, "run-a", 3, 1) for i in ids]]) == 600
+        # a replay cut short: the first half was written again, then the whole chunk
+        halves = [[_doc(i, "run-a", 3, 2) for i in ids[:300]], [_doc(i, "run-a", 3, 2) for i in ids[300:]]]
+        assert repo.write_chunk("run-a", 3, halves[:1]) == 300
+        assert repo.write_chunk("run-a", 3, halves) == 600
         assert repo.tweets.count_documents({"lineage.run_id": "run-a"}) == 600
         assert repo.tweets.count_documents({"lineage.run_id": "run-a", "v": 2}) == 600
         assert repo.tweets.find_one({"_id": other["_id"]}) == other  # another chunk is untouched
@@ -84,12 +87,13 @@ def test_a_tweet_owned_by_another_chunk_is_refused_not_overwritten(settings: Set
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
     try:
         repo = CuratedRepository(client, settings.mongo)
-        repo.write_chunk("run-c", 0, [_doc("1299999999999999999", "run-c", 0, 1)])
+        repo.write_chunk("run-c", 0, [[_doc("1299999999999999999", "run-c", 0, 1)]])
         with pytest.raises(ValueError, match="another chunk's lineage"):
-            repo.write_chunk("run-d", 5, [_doc("1299999999999999999", "run-d", 5, 9)])
+            repo.write_chunk("run-d", 5, [[_doc("1299999999999999999", "run-d", 5, 9)]])
         with pytest.raises(ValueError, match="do not belong"):
-            repo.write_chunk("run-d", 5, [_doc("1299999999999999998", "run-d", 6, 9)])
-        assert repo.tweets.find_one({"_id": "1299999999999999999"})["v"] == 1  # type: ignore[index]
+            repo.write_chunk("run-d", 5, [[_doc("1299999999999999998", "run-d", 6, 9)]])
+        stored = repo.tweets.find_one({"_id": "1299999999999999999"})
+        assert stored is not None and stored["v"] == 1
     finally:
         repo.tweets.delete_many({"lineage.run_id": "run-c"})
         client.close()
@@ -102,7 +106,7 @@ def test_a_lookup_by_id_uses_the_id_index(settings: Settings):
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
     try:
         repo = CuratedRepository(client, settings.mongo)
-        repo.write_chunk("run-x", 0, [_doc("1288888888888888888", "run-x", 0, 1)])
+        repo.write_chunk("run-x", 0, [[_doc("1288888888888888888", "run-x", 0, 1)]])
         plan = str(repo.tweets.find({"_id": "1288888888888888888"}).explain())
         assert any(marker in plan for marker in ("USING INDEX", "IDHACK", "EXPRESS", "IXSCAN")), plan
         assert repo.tweets.find_one({"_id": "1288888888888888888"}) is not None
@@ -111,24 +115,98 @@ def test_a_lookup_by_id_uses_the_id_index(settings: Settings):
         client.close()
 
 
-def test_query_indexes_follow_the_setting_and_auto_skips_them_on_ferretdb(settings: Settings):
+def test_a_find_by_a_list_of_ids_uses_the_id_index_and_is_exact(settings: Settings):
+    """FerretDB 1.24 pushed only `{_id: value}` down to SQLite: `{_id: {$in: [...]}}` (how /curated
+    fetches a page's documents) read and filtered every document of the collection. The local build
+    pushes a list of string ids down to the `_id` index (infra/ferretdb_component); MongoDB answers
+    it with an IXSCAN of `_id`. What it returns must stay exactly MongoDB's answer."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
+    coll = client[settings.mongo.database]["id_in_probe"]
+    try:
+        coll.drop()
+        docs: list[dict[str, Any]] = [
+            {
+                "_id": str(1_277_000_000_000_000_000 + i),
+                "sentiment": ("positive", "negative")[i % 2],
+                "tokens": [i],
+            }
+            for i in range(300)
+        ]
+        docs += [{"_id": s, "sentiment": "positive", "tokens": []} for s in ("", "é 東京 😀", 'a"b\\c<&>')]
+        docs.append({"_id": 1277, "sentiment": "positive", "tokens": []})  # an int twin of "1277"
+        docs.append({"_id": "1277", "sentiment": "negative", "tokens": []})
+        coll.insert_many(docs)
+        by_id = {d["_id"]: d for d in docs}
+        wanted = [d["_id"] for d in docs[250:0:-7]] + ["", "é 東京 😀", 'a"b\\c<&>', "1277"]
+        asked = [*wanted, *wanted[:5], "1277999999999999999", "no such id"]  # repeated and missing ids
+        flt = {"_id": {"$in": asked}}
+
+        plan = coll.find(flt, {"tokens": 0}).explain()
+        if "ferretdbVersion" in client.admin.command("buildInfo"):
+            assert plan["filterPushdown"] is True and "USING INDEX" in str(plan["queryPlanner"]), plan
+        else:
+            assert "IXSCAN" in str(plan), plan
+
+        found = list(coll.find(flt, {"tokens": 0}))
+        assert sorted(found, key=lambda d: d["_id"]) == [
+            {"_id": i, "sentiment": by_id[i]["sentiment"]} for i in sorted(set(wanted))
+        ]
+        positive = coll.find({"_id": {"$in": asked}, "sentiment": "positive"})
+        assert {d["_id"] for d in positive} == {i for i in wanted if by_id[i]["sentiment"] == "positive"}
+        mixed = coll.find({"_id": {"$in": [1277, "1277", wanted[0]]}})  # not all strings: still exact
+        assert {(type(d["_id"]), d["_id"]) for d in mixed} == {(int, 1277), (str, "1277"), (str, wanted[0])}
+    finally:
+        coll.drop()
+        client.close()
+
+
+def test_bootstrap_drops_the_query_indexes_earlier_versions_created(settings: Settings):
+    """Every read of the curated store is by `_id` (list queries use the catalogue in MySQL), and each
+    secondary index costs inserts: a collection from an earlier version loses them."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
     cfg = settings.mongo.model_copy(update={"collection": "index_probe"})
+    coll = client[cfg.database][cfg.collection]
     try:
-        client[cfg.database].drop_collection(cfg.collection)
-        client[cfg.database][cfg.collection].insert_one({"_id": "x"})
-
-        def names() -> set[str]:
-            return {ix["name"] for ix in client[cfg.database][cfg.collection].list_indexes()}
-
-        everything = {ix.document["name"] for ix in INDEXES}
-        repo = CuratedRepository(client, cfg.model_copy(update={"secondary_indexes": "all"}))
-        assert set(repo.ensure_indexes()) == everything and names() == everything | {"_id_"}
-        repo = CuratedRepository(client, cfg.model_copy(update={"secondary_indexes": "none"}))
-        assert repo.ensure_indexes() == [] and names() == {"_id_"}
-        auto = CuratedRepository(client, cfg)
-        on_ferretdb = "ferretdbVersion" in client.admin.command("buildInfo")
-        assert {ix.document["name"] for ix in auto.wanted_indexes()} == (set() if on_ferretdb else everything)
+        coll.drop()
+        coll.insert_one({"_id": "x", "created_at": 1, "sentiment": "neutral"})
+        coll.create_index([("created_at", -1), ("_id", -1)], name="created_id")
+        coll.create_index([("sentiment", 1), ("created_at", -1)], name="sentiment_created")
+        repo = CuratedRepository(client, cfg)
+        assert set(repo.ensure_indexes()) == {"created_id", "sentiment_created"} <= set(LEGACY_INDEXES)
+        assert {ix["name"] for ix in coll.list_indexes()} == {"_id_"}
+        assert repo.ensure_indexes() == []
     finally:
-        client[cfg.database].drop_collection(cfg.collection)
+        coll.drop()
+        client.close()
+
+
+def test_a_document_being_replayed_is_never_missing_from_a_read(settings: Settings):
+    """A list page reads its documents by `_id` while a curator may be replaying their chunk: the
+    replay replaces them in place, so every read finds every one of them, old or new."""
+    import threading
+
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
+    try:
+        repo = CuratedRepository(client, settings.mongo)
+        ids = [str(1_150_000_000_000_000_000 + i) for i in range(400)]
+        repo.write_chunk("run-r", 1, [[_doc(i, "run-r", 1, 1) for i in ids]])
+        done = threading.Event()
+        seen: list[tuple[int, set[int]]] = []
+
+        def read() -> None:
+            while not done.is_set():
+                found = list(repo.tweets.find({"_id": {"$in": ids[::8]}}, {"v": 1}))
+                seen.append((len(found), {d["v"] for d in found}))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            repo.write_chunk("run-r", 1, [[_doc(i, "run-r", 1, 2) for i in ids]])
+        finally:
+            done.set()
+            reader.join()
+        assert len(seen) >= 2 and all(n == len(ids[::8]) for n, _ in seen)  # reads overlapped; no hole
+        assert {d["v"] for d in repo.tweets.find({"_id": {"$in": ids}}, {"v": 1})} == {2}
+    finally:
+        client[settings.mongo.database][settings.mongo.collection].delete_many({"lineage.run_id": "run-r"})
         client.close()

@@ -58,8 +58,8 @@ class CuratedRepository:
         ``batches``: the chunk's documents in batches (a chunk is never held in memory whole). Every
         document of a chunk carries that chunk in ``lineage`` (staging gives each tweet to exactly
         one chunk, the first to stage it). Fast path: unordered inserts. Documents that exist
-        already (a replay, or an attempt cut short) are replaced in place, filtered on their
-        lineage: a document that belongs to another chunk is an error, never overwritten.
+        already (a replay, or an attempt cut short) are replaced in place; a document that belongs
+        to another chunk is an error, never overwritten.
 
         Replacements go in bulks of ``REPLACE_BATCH``: FerretDB 1.24's SQLite backend keeps a
         connection per statement of an update command until the command ends, out of a pool of
@@ -86,17 +86,23 @@ class CuratedRepository:
         return written
 
     def _replace(self, run_id: str, chunk_id: int, docs: list[dict[str, Any]]) -> None:
+        """Replace documents written before, after checking they are this chunk's. The check reads
+        their lineage in one ``_id $in`` query; each replacement filters on ``_id`` alone, the only
+        filter FerretDB looks up by index (with another key every statement would scan)."""
+        stored = self.tweets.find({"_id": {"$in": [d["_id"] for d in docs]}}, {"lineage": 1})
+        foreign = [
+            d["_id"]
+            for d in stored
+            if (d["lineage"]["run_id"], d["lineage"]["chunk_id"]) != (run_id, chunk_id)
+        ]
+        if foreign:
+            raise ValueError(
+                f"{len(foreign)} tweets of chunk {chunk_id} of {run_id} are stored under another"
+                f" chunk's lineage (first: {sorted(foreign)[0]}); staging should have made them duplicates"
+            )
         for i in range(0, len(docs), REPLACE_BATCH):
             part = docs[i : i + REPLACE_BATCH]
-            mine = {"lineage.run_id": run_id, "lineage.chunk_id": chunk_id}
-            ops = [ReplaceOne({"_id": d["_id"], **mine}, d) for d in part]
-            matched = self.tweets.bulk_write(ops, ordered=False).matched_count
-            if matched != len(part):
-                raise ValueError(
-                    f"{len(part) - matched} tweets of chunk {chunk_id} of {run_id} are stored under another"
-                    f" chunk's lineage (first of the batch: {part[0]['_id']}); staging should have made"
-                    " them duplicates"
-                )
+            self.tweets.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in part], ordered=False)
 
     def companies_of(self, ids: Iterable[str]) -> dict[int, list[str]]:
         """The ``companies`` the stored documents hold, by twitter_id (missing documents left out)."""
