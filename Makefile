@@ -14,7 +14,7 @@ AIRFLOW_VENV ?= .venv-airflow
 export LAKE_AIRFLOW_VENV := $(abspath $(AIRFLOW_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv airflow-venv airflow-run up services demo test check lint unit down reset status bench bench-api
+.PHONY: help venv airflow-venv airflow-run up services demo test check lint unit down reset status bench bench-api wrk
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,7 +51,7 @@ services: up ## start the ingestor, stager, curator and gateway (REPLICAS=2 for 
 demo: services ## everything, then ingest ROWS generated tweets; last stdout line is the run summary JSON
 	@$(PY) -m lake.cli demo --rows $(ROWS) --seed $(SEED) --source $(SOURCE)
 
-test: venv airflow-venv ## lint + unit + integration + e2e tests against the real stack; stops what it started
+test: venv airflow-venv wrk ## lint + unit + integration + e2e tests against the real stack; stops what it started
 	@$(PY) -m infra.stack test -- $(MAKE) --no-print-directory check
 
 check: lint airflow-venv ## lint and tests, against an already running stack
@@ -68,7 +68,10 @@ unit: venv ## the fast tests only (no servers)
 bench: up ## pipeline benchmark at dataset scale (ROWS=, default 1,130,000; REPLICAS=, default 2); last line JSON
 	@$(PY) -m bench.pipeline $(if $(filter command line,$(origin ROWS)),--rows $(ROWS)) $(if $(filter command line,$(origin REPLICAS)),--replicas $(REPLICAS))
 
-bench-api: up ## gateway benchmark, 64 connections: req/s, p50, p99 per endpoint (ROWS=, default 1,130,000; WORKERS=, default 1); last line JSON
+wrk: venv ## install Debian's wrk, the load generator of bench-api (once)
+	@$(PY) -c 'import sys; from infra import apt; apt.ensure(["wrk"], ["wrk"], lambda m: print(f"[make] {m}", file=sys.stderr))'
+
+bench-api: up wrk ## gateway benchmark, 64 connections (wrk): req/s, p50, p99 per endpoint (ROWS=, default 1,130,000; WORKERS=, default 1); last line JSON
 	@$(PY) -m bench.api $(if $(filter command line,$(origin ROWS)),--rows $(ROWS)) $(if $(filter command line,$(origin WORKERS)),--workers $(WORKERS))
 
 down: ## stop every process this checkout started (data is kept)

@@ -1,72 +1,91 @@
-"""``make bench-api``: the gateway under 64 concurrent connections, from a separate process.
+"""``make bench-api``: the gateway under 64 concurrent connections, driven by wrk.
 
 Uses the namespace of ``make bench`` (database ``bigtech_bench``, buckets ``bench-*``): when it does
 not already hold a succeeded run of ``--rows`` raw rows, loads one with ``bench.pipeline`` (which
 resets the namespace). Then starts the gateway (``python -m services.gateway``) as a subprocess on
-port 18100, creates an analyst API key, samples tweet ids from MySQL, and drives the gateway from
-this process (asyncio on uvloop with the lean client of ``bench.http1``, ``--concurrency``
-connections and as many workers) through four
-scenarios, each warmed up for ``--warmup`` seconds and then measured for ``--seconds``:
+port 18100, creates an analyst API key, samples tweet ids from MySQL, and drives the gateway with
+wrk (``bench.wrk`` running ``bench/api.lua``: ``--concurrency`` keep-alive connections, one per wrk
+thread) through these scenarios, each warmed up for ``--warmup`` seconds and then measured for
+``--seconds``:
 
-- mix: 50/50 filtered, cursor-paginated ``/staging`` pages (a random window of 1 to 7 days inside the
-  data, a random sentiment and/or company; half of the time the next page of the previous one) and
-  ``/curated/{twitter_id}`` lookups of sampled ids;
-- ``/stats`` alone;
-- ``/health`` alone;
-- ``/curated`` list queries (same filters and paging as ``/staging``);
-- stores: the main mix's own store calls made from this process with no gateway (after it stopped):
-  the rate the stores allow on this machine, a ceiling for any gateway (``drive_stores``).
+- ``mix`` (the main mix): 50/50 filtered, cursor-paginated ``/staging`` pages and
+  ``/curated/{twitter_id}`` lookups of sampled ids. A page: a random window of 1 to 7 days inside
+  the data, a random sentiment and/or company, 50 items; half of the time instead, the next page
+  (``next_cursor``) of the connection's last page, same filters;
+- ``stats``: ``/stats`` alone; ``health``: ``/health`` alone;
+- ``staging``: ``/staging`` pages alone, exactly as ``curated`` makes its ``/curated`` pages (the
+  same filter generator with the same seed, the same cursor following): the two compare;
+- ``curated-latest``: ``/curated?limit=10`` alone (no filter: the 10 newest curated documents);
+- ``curated``: filtered, cursor-paginated ``/curated`` pages (as ``staging``, on ``/curated``);
+- ``stores``: the main mix's own store calls made from this process with no gateway (after it
+  stopped): the rate the stores allow on this machine, a ceiling for any gateway (``bench.stores``).
 
-Per endpoint it prints requests/s (requests completed inside the measuring window), p50 and p99
-latency (client side, request sent to body read, of every request in flight during the window,
-each awaited to its end) and the errors among those (non-2xx or transport failures, with the first
-one), and the CPU (in cores) the gateway, this client, MariaDB and FerretDB used while measuring.
-Each worker has its own keep-alive connection. The last stdout line is one JSON object. Results
-are recorded by hand in docs/benchmarks.md.
+Per scenario and endpoint it prints requests/s (requests completed inside the measuring window), p50
+and p99 latency (client side, request sent to answer read, of every request in flight during the
+window, each awaited to its end: a slow request counts with its whole latency, it is never dropped
+as a timeout) and the errors among those (non-2xx answers, failed connections, and requests still
+unanswered ``--drain`` seconds after the window, with the first error of each endpoint), and the
+CPU (in cores) the gateway, the client (wrk, or this process for ``stores``), MariaDB, FerretDB and
+the whole machine used while measuring, with the client's CPU per request.
+
+The last stdout line is one JSON object: the main mix's ``requests_per_s``, ``p50_ms``, ``p99_ms``
+and ``errors``; ``stats_p99_ms``; ``stores_requests_per_s`` and ``stores_p99_ms``;
+``curated_list_share_of_staging`` (``curated`` pages/s ÷ ``staging`` pages/s, same filters),
+``mix_share_of_stores`` (mix requests/s ÷ stores requests/s) and ``mix_p99_vs_stores`` (mix p99 ÷
+stores p99); ``endpoints``, keyed ``"<scenario> <endpoint>"`` (``"mix /staging"``,
+``"staging /staging"``, ``"curated /curated"``, ``"curated-latest /curated?limit=10"``,
+``"stores /curated/{twitter_id}"``…: one endpoint can be in several scenarios), each with its
+``scenario`` and ``endpoint``; ``cpu_cores`` per scenario. Results are recorded by hand in
+docs/benchmarks.md.
+
+The client is wrk (Debian's package: ``apt-get install wrk``; without it the benchmark stops with
+that hint), because the load generator shares the machine's 2 cores with the gateway and the
+stores. Against the same gateway, 64 connections, alternating 8-s runs: wrk with ``bench/api.lua``
+costs 0.08-0.10 ms of CPU per ``/stats`` request and 0.20-0.29 ms per ``/staging`` page (50 items,
+≈ 34 kB), where the uvloop keep-alive client in Python it replaced cost 0.14-0.15 ms and
+0.66-0.79 ms (it parsed each page's JSON for ``next_cursor``), and httpx before it ≈ 1.3 ms.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import json
-import math
 import os
-import random
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 
-from bench import http1
-from bench.pipeline import BENCH_DIR, NAMESPACE, ROOT, cpu_seconds, parent_pids, say, server_pids
+from bench import wrk
+from bench.measure import CpuMeter, Dataset, Recorder, ScenarioResult, result_of
+from bench.pipeline import BENCH_DIR, NAMESPACE, ROOT, cpu_seconds, say, server_pids
+from bench.stores import SENTIMENTS, drive_stores, run_fast
 
 PORT = 18100
-T = TypeVar("T")
-SENTIMENTS = ("positive", "neutral", "negative")
-SCENARIOS = ("mix", "stats", "health", "curated", "stores")
-FOLLOW_CURSOR = 0.5  # chance that a paginated request asks for the next page of the worker's last one
+# The scenarios with the gateway, in the order they run (``curated`` last: it can leave the store
+# busy), each as the requests wrk makes; then ``stores``.
+GATEWAY_SCENARIOS: dict[str, list[wrk.Pick]] = {
+    "mix": [
+        wrk.Pick(0.5, "page", "/staging", "/staging"),
+        wrk.Pick(0.5, "lookup", "/curated/{twitter_id}", "/curated/"),
+    ],
+    "stats": [wrk.Pick(1.0, "fixed", "/stats", "/stats")],
+    "health": [wrk.Pick(1.0, "fixed", "/health", "/health")],
+    "staging": [wrk.Pick(1.0, "page", "/staging", "/staging")],
+    "curated-latest": [wrk.Pick(1.0, "fixed", "/curated?limit=10", "/curated?limit=10")],
+    "curated": [wrk.Pick(1.0, "page", "/curated", "/curated")],
+}
+SCENARIOS = (*GATEWAY_SCENARIOS, "stores")
+SAME_SEED = {"staging": "curated"}  # the same filters, page for page, until the answers differ
 
 
 # --- the data in the namespace --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dataset:
-    run_id: str
-    counts: dict[str, int]
-    first_day: date
-    last_day: date
-    companies: list[str]
-    ids: list[str]
-
-
 def succeeded_run(settings: Any, rows: int) -> tuple[str, dict[str, int]] | None:
     """A succeeded run of exactly ``rows`` raw rows in the namespace, with its counts; else None."""
     import pymysql
@@ -181,295 +200,49 @@ class Gateway:
 
 
 # --- load ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Request:
-    endpoint: str  # the label the figures are grouped by
-    path: str
-    params: dict[str, str]
-    paginated: bool = False
+def params_of(data: Dataset) -> wrk.Params:
+    span = (data.last_day - data.first_day).days
+    return wrk.Params(
+        days=[(data.first_day + timedelta(days=k)).isoformat() for k in range(span + 8)],
+        span=span,
+        sentiments=SENTIMENTS,
+        companies=[quote_plus(c) for c in data.companies],
+        ids=data.ids,
+    )
 
 
-@dataclass
-class Worker:
-    """Per worker: a random stream, and the next page of its last paginated request per endpoint."""
-
-    rng: random.Random
-    next_page: dict[str, dict[str, str]] = field(default_factory=dict)
-
-
-class Workload:
-    def __init__(self, data: Dataset) -> None:
-        self.data = data
-
-    def filters(self, rng: random.Random) -> dict[str, str]:
-        """A window of 1 to 7 days inside the data, a sentiment and/or a company (at least one)."""
-        span = (self.data.last_day - self.data.first_day).days
-        days = rng.randint(1, 7)
-        start = self.data.first_day + timedelta(days=rng.randint(0, max(span - days + 1, 0)))
-        params = {"start_date": start.isoformat(), "end_date": (start + timedelta(days=days - 1)).isoformat()}
-        which = rng.choice(("sentiment", "company", "both"))
-        if which in ("sentiment", "both"):
-            params["sentiment"] = rng.choice(SENTIMENTS)
-        if which in ("company", "both") and self.data.companies:
-            params["company"] = rng.choice(self.data.companies)
-        return params
-
-    def page(self, w: Worker, path: str) -> Request:
-        follow = w.next_page.get(path)
-        if follow is not None and w.rng.random() < FOLLOW_CURSOR:
-            return Request(path, path, follow, paginated=True)
-        return Request(path, path, self.filters(w.rng) | {"limit": "50"}, paginated=True)
-
-    def lookup(self, w: Worker) -> Request:
-        return Request("/curated/{twitter_id}", f"/curated/{w.rng.choice(self.data.ids)}", {})
-
-    def mix(self, w: Worker) -> Request:
-        return self.page(w, "/staging") if w.rng.random() < 0.5 else self.lookup(w)
-
-
-@dataclass
-class Figures:
-    completed: int = 0  # inside the window: the throughput
-    latencies: list[float] = field(default_factory=list)  # of every request in flight during it
-    errors: int = 0  # among those
-    first_error: str | None = None
-
-
-class Recorder:
-    """Per endpoint: the requests completed inside [start, stop) (the rate), and the latency and
-    outcome of every request in flight during it, each awaited to its end: a request slower than the
-    window still counts (it started in the warm-up, or ends after the window)."""
-
-    def __init__(self, start: float, stop: float) -> None:
-        self.start, self.stop = start, stop
-        self.by_endpoint: dict[str, Figures] = {}
-
-    def add(self, endpoint: str, t0: float, t1: float, error: str | None) -> None:
-        fig = self.by_endpoint.setdefault(endpoint, Figures())
-        if self.start <= t1 < self.stop:
-            fig.completed += 1
-        if t0 < self.stop and t1 >= self.start:
-            fig.latencies.append(t1 - t0)
-            if error is not None:
-                fig.errors += 1
-                fig.first_error = fig.first_error or error
-
-
-def percentile_ms(sorted_values: list[float], p: float) -> float | None:
-    """Nearest rank, in milliseconds; None without values."""
-    if not sorted_values:
-        return None
-    return round(sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)] * 1000, 2)
-
-
-def summarise(completed: int, latencies: list[float], errors: int, seconds: float) -> dict[str, Any]:
-    values = sorted(latencies)
-    return {
-        "requests": len(values),
-        "requests_per_s": round(completed / seconds, 1),
-        "p50_ms": percentile_ms(values, 50),
-        "p99_ms": percentile_ms(values, 99),
-        "errors": errors,
-    }
-
-
-# What one worker does with a request: (error or None, next_cursor of a page or None).
-Call = Callable[[Request], Awaitable[tuple[str | None, str | None]]]
-
-
-def over_http(conn: http1.Connection) -> Call:
-    async def call(req: Request) -> tuple[str | None, str | None]:
-        try:
-            resp = await conn.get(req.path, params=req.params)
-        except http1.HTTPError as exc:
-            return str(exc)[:500], None
-        if not 200 <= resp.status_code < 300:
-            return f"{resp.status_code} {resp.text[:500]}", None
-        return None, json.loads(resp.body).get("next_cursor") if req.paginated else None
-
-    return call
-
-
-async def worker_loop(call: Call, pick: Callable[[Worker], Request], w: Worker, rec: Recorder) -> None:
-    while time.perf_counter() < rec.stop:
-        req = pick(w)
-        t0 = time.perf_counter()
-        error, cursor = await call(req)
-        rec.add(req.endpoint, t0, time.perf_counter(), error)
-        if req.paginated:
-            base = {k: v for k, v in req.params.items() if k != "cursor"}
-            if cursor:
-                w.next_page[req.path] = base | {"cursor": cursor}
-            else:
-                w.next_page.pop(req.path, None)
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds so far of a process and its living descendants (the gateway's workers)."""
-    parents = parent_pids()
-    tree, todo = {pid}, [pid]
-    while todo:
-        parent = todo.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        todo += children
-    return sum(cpu_seconds(p) for p in tree)
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes of the machine used so far (every core; /proc/stat, no idle or iowait)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class ScenarioResult:
-    name: str
-    endpoints: dict[str, dict[str, Any]]
-    overall: dict[str, Any]
-    first_errors: dict[str, str]
-    cpu_cores: dict[str, float]
-
-
-async def run_scenario(
-    name: str,
-    pick: Callable[[Worker], Request],
-    calls: list[Call],
-    args: argparse.Namespace,
-    pids: dict[str, int],
-    seed: int,
+def drive(
+    name: str, url: str, token: str, params: wrk.Params, args: argparse.Namespace, pids: dict[str, int]
 ) -> ScenarioResult:
+    """One gateway scenario: wrk from now to the window's end, then until every request sent in it
+    got its answer (at most ``--drain`` seconds); each request recorded by the window's rules."""
     say(f"scenario {name}: {args.warmup:g} s warm-up, then {args.seconds:g} s measured")
-    start = time.perf_counter() + args.warmup
+    start = time.monotonic() + args.warmup
     rec = Recorder(start, start + args.seconds)
-    workers = [Worker(random.Random(seed * 1000 + i)) for i in range(args.concurrency)]
-    tasks = [asyncio.create_task(worker_loop(c, pick, w, rec)) for c, w in zip(calls, workers, strict=True)]
-
-    def cpu() -> dict[str, float]:
-        own = {n: tree_cpu_seconds(p) for n, p in pids.items()} | {"bench client": time.process_time()}
-        return own | {"whole machine": machine_busy_seconds()}
-
-    await asyncio.sleep(max(0.0, start - time.perf_counter()))
-    cpu0, wall0 = cpu(), time.perf_counter()
-    await asyncio.sleep(max(0.0, rec.stop - time.perf_counter()))
-    cpu1, wall1 = cpu(), time.perf_counter()
-    await asyncio.gather(*tasks)
-    cores = {n: round((cpu1[n] - cpu0[n]) / (wall1 - wall0), 2) for n in cpu0}
-    figs = sorted(rec.by_endpoint.items())
-    endpoints = {ep: summarise(f.completed, f.latencies, f.errors, args.seconds) for ep, f in figs}
-    overall = summarise(
-        sum(f.completed for _, f in figs),
-        [x for _, f in figs for x in f.latencies],
-        sum(f.errors for _, f in figs),
-        args.seconds,
+    seed = args.seed + SCENARIOS.index(SAME_SEED.get(name, name))
+    auth = {"Authorization": f"Bearer {token}"}
+    run = wrk.Run(
+        url, auth, GATEWAY_SCENARIOS[name], params, (start, rec.stop), seed, args.concurrency, args.drain
     )
-    first_errors = {ep: f.first_error for ep, f in rec.by_endpoint.items() if f.first_error}
-    return ScenarioResult(name, endpoints, overall, first_errors, cores)
-
-
-async def drive(
-    url: str, token: str, data: Dataset, args: argparse.Namespace, pids: dict[str, int]
-) -> list[ScenarioResult]:
-    load = Workload(data)
-    scenarios: list[tuple[str, Callable[[Worker], Request]]] = [
-        ("mix", load.mix),
-        ("stats", lambda w: Request("/stats", "/stats", {})),
-        ("health", lambda w: Request("/health", "/health", {})),
-        ("curated", lambda w: load.page(w, "/curated")),  # last: it can leave the store busy
-    ]
-    # One keep-alive connection per worker. httpx cost ≈ 1.3 ms of client CPU per request even with
-    # one client of one connection per worker (one shared pool of 64 cost ≈ 6 ms: httpcore re-scans
-    # every connection on each request and release, encode/httpcore#1035), so the load generator
-    # was the limit of the light scenarios; see bench/http1.py.
-    clients = [http1.Connection(url, {"Authorization": f"Bearer {token}"}) for _ in range(args.concurrency)]
-    try:
-        return [
-            await run_scenario(name, pick, [over_http(c) for c in clients], args, pids, args.seed + i)
-            for i, (name, pick) in enumerate(scenarios)
-            if name in args.scenarios
-        ]
-    finally:
-        await asyncio.gather(*(c.close() for c in clients))
-
-
-async def drive_stores(
-    settings: Any, data: Dataset, args: argparse.Namespace, pids: dict[str, int]
-) -> ScenarioResult:
-    """The main mix's store work with no gateway: the same requests, each doing exactly the store
-    calls its endpoint makes (a /staging page: its one SELECT; a /curated/{id} lookup: find_one by
-    _id and, at the same time, the staged row by primary key), from this process on its own pools,
-    64 at a time. Its rate is what the stores (and a Python client) allow on this machine: a
-    ceiling for any gateway."""
-    from pymongo import AsyncMongoClient
-
-    from services.gateway.query import tweet_query
-    from services.gateway.routes.staging import COLUMNS, staged_row, to_item
-    from services.gateway.stores import mysql_pool
-
-    pool = await mysql_pool(settings.mysql, maxsize=args.concurrency)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongo.url, tz_aware=True, maxPoolSize=args.concurrency
-    )
-    tweets = mongo[settings.mongo.database][settings.mongo.collection]
-
-    async def call(req: Request) -> tuple[str | None, str | None]:
-        try:
-            if req.paginated:
-                p = req.params
-                query = await tweet_query(
-                    start_date=date.fromisoformat(p["start_date"]),
-                    end_date=date.fromisoformat(p["end_date"]),
-                    sentiment=p.get("sentiment"),  # type: ignore[arg-type]
-                    company=p.get("company"),
-                    hashtag=None,
-                    q=None,
-                    min_followers=None,
-                    sort="-created_at",
-                    limit=int(p["limit"]),
-                    cursor=p.get("cursor"),
-                )
-                sql, sql_args = query.sql_select(COLUMNS)
-                async with pool.acquire() as conn, conn.cursor() as cur:
-                    await cur.execute(sql, sql_args)
-                    rows = await cur.fetchall()
-                return None, query.page([to_item(r) for r in rows])["next_cursor"]
-            tid = req.path.rsplit("/", 1)[1]
-
-            async def staged() -> Any:
-                async with pool.acquire() as conn, conn.cursor() as cur:
-                    return await staged_row(cur, int(tid))
-
-            doc, _ = await asyncio.gather(tweets.find_one({"_id": tid}, {"_id": 0}), staged())
-            return (None if doc is not None else f"no curated document {tid}"), None
-        except Exception as exc:  # reported as the endpoint's first error
-            return f"{type(exc).__name__}: {exc}"[:500], None
-
-    load = Workload(data)
-
-    def pick(w: Worker) -> Request:
-        req = load.mix(w)
-        return dataclasses.replace(req, endpoint=f"stores {req.endpoint}")
-
-    try:
-        return await run_scenario("stores", pick, [call] * args.concurrency, args, pids, args.seed + 100)
-    finally:
-        pool.close()
-        await pool.wait_closed()
-        await mongo.close()
-
-
-def run_fast(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on uvloop (installed with uvicorn[standard]) when present: a cheaper client."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
+    meter = CpuMeter(pids, lambda: cpu_seconds(run.proc.pid) + time.process_time())
+    time.sleep(max(0.0, start - time.monotonic()))
+    meter.begin()
+    time.sleep(max(0.0, rec.stop - time.monotonic()))
+    cores = meter.cores()
+    out, stopped = run.finish()
+    for ep, sent, answered, status in out.records:
+        error = None
+        if status == 0:
+            error = "no answer: the connection failed or was closed"
+        elif not 200 <= status < 300:
+            error = out.first_errors.get(ep, str(status))
+        rec.add(run.endpoints[ep], sent, answered, error)
+    for ep, sent in out.unanswered:
+        rec.add(run.endpoints[ep], sent, stopped, f"no answer {args.drain:g} s after the window")
+    result = result_of(name, rec, args.seconds, cores)
+    if sockets := {k: v for k, v in out.socket_errors.items() if k in ("connect", "read", "write") and v}:
+        result.first_errors["wrk socket errors"] = ", ".join(f"{k} {v}" for k, v in sockets.items())
+    return result
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -478,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_130_000, help="raw rows of the run to query")
     parser.add_argument("--seconds", type=float, default=15, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds per scenario")
-    parser.add_argument("--concurrency", type=int, default=64, help="connections and workers")
+    parser.add_argument(
+        "--drain", type=float, default=60, help="at most this long, after the window, for its last answers"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="connections (wrk threads; stores: workers)"
+    )
     parser.add_argument("--sample-ids", type=int, default=3000, help="tweet ids sampled for the lookups")
     parser.add_argument("--port", type=int, default=PORT, help="port of the benchmarked gateway")
     parser.add_argument(
@@ -494,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if unknown := set(args.scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenarios {sorted(unknown)}; choose among {SCENARIOS}")
+    if set(args.scenarios) & set(GATEWAY_SCENARIOS):
+        wrk.require_wrk()  # before loading anything
 
     os.environ.update(NAMESPACE)
     from lake.auth import key_id_of
@@ -509,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     log_dir = BENCH_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    results: list[ScenarioResult] = []
     gateway = Gateway(args.port, log_dir / "gateway-api.log", args.workers)
     token: str | None = None
     try:
@@ -518,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         pids = {"gateway": gateway.proc.pid} | {
             n: p for n, p in server_pids().items() if n in ("mariadb", "ferretdb")
         }
-        results = run_fast(drive(gateway.url, token, data, args, pids))
+        params = params_of(data)
+        for name in GATEWAY_SCENARIOS:
+            if name in args.scenarios:
+                results.append(drive(name, gateway.url, token, params, args, pids))
     finally:
         gateway.stop()
         if token is not None:
@@ -534,42 +318,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(args: argparse.Namespace, data: Dataset, results: list[ScenarioResult]) -> None:
-    c = data.counts
-    print(
-        f"gateway: {c['staged_rows']:,} staged tweets, {c['curated_docs']:,} curated (run {data.run_id},"
-        f" {c['raw_rows']:,} raw rows); {args.concurrency} connections; {args.seconds:g} s measured per"
-        f" scenario after {args.warmup:g} s of warm-up; {os.cpu_count()} cores"
-    )
-    head = ("requests", "req/s", "p50 ms", "p99 ms")
-    print(f"{'scenario':<14}{'endpoint':<24}" + "".join(f"{h:>10}" for h in head) + f"{'errors':>8}")
-    for r in results:
-        rows = list(r.endpoints.items())
-        if len(rows) > 1:
-            rows.append(("(all)", r.overall))
-        for ep, s in rows:
-            p50, p99 = (f"{v:.1f}" if v is not None else "-" for v in (s["p50_ms"], s["p99_ms"]))
-            print(
-                f"{r.name:<14}{ep:<24}{s['requests']:>10,}{s['requests_per_s']:>10,.1f}"
-                f"{p50:>10}{p99:>10}{s['errors']:>8,}"
-            )
-    print(f"CPU used while measuring, in cores (of {os.cpu_count()}):")
-    for r in results:
-        print(f"  {r.name:<14}" + "  ".join(f"{n} {v:.2f}" for n, v in r.cpu_cores.items()))
-    for r in results:
-        for ep, err in r.first_errors.items():
-            print(f"first error of {ep} ({r.name}): {err}")
-    print("record these figures in docs/benchmarks.md (section 'Gateway: make bench-api')")
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 3)
+
+
+def summary(
+    counts: dict[str, int], args: argparse.Namespace, results: list[ScenarioResult]
+) -> dict[str, Any]:
+    """The last stdout line (see the module docstring)."""
     by_name = {r.name: r.overall for r in results}
     none = {"requests_per_s": None, "p50_ms": None, "p99_ms": None, "errors": None}
-    mix, stats, stores = (by_name.get(n, none) for n in ("mix", "stats", "stores"))
+    mix, stats, stores, staging, curated = (
+        by_name.get(n, none) for n in ("mix", "stats", "stores", "staging", "curated")
+    )
     endpoints: dict[str, dict[str, Any]] = {}
     for r in results:
         for ep, s in r.endpoints.items():
-            endpoints[ep] = s | {"scenario": r.name}
-    summary = {
-        "rows": c["raw_rows"],
-        "staged_rows": c["staged_rows"],
+            endpoints[f"{r.name} {ep}"] = s | {"scenario": r.name, "endpoint": ep}
+    return {
+        "rows": counts["raw_rows"],
+        "staged_rows": counts["staged_rows"],
         "concurrency": args.concurrency,
         "seconds": args.seconds,
         "requests_per_s": mix["requests_per_s"],
@@ -579,10 +347,44 @@ def report(args: argparse.Namespace, data: Dataset, results: list[ScenarioResult
         "stats_p99_ms": stats["p99_ms"],
         "stores_requests_per_s": stores["requests_per_s"],  # the mix's store work with no gateway
         "stores_p99_ms": stores["p99_ms"],
+        "curated_list_share_of_staging": ratio(curated["requests_per_s"], staging["requests_per_s"]),
+        "mix_share_of_stores": ratio(mix["requests_per_s"], stores["requests_per_s"]),
+        "mix_p99_vs_stores": ratio(mix["p99_ms"], stores["p99_ms"]),
         "endpoints": endpoints,
         "cpu_cores": {r.name: r.cpu_cores for r in results},
     }
-    print(json.dumps(summary))
+
+
+def report(args: argparse.Namespace, data: Dataset, results: list[ScenarioResult]) -> None:
+    c = data.counts
+    print(
+        f"gateway: {c['staged_rows']:,} staged tweets, {c['curated_docs']:,} curated (run {data.run_id},"
+        f" {c['raw_rows']:,} raw rows); {args.concurrency} connections; {args.seconds:g} s measured per"
+        f" scenario after {args.warmup:g} s of warm-up; {os.cpu_count()} cores"
+    )
+    head = ("requests", "req/s", "p50 ms", "p99 ms")
+    print(f"{'scenario':<16}{'endpoint':<24}" + "".join(f"{h:>10}" for h in head) + f"{'errors':>8}")
+    for r in results:
+        rows = list(r.endpoints.items())
+        if len(rows) > 1:
+            rows.append(("(all)", r.overall))
+        for ep, s in rows:
+            p50, p99 = (f"{v:.1f}" if v is not None else "-" for v in (s["p50_ms"], s["p99_ms"]))
+            print(
+                f"{r.name:<16}{ep:<24}{s['requests']:>10,}{s['requests_per_s']:>10,.1f}"
+                f"{p50:>10}{p99:>10}{s['errors']:>8,}"
+            )
+    print(f"CPU used while measuring, in cores (of {os.cpu_count()}), and the client's CPU per request:")
+    for r in results:
+        rate = r.overall["requests_per_s"]
+        per_request = f"{1000 * r.cpu_cores['bench client'] / rate:.3f} ms" if rate else "-"
+        cores = "  ".join(f"{n} {v:.2f}" for n, v in r.cpu_cores.items())
+        print(f"  {r.name:<16}{cores}  (client: {per_request} per request)")
+    for r in results:
+        for ep, err in r.first_errors.items():
+            print(f"first error of {ep} ({r.name}): {err}")
+    print("record these figures in docs/benchmarks.md (section 'Gateway: make bench-api')")
+    print(json.dumps(summary(c, args, results)))
 
 
 if __name__ == "__main__":
