@@ -37,7 +37,7 @@ def docs(services: Services, settings: Settings) -> list[Doc]:
         found = list(client[settings.mongo.database][settings.mongo.collection].find({}, {"tokens": 0}))
     finally:
         client.close()
-    assert len(found) >= 4000
+    assert len(found) >= summary["staged_rows"] > 3900
     return found
 
 
@@ -145,7 +145,7 @@ def test_every_filter_alone_and_combined_equals_a_brute_force_of_the_documents(h
         hashtags.most_common(1)[0][0],
         words.most_common(1)[0][0],
     )
-    rare_tag = next(h for h, n in hashtags.items() if 5 <= n <= 40)
+    rare_tag = min(hashtags, key=lambda h: (abs(hashtags[h] - 10), h))  # about 10 tweets
     days = sorted({d["created_at"].date() for d in docs})
     week = {
         "start_date": str(days[len(days) // 2]),
