@@ -368,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<22} {share:6.1%}")
     cores = os.cpu_count() or 1
     print(f"CPU seconds in the run ({cores} cores = {cores * seconds:.0f} s): {json.dumps(cpu_used)}")
+    per_tweet = {name: round(v / args.rows * 1e6, 1) for name, v in cpu_used.items()}
+    per_tweet["total"] = round(sum(cpu_used.values()) / args.rows * 1e6, 1)
+    print(f"CPU µs per raw row (all replicas of a process together): {json.dumps(per_tweet)}")
     print(f"peak RSS (MB, largest replica): {json.dumps(peak)}; at start: {json.dumps(services.started_rss)}")
     print("record these figures in docs/benchmarks.md (machine size, ROWS, commit)")
     summary = {
@@ -381,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "bare": bare,
         "share_of_bare": {k: round(v, 3) for k, v in shares.items()},
         "cpu_seconds": cpu_used,
+        "cpu_us_per_tweet": per_tweet,
     }
     print(json.dumps(summary))
     return 0

@@ -28,6 +28,7 @@ from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform import curated_parquet as cp
+from lake.transform.curated_store import stored_document, tokenizer_record
 from lake.transform.enrich import curated_document
 from lake.transform.tokenize import LoadedTokenizer
 from services.curator.finalize import RunFinalizer
@@ -52,6 +53,10 @@ class Curator:
         self.tokenizer = tokenizer
         self.publisher = publisher
         self.catalog = CuratedCatalog(staging)
+        self.tokenizer_record = tokenizer_record(
+            tokenizer.name, tokenizer.vocab_sha256, tokenizer.tokenizer.get_vocab_size()
+        )
+        curated.register_tokenizer(self.tokenizer_record)
         self.finalizer = RunFinalizer(settings, store, staging, curated, self.catalog)
 
     def handle(self, event: Event) -> None:
@@ -75,7 +80,7 @@ class Curator:
                 ]
                 for part, table in cp.partitions(docs).items():
                     tables.setdefault(part, []).append(table)
-                yield docs
+                yield [stored_document(d, self.tokenizer_record) for d in docs]
 
         try:
             written = self.curated.write_chunk(event.run_id, event.chunk_id, batches())
@@ -90,11 +95,14 @@ class Curator:
                 )
                 keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated
-        doc_companies = {
-            tid: companies.get(tid, [company])
-            for tid, company in zip(frame["twitter_id"].to_list(), frame["company"].to_list(), strict=True)
-        }
-        self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, doc_companies, written)
+        links = [
+            (tid, name, created.replace(tzinfo=None), sentiment)
+            for tid, company, created, sentiment in frame.select(
+                "twitter_id", "company", pl.col("created_at").dt.convert_time_zone("UTC"), "sentiment"
+            ).iter_rows()
+            for name in companies.get(tid, [company])
+        ]
+        self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, links, written)
         self.publisher.publish(
             CuratedChunkReady(
                 run_id=event.run_id, chunk_id=event.chunk_id, curated_docs=written, parquet_keys=keys

@@ -64,6 +64,8 @@ class Stores:
     health: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=1.0))
     stats: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=1.0))
     pipeline: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=2.0))
+    # curated tokenizers' records by key (lake.transform.curated_store), loaded when a new one shows
+    tokenizers: dict[str, dict[str, Any]] = field(default_factory=dict)
     # verified API keys: SHA-256 of the key -> (role, monotonic expiry); see deps.KEY_CACHE_TTL_S
     key_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
 

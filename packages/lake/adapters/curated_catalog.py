@@ -30,16 +30,17 @@ class CuratedCatalog:
         chunk_id: int,
         raw_key: str,
         started: datetime,
-        companies: Mapping[int, Sequence[str]],
+        links: Sequence[tuple[int, str, datetime, str]],
         curated_docs: int,
     ) -> None:
         """Catalogue a chunk whose documents were written, and record the chunk as curated, in one
-        transaction. ``companies``: the ``companies`` each document was written with.
+        transaction. ``links``: (twitter_id, company, created_at, sentiment) for every company each
+        document was written with.
 
         The tweets and their hashtags are copied inside MySQL from the chunk's staged rows (the
-        documents were built from exactly those); company links come from ``companies``, never
-        from the links table, which may have gained a link the documents do not hold yet.
-        Idempotent (``INSERT IGNORE``): a replayed chunk changes nothing."""
+        documents were built from exactly those); company links come from ``links``, never from the
+        links table, which may have gained a link the documents do not hold yet. Idempotent
+        (``INSERT IGNORE``): a replayed chunk changes nothing."""
         conn = self.repo.conn
         try:
             with conn.cursor() as cur:
@@ -51,12 +52,12 @@ class CuratedCatalog:
                 )
                 cur.execute(
                     "INSERT IGNORE INTO curated_hashtags (twitter_id, hashtag, created_at, sentiment)"
-                    " SELECT th.twitter_id, th.hashtag, t.created_at, t.sentiment"
+                    " SELECT th.twitter_id, th.hashtag, th.created_at, th.sentiment"
                     " FROM tweets t JOIN tweet_hashtags th ON th.twitter_id = t.twitter_id"
                     " WHERE t.run_id = %s AND t.chunk_id = %s",
                     (run_id, chunk_id),
                 )
-                self._add_companies(cur, companies)
+                self._add_links(cur, links)
                 self.repo._record_chunk(
                     cur, run_id, "curated", chunk_id, raw_key, started, {"curated_docs": curated_docs}
                 )
@@ -66,30 +67,35 @@ class CuratedCatalog:
             raise
 
     def add_companies(self, companies: Mapping[int, Sequence[str]]) -> None:
-        """Catalogue company links the documents now hold (the run finaliser's late links)."""
+        """Catalogue company links the documents now hold (the run finaliser's late links), for the
+        tweets already catalogued (their time and sentiment come from there)."""
         conn = self.repo.conn
+        ids = sorted(companies)
         try:
             with conn.cursor() as cur:
-                self._add_companies(cur, companies)
+                known: dict[int, tuple[datetime, str]] = {}
+                for i in range(0, len(ids), 1000):
+                    batch = ids[i : i + 1000]
+                    cur.execute(
+                        "SELECT twitter_id, created_at, sentiment FROM curated_tweets"
+                        f" WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                        batch,
+                    )
+                    known.update((int(t), (c, s)) for t, c, s in cur.fetchall())
+                links = [(t, c, *known[t]) for t in ids if t in known for c in companies[t]]
+                self._add_links(cur, links)
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
 
     @staticmethod
-    def _add_companies(cur: Any, companies: Mapping[int, Sequence[str]]) -> None:
-        """Each (tweet, company) of ``companies`` for tweets already in ``curated_tweets`` (their
-        time and sentiment come from there)."""
-        pairs = [(tid, company) for tid, names in sorted(companies.items()) for company in names]
-        for i in range(0, len(pairs), 1000):
-            batch = pairs[i : i + 1000]
-            # a derived table of the pairs (UNION ALL: MySQL and MariaDB spell VALUES rows differently)
-            rows = " UNION ALL ".join(["SELECT %s AS twitter_id, %s AS company"] * len(batch))
-            cur.execute(
+    def _add_links(cur: Any, links: Sequence[tuple[int, str, datetime, str]]) -> None:
+        if links:  # PyMySQL sends executemany of one INSERT … VALUES as multi-row statements
+            cur.executemany(
                 "INSERT IGNORE INTO curated_companies (twitter_id, company, created_at, sentiment)"
-                " SELECT ct.twitter_id, v.company, ct.created_at, ct.sentiment"
-                f" FROM ({rows}) v JOIN curated_tweets ct ON ct.twitter_id = v.twitter_id",
-                [x for pair in batch for x in pair],
+                " VALUES (%s, %s, %s, %s)",
+                links,
             )
 
     def count(self) -> int:

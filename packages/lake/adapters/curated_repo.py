@@ -14,6 +14,7 @@ from lake.settings import MongoSettings
 DUPLICATE_KEY = 11000
 
 REPLACE_BATCH = 50
+TOKENIZERS = "tokenizers"  # one record per tokenizer (lake.transform.curated_store)
 # No secondary index: list queries are paged from the curated catalogue in MySQL (migration 005)
 # and documents are read by _id only, the same on MongoDB and FerretDB (docs/api.md). Names of
 # indexes earlier versions created, dropped when found.
@@ -103,6 +104,13 @@ class CuratedRepository:
         for i in range(0, len(docs), REPLACE_BATCH):
             part = docs[i : i + REPLACE_BATCH]
             self.tweets.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in part], ordered=False)
+
+    def register_tokenizer(self, record: dict[str, Any]) -> None:
+        """Store a tokenizer's record (name, vocabulary hash, id width) once; documents hold its key."""
+        self.client[self.cfg.database][TOKENIZERS].replace_one({"_id": record["_id"]}, record, upsert=True)
+
+    def tokenizers(self) -> dict[str, dict[str, Any]]:
+        return {r["_id"]: r for r in self.client[self.cfg.database][TOKENIZERS].find()}
 
     def companies_of(self, ids: Iterable[str]) -> dict[int, list[str]]:
         """The ``companies`` the stored documents hold, by twitter_id (missing documents left out)."""

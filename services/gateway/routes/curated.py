@@ -10,10 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from lake.adapters.curated_repo import TOKENIZERS
+from lake.transform.curated_store import api_document
 from services.gateway.answers import json_answer
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
 from services.gateway.routes.staging import StagedTweet, staged_row
+from services.gateway.stores import Stores
 from services.gateway.tweet_pages import CURATED, page_keys
 
 router = APIRouter(tags=["curated"])
@@ -73,9 +76,29 @@ class CuratedDetail(BaseModel):
     staged: StagedTweet | None = Field(description="the staged row the document was built from")
 
 
-def _projection(include_tokens: bool, with_id: bool = False) -> dict[str, int]:
-    fields = {} if include_tokens else {"tokens": 0}
-    return fields if with_id else {"_id": 0, **fields}
+def _projection(include_tokens: bool) -> dict[str, int] | None:
+    """Token ids only when asked: packed (``tok``), or whole in documents of earlier versions."""
+    return None if include_tokens else {"tok": 0, "tokens": 0}
+
+
+async def _tokenizers(stores: Stores, docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The records of the tokenizers these documents name (a few per deployment, kept in memory)."""
+    if any(d.get("tokenizer") not in stores.tokenizers for d in docs if "tok" in d):
+        found = stores.mongo[stores.settings.mongo.database][TOKENIZERS].find()
+        stores.tokenizers = {r["_id"]: r for r in await found.to_list(None)}
+    return stores.tokenizers
+
+
+async def _clean_texts(stores: Stores, ids: list[int]) -> dict[int, str]:
+    """``clean_text`` of the tweets, from their staged rows (the curated store does not repeat it)."""
+    if not ids:
+        return {}
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            f"SELECT twitter_id, clean_text FROM tweets WHERE twitter_id IN ({', '.join(['%s'] * len(ids))})",
+            ids,
+        )
+        return {int(t): c for t, c in await cur.fetchall()}
 
 
 @router.get(
@@ -95,10 +118,14 @@ async def list_curated(
     per_item = stores.settings.gateway.scan_rows_per_item
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         keys = await page_keys(cur, query, CURATED, per_item)
-    ids = [str(tid) for _, tid in keys[: query.limit]]
+    tids = [tid for _, tid in keys[: query.limit]]
+    ids = [str(tid) for tid in tids]
     max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
-    found = stores.tweets.find({"_id": {"$in": ids}}, _projection(include_tokens, with_id=True))
-    by_id = {doc.pop("_id"): doc for doc in await found.max_time_ms(max_ms).to_list(None)}
+    found = stores.tweets.find({"_id": {"$in": ids}}, _projection(include_tokens)).max_time_ms(max_ms)
+    # both stores at once: the answer waits for the slower one, not for the sum
+    docs, clean = await asyncio.gather(found.to_list(None), _clean_texts(stores, tids))
+    tokenizers = await _tokenizers(stores, docs) if include_tokens else {}
+    by_id = {d["_id"]: api_document(d, clean.get(int(d["_id"])), tokenizers, include_tokens) for d in docs}
     # the catalogue lists a document only once it exists, and nothing deletes one: none is missing
     return {"items": [by_id[i] for i in ids if i in by_id], "next_cursor": query.next_cursor(keys)}
 
@@ -122,9 +149,11 @@ async def get_curated(
             return await staged_row(cur, tid)
 
     # both stores at once: the answer waits for the slower one, not for the sum
-    doc, row = await asyncio.gather(
+    stored, row = await asyncio.gather(
         stores.tweets.find_one({"_id": str(tid)}, _projection(include_tokens)), staged()
     )
-    if doc is None:
+    if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no curated tweet {tid}")
+    tokenizers = await _tokenizers(stores, [stored]) if include_tokens else {}
+    doc = api_document(stored, None if row is None else row["clean_text"], tokenizers, include_tokens)
     return json_answer({"document": doc, "lineage": doc["lineage"], "staged": row})

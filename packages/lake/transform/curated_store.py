@@ -1,0 +1,127 @@
+"""What the curated store holds for a tweet, and the API's curated document derived back from it.
+
+FerretDB's cost per stored document grows with its number of BSON elements (docs/pipeline.md has
+the measurements), so the store keeps only what cannot be derived cheaply:
+
+- dropped, derived on read: ``twitter_id`` (= ``_id``), the time features (from ``created_at``),
+  ``engagement`` (from the three counts), ``clean_text`` (the staged row holds it), empty entity
+  lists, and the token count;
+- the token ids packed into one binary value (little-endian, 2 or 4 bytes per id), and the
+  tokenizer's name and vocabulary hash once per tokenizer (collection ``tokenizers``), referenced by
+  a short key.
+
+:func:`api_document` rebuilds exactly the document :func:`lake.transform.enrich.curated_document`
+made (tests/unit/test_curated_store.py, and an e2e test against answers recorded before), and
+passes documents stored whole by earlier versions through unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from datetime import UTC, datetime
+from typing import Any
+
+from lake.transform.enrich import engagement_score, time_features
+
+ENTITIES = ("hashtags", "mentions", "urls", "emoji")
+
+
+def tokenizer_record(name: str, vocab_sha256: str, vocab_size: int) -> dict[str, Any]:
+    """The ``tokenizers`` collection's document for one tokenizer; ``_id`` is what documents hold."""
+    return {
+        "_id": f"{name}@{vocab_sha256[:16]}",
+        "tokenizer": name,
+        "vocab_sha256": vocab_sha256,
+        "id_bytes": 2 if vocab_size <= 1 << 16 else 4,
+    }
+
+
+def pack_ids(ids: list[int], id_bytes: int) -> bytes:
+    packed = array("H" if id_bytes == 2 else "I", ids)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_ids(data: bytes, id_bytes: int) -> list[int]:
+    ids = array("H" if id_bytes == 2 else "I")
+    ids.frombytes(data)
+    if sys.byteorder != "little":
+        ids.byteswap()
+    return ids.tolist()
+
+
+def stored_document(doc: dict[str, Any], tokenizer: dict[str, Any]) -> dict[str, Any]:
+    """The document as stored, from a whole curated document and its tokenizer's record."""
+    stored = {
+        "_id": doc["_id"],
+        "created_at": doc["created_at"],
+        "company": doc["company"],
+        "companies": doc["companies"],
+        "screenname": doc["screenname"],
+        "username": doc["username"],
+        "location": doc["location"],
+        "followers": doc["followers"],
+        "friends": doc["friends"],
+        "retweet_count": doc["retweet_count"],
+        "text": doc["text"],
+        "polarity": doc["polarity"],
+        "sentiment": doc["sentiment"],
+        "tok": pack_ids(doc["tokens"]["ids"], tokenizer["id_bytes"]),
+        "tokenizer": tokenizer["_id"],
+        "lineage": doc["lineage"],
+    }
+    for name in ENTITIES:
+        if doc[name]:
+            stored[name] = doc[name]
+    return stored
+
+
+def api_document(
+    stored: dict[str, Any],
+    clean_text: str | None,
+    tokenizers: dict[str, dict[str, Any]],
+    include_tokens: bool,
+) -> dict[str, Any]:
+    """The curated document as the API shows it (no ``_id``), from what the store holds.
+
+    ``clean_text``: the staged row's; ``tokenizers``: records by key (needed with tokens only)."""
+    if "tok" not in stored:  # stored whole by an earlier version
+        whole = {k: v for k, v in stored.items() if k != "_id"}
+        if not include_tokens:
+            whole.pop("tokens", None)
+        return whole
+    created: datetime = stored["created_at"]
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    doc: dict[str, Any] = {
+        "twitter_id": stored["_id"],
+        "created_at": created,
+        **time_features(created),
+        "company": stored["company"],
+        "companies": stored["companies"],
+        "screenname": stored["screenname"],
+        "username": stored["username"],
+        "location": stored["location"],
+        "followers": stored["followers"],
+        "friends": stored["friends"],
+        "retweet_count": stored["retweet_count"],
+        "text": stored["text"],
+        "clean_text": clean_text,
+        **{name: stored.get(name, []) for name in ENTITIES},
+        "polarity": stored["polarity"],
+        "sentiment": stored["sentiment"],
+        "engagement": engagement_score(stored["followers"], stored["friends"], stored["retweet_count"]),
+    }
+    if include_tokens:
+        record = tokenizers[stored["tokenizer"]]
+        ids = unpack_ids(stored["tok"], record["id_bytes"])
+        doc["tokens"] = {
+            "ids": ids,
+            "count": len(ids),
+            "tokenizer": record["tokenizer"],
+            "vocab_sha256": record["vocab_sha256"],
+        }
+    doc["lineage"] = stored["lineage"]
+    return doc
