@@ -165,7 +165,9 @@ ONE_WEEK = {"start_date": "2020-09-14", "end_date": "2020-09-20"}
 def test_curated_filters_pages_and_shows_tokens_only_when_asked(http, run, analyst, viewer_key):
     viewer = {"Authorization": f"Bearer {viewer_key}"}
     first = {"sentiment": "negative", "limit": 10, **ONE_WEEK}
-    page = http.get("/curated", params=first, headers=viewer).json()
+    answer = http.get("/curated", params=first, headers=viewer)
+    assert answer.status_code == 200, answer.text
+    page = answer.json()
     items = page["items"]
     assert len(items) == 10 and page["next_cursor"]
     assert all(i["sentiment"] == "negative" and "tokens" not in i for i in items)

@@ -87,7 +87,7 @@ def api_document(
     """The curated document as the API shows it (no ``_id``), from what the store holds.
 
     ``clean_text``: the staged row's; ``tokenizers``: records by key (needed with tokens only)."""
-    if "tok" not in stored:  # stored whole by an earlier version
+    if "date" in stored:  # stored whole by an earlier version (never stored since)
         whole = {k: v for k, v in stored.items() if k != "_id"}
         if not include_tokens:
             whole.pop("tokens", None)
