@@ -119,6 +119,8 @@ async def list_curated(
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         keys = await page_keys(cur, query, CURATED, per_item)
     tids = [tid for _, tid in keys[: query.limit]]
+    if not tids:  # never ask the store for no ids: FerretDB reads every document for `$in: []`
+        return {"items": [], "next_cursor": None}
     ids = [str(tid) for tid in tids]
     max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
     found = stores.tweets.find({"_id": {"$in": ids}}, _projection(include_tokens)).max_time_ms(max_ms)
