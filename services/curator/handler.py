@@ -69,6 +69,8 @@ class Curator:
         meta = self.tokenizer.meta()
         step = self.settings.pipeline.curator_batch
         tables: dict[tuple[str, str], list[pa.Table]] = {}
+        # (twitter_id, company, created_at, sentiment) of every company the documents are written with
+        links: list[tuple[int, str, datetime, str]] = []
 
         def batches() -> Iterator[list[dict[str, Any]]]:
             for offset in range(0, frame.height, step):
@@ -80,6 +82,16 @@ class Curator:
                 ]
                 for part, table in cp.partitions(docs).items():
                     tables.setdefault(part, []).append(table)
+                links.extend(
+                    (
+                        int(d["_id"]),
+                        name,
+                        d["created_at"].astimezone(UTC).replace(tzinfo=None),
+                        d["sentiment"],
+                    )
+                    for d in docs
+                    for name in d["companies"]
+                )
                 yield [stored_document(d, self.tokenizer_record) for d in docs]
 
         try:
@@ -95,13 +107,6 @@ class Curator:
                 )
                 keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated
-        links = [
-            (tid, name, created.replace(tzinfo=None), sentiment)
-            for tid, company, created, sentiment in frame.select(
-                "twitter_id", "company", pl.col("created_at").dt.convert_time_zone("UTC"), "sentiment"
-            ).iter_rows()
-            for name in companies.get(tid, [company])
-        ]
         self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, links, written)
         self.publisher.publish(
             CuratedChunkReady(

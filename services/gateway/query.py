@@ -76,6 +76,11 @@ class TweetQuery:
             return None
         return datetime.combine(self.end_date + timedelta(days=1), time(), UTC)
 
+    @property
+    def after(self) -> tuple[datetime, int] | None:
+        """The (created_at, twitter_id) the page starts after: the cursor's, if any."""
+        return None if self.cursor is None else (self.cursor.created_at, self.cursor.twitter_id)
+
     def next_cursor(self, keys: Sequence[tuple[datetime, int]]) -> str | None:
         """The cursor after the page's last item, from up to ``limit + 1`` (created_at, twitter_id)
         keys: ``None`` when no further item exists."""

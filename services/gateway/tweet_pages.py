@@ -170,9 +170,12 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
 async def page_keys(cur: Any, q: TweetQuery, layer: Layer, per_item: int) -> list[Key]:
     """The keys of the page's ``limit + 1`` first matches (the extra one: another page exists),
     reading at most ``per_item x (limit + 1)`` index entries; :class:`QueryTooCostly` beyond."""
-    p = plan(q, layer)
+    return await _page_keys(cur, q, plan(q, layer), per_item)
+
+
+async def _page_keys(cur: Any, q: TweetQuery, p: Plan, per_item: int) -> list[Key]:
     want = q.limit + 1
-    after: Key | None = None if q.cursor is None else (q.cursor.created_at, q.cursor.twitter_id)
+    after = q.after
     if not p.checks:
         sql, args = p.walk(after, want)
         await cur.execute(sql, args)
@@ -202,8 +205,7 @@ async def page_keys(cur: Any, q: TweetQuery, layer: Layer, per_item: int) -> lis
         )
         row = await cur.fetchone()
         if row is not None and int(row[0]) <= budget:
-            start = None if q.cursor is None else (q.cursor.created_at, q.cursor.twitter_id)
-            sql, args = p.by_followers(q.min_followers, start, want)
+            sql, args = p.by_followers(q.min_followers, q.after, want)
             await cur.execute(sql, args)
             return [(created, int(tid)) for tid, created in await cur.fetchall()]
     raise QueryTooCostly(
@@ -219,14 +221,13 @@ async def staged_rows(
     p = plan(q, STAGING)
     select = ", ".join(f"t.{c}" for c in columns)
     if not p.checks:  # the walk is the page: one statement
-        after = None if q.cursor is None else (q.cursor.created_at, q.cursor.twitter_id)
-        walk, args = p.walk(after, q.limit + 1)
+        walk, args = p.walk(q.after, q.limit + 1)
         await cur.execute(
             f"SELECT {select} FROM ({walk}) w JOIN tweets t ON t.twitter_id = w.twitter_id{p.order('w')}",
             args,
         )
         return list(await cur.fetchall())
-    keys = await page_keys(cur, q, STAGING, per_item)
+    keys = await _page_keys(cur, q, p, per_item)
     if not keys:
         return []
     ids = [tid for _, tid in keys]

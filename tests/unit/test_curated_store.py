@@ -10,6 +10,7 @@ import pytest
 
 from lake.transform.curated_store import api_document, pack_ids, stored_document, tokenizer_record, unpack_ids
 from lake.transform.enrich import curated_document
+from tests.unit.test_stage_and_enrich import staged_row
 
 TOKENIZER = tokenizer_record("bert-base-uncased", "0f052197aac305fe" + "0" * 48, 30_522)
 
@@ -23,39 +24,16 @@ def elements(value: Any) -> int:
     return 0
 
 
-def row(**kw: Any) -> dict[str, Any]:
-    base = {
-        "twitter_id": 1282000000000000001,
-        "created_at": datetime(2020, 9, 19, 23, 59, 59),
-        "company": "Apple",
-        "screenname": "s",
-        "username": "u",
-        "location": None,
-        "followers": 5,
-        "friends": 1,
-        "retweet_count": 2,
-        "text": "#Apple rocks 🔥 @bob https://t.co/x",
-        "clean_text": "Apple rocks fire @user",
-        "polarity": 0.4,
-        "sentiment": "positive",
-        "run_id": "r1",
-        "chunk_id": 4,
-        "raw_key": "runs/r1/x.csv",
-        "record_no": 7,
-    }
-    return {**base, **kw}
-
-
 @pytest.mark.parametrize(
     "kw",
     [
-        {},
+        {"created_at": datetime(2020, 9, 19, 23, 59, 59)},  # naive: read as UTC
         {"text": "no entities at all", "clean_text": "no entities at all", "location": "Paris, France"},
         {"created_at": datetime(2020, 7, 12, 0, 0, tzinfo=UTC), "followers": 13_800_000, "retweet_count": 0},
     ],
 )
 def test_the_api_document_derived_from_the_stored_one_is_the_curators(kw: dict[str, Any]):
-    r = row(**kw)
+    r = staged_row(**kw)
     meta = {"tokenizer": TOKENIZER["tokenizer"], "vocab_sha256": TOKENIZER["vocab_sha256"]}
     ids = [101, *range(2000, 2030), 30_521, 102]  # a typical tweet: about 30 word pieces
     whole = curated_document(r, ids, ["Apple", "Google"], meta)
@@ -72,7 +50,7 @@ def test_the_api_document_derived_from_the_stored_one_is_the_curators(kw: dict[s
 
 def test_documents_stored_whole_by_earlier_versions_pass_through():
     meta = {"tokenizer": "bert-base-uncased", "vocab_sha256": "abc"}
-    whole = curated_document(row(), [101, 102], ["Apple"], meta)
+    whole = curated_document(staged_row(), [101, 102], ["Apple"], meta)
     assert api_document(whole, None, {}, include_tokens=True) == {
         k: v for k, v in whole.items() if k != "_id"
     }

@@ -3,6 +3,7 @@
 import csv
 import io
 from datetime import UTC, datetime
+from typing import Any
 
 from lake.schema import RAW_COLUMNS
 from lake.transform.enrich import curated_document, emoji_of, engagement_score, time_features
@@ -73,7 +74,8 @@ def test_time_features_read_naive_times_as_utc():
     }
 
 
-def test_curated_document_has_string_id_copy_tokens_and_lineage():
+def staged_row(**kw: Any) -> dict[str, Any]:
+    """A staged row as the curator reads it, with ``kw`` replacing its fields."""
     row = {
         "twitter_id": 1282000000000000001,
         "created_at": datetime(2020, 7, 13, 9, tzinfo=UTC),
@@ -91,8 +93,15 @@ def test_curated_document_has_string_id_copy_tokens_and_lineage():
         "record_no": 7,
         **LINEAGE,
     }
+    return {**row, **kw}
+
+
+def test_curated_document_has_string_id_copy_tokens_and_lineage():
     doc = curated_document(
-        row, [101, 6207, 102], ["Apple", "Google"], {"tokenizer": "bert-base-uncased", "vocab_sha256": "abc"}
+        staged_row(),
+        [101, 6207, 102],
+        ["Apple", "Google"],
+        {"tokenizer": "bert-base-uncased", "vocab_sha256": "abc"},
     )
     assert doc["_id"] == "1282000000000000001" and doc["twitter_id"] == "1282000000000000001"
     assert doc["hashtags"] == ["apple"] and doc["mentions"] == ["bob"] and doc["urls"] == ["https://t.co/x"]

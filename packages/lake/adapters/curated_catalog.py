@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.staging_repo import StagingRepository, _batches
 
 
 class CuratedCatalog:
@@ -74,12 +74,11 @@ class CuratedCatalog:
         try:
             with conn.cursor() as cur:
                 known: dict[int, tuple[datetime, str]] = {}
-                for i in range(0, len(ids), 1000):
-                    batch = ids[i : i + 1000]
+                for batch in _batches(ids):
                     cur.execute(
                         "SELECT twitter_id, created_at, sentiment FROM curated_tweets"
                         f" WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
-                        batch,
+                        list(batch),
                     )
                     known.update((int(t), (c, s)) for t, c, s in cur.fetchall())
                 links = [(t, c, *known[t]) for t in ids if t in known for c in companies[t]]
@@ -97,11 +96,3 @@ class CuratedCatalog:
                 " VALUES (%s, %s, %s, %s)",
                 links,
             )
-
-    def count(self) -> int:
-        conn = self.repo.conn
-        with conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM curated_tweets")
-            row = cur.fetchone()
-        conn.commit()
-        return int(row[0]) if row else 0
