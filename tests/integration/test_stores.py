@@ -210,3 +210,39 @@ def test_a_document_being_replayed_is_never_missing_from_a_read(settings: Settin
     finally:
         client[settings.mongo.database][settings.mongo.collection].delete_many({"lineage.run_id": "run-r"})
         client.close()
+
+
+def test_replicas_registering_the_same_tokenizer_at_once_all_start(settings: Settings):
+    """Curator replicas start together and each registers its tokenizer: concurrent upserts of one
+    `_id` can raise a duplicate key error (FerretDB, and MongoDB too); none may fail to start."""
+    import threading
+
+    from lake.transform.curated_store import tokenizer_record
+
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
+    cfg = settings.mongo.model_copy(update={"database": f"{settings.mongo.database}_tok_race"})
+    client.drop_database(cfg.database)
+    repos = [CuratedRepository(client, cfg) for _ in range(6)]
+    errors: list[BaseException] = []
+    try:
+        for attempt in range(8):
+            record = tokenizer_record("bert-base-uncased", f"{attempt:02d}" * 32, 30522)
+            barrier = threading.Barrier(len(repos))
+
+            def register(repo: CuratedRepository, record: dict[str, Any] = record, b: Any = barrier) -> None:
+                b.wait()
+                try:
+                    repo.register_tokenizer(record)
+                except BaseException as exc:  # collected, asserted below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=register, args=(r,)) for r in repos]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert errors == []
+        assert len(repos[0].tokenizers()) == 8
+    finally:
+        client.drop_database(cfg.database)
+        client.close()

@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import MongoClient, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from lake.settings import MongoSettings
 
@@ -107,7 +107,14 @@ class CuratedRepository:
 
     def register_tokenizer(self, record: dict[str, Any]) -> None:
         """Store a tokenizer's record (name, vocabulary hash, id width) once; documents hold its key."""
-        self.client[self.cfg.database][TOKENIZERS].replace_one({"_id": record["_id"]}, record, upsert=True)
+        collection = self.client[self.cfg.database][TOKENIZERS]
+        try:
+            collection.replace_one({"_id": record["_id"]}, record, upsert=True)
+        except DuplicateKeyError:
+            # Replicas starting together race to insert the same record (an upsert is not atomic
+            # against another upsert, on MongoDB as on FerretDB): the other one inserted it; the
+            # retry replaces it (same key, same content).
+            collection.replace_one({"_id": record["_id"]}, record, upsert=True)
 
     def tokenizers(self) -> dict[str, dict[str, Any]]:
         return {r["_id"]: r for r in self.client[self.cfg.database][TOKENIZERS].find()}
