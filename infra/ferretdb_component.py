@@ -20,8 +20,10 @@ NAME = "ferretdb"
 VERSION = "1.24.2"
 HERE = pathlib.Path(__file__).resolve().parent / "ferretdb"
 MODULE = "github.com/FerretDB/FerretDB"
+MMAP_BYTES = 1 << 30  # per database file: address space, not memory (the OS page cache backs it)
 
-# (file in the module, text, replacement). Each is checked to apply exactly once.
+# (file in the module, text, replacement). Each is checked to apply exactly once; an empty text
+# adds the file (which must not exist).
 PATCHES = [
     # The SQLite backend looks `_id` up (find, update, delete) with `_ferretdb_sjson->'$._id'`, but
     # builds the unique `_id` index on `_ferretdb_sjson->"_id"`: SQLite cannot match the two
@@ -103,7 +105,277 @@ func prepareIDInClause(filter *types.Document) (string, []any) {
         '\t\tfilterPushdown = whereClause != ""\n\t}\n\n'
         "\torderByClause := prepareOrderByClause(params.Sort)\n",
     ),
+    # Reading documents (a page of `/curated`) spent 60 % of FerretDB's CPU in sjson.Unmarshal, the
+    # SQLite backend's JSON-to-document decoding (profiled with -pprof-addr, docs/benchmarks.md):
+    # each document, each nested document and array, and each scalar got its own json.Decoder,
+    # which copies its input into growing buffers, and every document's schema (`$s`, as large as
+    # the document) was decoded again by reflection. Decode in place with json.Unmarshal, scalars
+    # directly, and a schema once per distinct schema text (cached, bounded). Same values, the same
+    # Go types; malformed input (FerretDB never writes any) is still refused, with json.Unmarshal's
+    # wording (FerretDB's own tests of these packages pass but three that compare that wording:
+    # UPSTREAM_TESTS_SKIPPED, run by tests/integration/test_ferretdb_build.py).
+    (
+        "internal/handler/sjson/lake_schema_cache.go",
+        "",
+        """// Added by the lake's build (infra/ferretdb_component.py).
+
+package sjson
+
+import (
+\t"bytes"
+\t"encoding/json"
+\t"sync"
+
+\t"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
+)
+
+// lakeSchemaCacheMax bounds the cache: documents of a collection have few distinct schemas.
+const lakeSchemaCacheMax = 10000
+
+var (
+\tlakeSchemasM sync.RWMutex
+\tlakeSchemas  = make(map[string]*schema)
+)
+
+// lakeCachedSchema decodes a document's `$s` schema, once per distinct schema text.
+// The returned schema is shared: it is only read, never modified.
+func lakeCachedSchema(raw []byte) (*schema, error) {
+\tlakeSchemasM.RLock()
+\tsch, ok := lakeSchemas[string(raw)]
+\tlakeSchemasM.RUnlock()
+
+\tif ok {
+\t\treturn sch, nil
+\t}
+
+\tr := bytes.NewReader(raw)
+\tdec := json.NewDecoder(r)
+\tdec.DisallowUnknownFields()
+
+\tsch = new(schema)
+\tif err := dec.Decode(sch); err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+
+\tif err := checkConsumed(dec, r); err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+
+\tlakeSchemasM.Lock()
+\tif len(lakeSchemas) < lakeSchemaCacheMax {
+\t\tlakeSchemas[string(raw)] = sch
+\t}
+\tlakeSchemasM.Unlock()
+
+\treturn sch, nil
+}
+""",
+    ),
+    (
+        "internal/handler/sjson/sjson.go",
+        """\tvar v map[string]json.RawMessage
+\tr := bytes.NewReader(data)
+\tdec := json.NewDecoder(r)
+
+\terr := dec.Decode(&v)
+\tif err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+
+\tif err = checkConsumed(dec, r); err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+
+\t// decode schema from the $s field of the document
+\tjsch, ok := v["$s"]
+\tif !ok {
+\t\treturn nil, lazyerrors.Errorf("schema is not set")
+\t}
+
+\tvar sch schema
+\tr = bytes.NewReader(jsch)
+\tdec = json.NewDecoder(r)
+\tdec.DisallowUnknownFields()
+
+\tif err := dec.Decode(&sch); err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+
+\tif err := checkConsumed(dec, r); err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+""",
+        """\tvar v map[string]json.RawMessage
+\tif err := json.Unmarshal(data, &v); err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+
+\t// decode schema from the $s field of the document
+\tjsch, ok := v["$s"]
+\tif !ok {
+\t\treturn nil, lazyerrors.Errorf("schema is not set")
+\t}
+
+\tsch, err := lakeCachedSchema(jsch)
+\tif err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+""",
+    ),
+    (
+        "internal/handler/sjson/sjson.go",
+        "\tvar res sjsontype\n\tvar err error\n\n\tswitch sch.Type {\n",
+        """\tswitch sch.Type { // scalars decoded in place (added by the lake's build)
+\tcase elemTypeString:
+\t\tvar s string
+\t\tif err := json.Unmarshal(data, &s); err != nil {
+\t\t\treturn nil, lazyerrors.Error(err)
+\t\t}
+
+\t\treturn s, nil
+\tcase elemTypeInt:
+\t\tvar i int32
+\t\tif err := json.Unmarshal(data, &i); err != nil {
+\t\t\treturn nil, lazyerrors.Error(err)
+\t\t}
+
+\t\treturn i, nil
+\tcase elemTypeLong:
+\t\tvar l int64
+\t\tif err := json.Unmarshal(data, &l); err != nil {
+\t\t\treturn nil, lazyerrors.Error(err)
+\t\t}
+
+\t\treturn l, nil
+\tcase elemTypeDouble:
+\t\tvar f float64
+\t\tif err := json.Unmarshal(data, &f); err != nil {
+\t\t\treturn nil, lazyerrors.Error(err)
+\t\t}
+
+\t\treturn f, nil
+\tcase elemTypeBool:
+\t\tvar b bool
+\t\tif err := json.Unmarshal(data, &b); err != nil {
+\t\t\treturn nil, lazyerrors.Error(err)
+\t\t}
+
+\t\treturn b, nil
+\tcase elemTypeDate:
+\t\tvar ms int64
+\t\tif err := json.Unmarshal(data, &ms); err != nil {
+\t\t\treturn nil, lazyerrors.Error(err)
+\t\t}
+
+\t\treturn time.UnixMilli(ms), nil
+\t}
+
+\tvar res sjsontype
+\tvar err error
+
+\tswitch sch.Type {
+""",
+    ),
+    (
+        "internal/handler/sjson/document.go",
+        """\tr := bytes.NewReader(data)
+\tdec := json.NewDecoder(r)
+
+\tvar rawMessages map[string]json.RawMessage
+\tif err := dec.Decode(&rawMessages); err != nil {
+\t\treturn lazyerrors.Error(err)
+\t}
+
+\tif err := checkConsumed(dec, r); err != nil {
+\t\treturn lazyerrors.Error(err)
+\t}
+""",
+        """\tvar rawMessages map[string]json.RawMessage
+\tif err := json.Unmarshal(data, &rawMessages); err != nil { // in place (the lake's build)
+\t\treturn lazyerrors.Error(err)
+\t}
+""",
+    ),
+    (
+        "internal/handler/sjson/array.go",
+        """\tr := bytes.NewReader(data)
+\tdec := json.NewDecoder(r)
+
+\tvar rawMessages []json.RawMessage
+\tif err := dec.Decode(&rawMessages); err != nil {
+\t\treturn lazyerrors.Error(err)
+\t}
+
+\tif err := checkConsumed(dec, r); err != nil {
+\t\treturn lazyerrors.Error(err)
+\t}
+""",
+        """\tvar rawMessages []json.RawMessage
+\tif err := json.Unmarshal(data, &rawMessages); err != nil { // in place (the lake's build)
+\t\treturn lazyerrors.Error(err)
+\t}
+""",
+    ),
+    # Without a projection, each document read was still deep-copied by the projection step (9 % of
+    # FerretDB's CPU on a page): pass documents through when there is nothing to project.
+    (
+        "internal/handler/common/projection_iterator.go",
+        "\tprojected, err := ProjectDocument(doc, iter.projection, iter.filter, iter.inclusion)\n",
+        "\tif iter.projection == nil || iter.projection.Len() == 0 { // the lake's build\n"
+        "\t\treturn unused, doc, nil\n\t}\n\n"
+        "\tprojected, err := ProjectDocument(doc, iter.projection, iter.filter, iter.inclusion)\n",
+    ),
+    # Every iterator, row set and cursor (several per document read) was registered in a pprof
+    # profile with its creation stack (runtime.Callers) and a finalizer, a leak check for FerretDB's
+    # own tests: 8 % of its CPU reading a page. Off (the lake's build).
+    (
+        "internal/util/resource/resource.go",
+        "func Track(obj any, token *Token) {\n\tcheckArgs(obj, token)\n",
+        "func Track(obj any, token *Token) {\n\tif !lakeTrackResources {\n\t\treturn\n\t}\n\n"
+        "\tcheckArgs(obj, token)\n",
+    ),
+    (
+        "internal/util/resource/resource.go",
+        "func Untrack(obj any, token *Token) {\n\tcheckArgs(obj, token)\n",
+        "func Untrack(obj any, token *Token) {\n\tif !lakeTrackResources {\n\t\treturn\n\t}\n\n"
+        "\tcheckArgs(obj, token)\n",
+    ),
+    (
+        "internal/util/resource/resource.go",
+        "// Token should be a field of a tracked object.\n",
+        "// lakeTrackResources turns Track and Untrack into no-ops (the lake's build).\n"
+        "const lakeTrackResources = false\n\n"
+        "// Token should be a field of a tracked object.\n",
+    ),
 ]
+
+
+# FerretDB's own unit tests of the packages the patches touch, and the three that compare the
+# wording of a malformed-JSON error (json.Decoder's "unexpected EOF" vs json.Unmarshal's "unexpected
+# end of JSON input"), skipped because that wording is all the patches change for them.
+UPSTREAM_TEST_PACKAGES = (
+    "./internal/handler/sjson/",
+    "./internal/handler/common/",
+    "./internal/backends/sqlite/...",
+)
+UPSTREAM_TESTS_SKIPPED = ("TestUnmarshalInvalid/ExtraData", "TestArray/EOF", "TestDocument/EOF")
+
+
+def run_upstream_tests(workdir: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """Run FerretDB's own tests of the patched packages on a patched copy of its source."""
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit("[stack] ferretdb: its tests need Go")
+    src = _patched_source(go, workdir)
+    (src / ".git").mkdir()  # FerretDB's test helpers locate the repository root by it
+    (src / "build" / "version" / "version.txt").write_text(f"v{VERSION}\n")
+    return subprocess.run(
+        [go, "test", "-count=1", "-skip", "|".join(UPSTREAM_TESTS_SKIPPED), *UPSTREAM_TEST_PACKAGES],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CGO_ENABLED": "0"},
+    )
 
 
 def _source_hash() -> str:
@@ -130,6 +402,11 @@ def _patched_source(go: str, build: pathlib.Path) -> pathlib.Path:
         path.chmod(0o755 if path.is_dir() else 0o644)
     for rel, old, new in PATCHES:
         target = src / rel
+        if not old:  # a file of ours, added to the package
+            if target.exists():
+                raise SystemExit(f"[stack] ferretdb: {rel} already exists in FerretDB {VERSION}")
+            target.write_text(new)
+            continue
         text = target.read_text()
         if text.count(old) != 1:
             raise SystemExit(f"[stack] ferretdb: patch for {rel} does not apply to FerretDB {VERSION}")
@@ -182,8 +459,18 @@ def command(cache: pathlib.Path, data: pathlib.Path, port: int) -> tuple[list[st
         "-handler",
         "sqlite",
         "-sqlite-url",
-        f"file:{data / 'sqlite'}/",
-    ], {}
+        # SQLite reads its pages through a memory map instead of a pread() system call and a copy
+        # per page (a page of `/curated` reads ~150 pages of the collection and its `_id` index).
+        f"file:{data / 'sqlite'}/?_pragma=mmap_size({MMAP_BYTES})",
+        # Go's profiler (`go tool pprof http://<addr>/debug/pprof/profile`), for benchmarks only.
+        *(["-pprof-addr", addr] if (addr := os.environ.get("LAKE_FERRETDB_PPROF_ADDR")) else []),
+    ], {
+        # FerretDB's live Go heap is ~5 MB, so with Go's default (GOGC=100) it collected garbage
+        # every ~4 MB allocated: 20 % of its CPU reading a page of documents. A heap target of
+        # 11x the live heap, capped by a soft memory limit (docs/benchmarks.md, "FerretDB").
+        "GOGC": os.environ.get("LAKE_FERRETDB_GOGC", "1000"),
+        "GOMEMLIMIT": os.environ.get("LAKE_FERRETDB_GOMEMLIMIT", "1GiB"),
+    }
 
 
 def ready(port: int) -> bool:

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof-addr
 	"os"
 	"os/signal"
 	"strings"
@@ -22,7 +24,16 @@ func main() {
 	sqliteURL := flag.String("sqlite-url", "file:data/", "SQLite directory URL (must end with /)")
 	postgresqlURL := flag.String("postgresql-url", "", "PostgreSQL URL, for -handler postgresql")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn or error")
+	pprofAddr := flag.String("pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty)")
 	flag.Parse()
+
+	if *pprofAddr != "" {
+		go func() {
+			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
+				fmt.Fprintf(os.Stderr, "lake-ferretdb: pprof: %v\n", err)
+			}
+		}()
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
