@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -214,6 +215,16 @@ def params_of(data: Dataset) -> wrk.Params:
     )
 
 
+def curated_cache_counts(url: str, auth: dict[str, str]) -> dict[str, float]:
+    """The gateway's /curated document cache counters (``/metrics``): hits and misses so far."""
+    text = httpx.get(f"{url}/metrics", headers=auth, timeout=30).raise_for_status().text
+    found = dict.fromkeys(("hit", "miss"), 0.0)
+    pattern = r'^lake_gateway_curated_cache_total\{outcome="(\w+)"\} (\S+)$'
+    for outcome, value in re.findall(pattern, text, re.M):
+        found[outcome] = float(value)
+    return found
+
+
 def drive(
     name: str, url: str, token: str, params: wrk.Params, args: argparse.Namespace, pids: dict[str, int]
 ) -> ScenarioResult:
@@ -230,8 +241,10 @@ def drive(
     meter = CpuMeter(pids, lambda: cpu_seconds(run.proc.pid) + time.process_time())
     time.sleep(max(0.0, start - time.monotonic()))
     meter.begin()
+    cache_before = curated_cache_counts(url, auth)
     time.sleep(max(0.0, rec.stop - time.monotonic()))
     cores = meter.cores()
+    cache_after = curated_cache_counts(url, auth)
     out, stopped = run.finish()
     for ep, sent, answered, status in out.records:
         error = None
@@ -243,6 +256,9 @@ def drive(
     for ep, sent in out.unanswered:
         rec.add(run.endpoints[ep], sent, stopped, f"no answer {args.drain:g} s after the window")
     result = result_of(name, rec, args.seconds, cores)
+    hits, misses = (cache_after[k] - cache_before[k] for k in ("hit", "miss"))
+    if hits + misses:
+        result.curated_cache = {"hits": hits, "misses": misses, "hit_share": round(hits / (hits + misses), 3)}
     if sockets := {k: v for k, v in out.socket_errors.items() if k in ("connect", "read", "write") and v}:
         result.first_errors["wrk socket errors"] = ", ".join(f"{k} {v}" for k, v in sockets.items())
     return result
@@ -355,6 +371,8 @@ def summary(
         "mix_p99_vs_stores": ratio(mix["p99_ms"], stores["p99_ms"]),
         "endpoints": endpoints,
         "cpu_cores": {r.name: r.cpu_cores for r in results},
+        # documents of /curated pages served from the gateway's cache, in the window (docs/api.md)
+        "curated_cache": {r.name: r.curated_cache for r in results if r.curated_cache},
     }
 
 
@@ -383,6 +401,12 @@ def report(args: argparse.Namespace, data: Dataset, results: list[ScenarioResult
         per_request = f"{1000 * r.cpu_cores['bench client'] / rate:.3f} ms" if rate else "-"
         cores = "  ".join(f"{n} {v:.2f}" for n, v in r.cpu_cores.items())
         print(f"  {r.name:<16}{cores}  (client: {per_request} per request)")
+    for r in results:
+        if cache := r.curated_cache:
+            print(
+                f"  {r.name:<16}/curated documents from the gateway's cache: {cache['hit_share']:.1%}"
+                f" ({int(cache['hits']):,} hits, {int(cache['misses']):,} read from the store)"
+            )
     for r in results:
         for ep, err in r.first_errors.items():
             print(f"first error of {ep} ({r.name}): {err}")

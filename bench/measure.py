@@ -78,6 +78,7 @@ class ScenarioResult:
     overall: dict[str, Any]
     first_errors: dict[str, str]
     cpu_cores: dict[str, float]
+    curated_cache: dict[str, float] | None = None  # hits, misses, hit_share of the gateway's cache
 
 
 def result_of(name: str, rec: Recorder, seconds: float, cores: dict[str, float]) -> ScenarioResult:

@@ -100,6 +100,13 @@ class GatewaySettings(BaseSettings):
         description="a /staging or /curated page reads at most this many index entries per item of"
         " a full page (x (limit + 1)); a sparser query answers 422 query_too_costly (docs/api.md)",
     )
+    curated_cache_mb: int = Field(
+        default=256,
+        ge=0,
+        le=65_536,
+        description="memory per gateway process for rendered /curated documents, checked against"
+        " the catalogue's revision on every page (0: off; docs/api.md)",
+    )
     workers: int = Field(
         default=1,
         ge=1,

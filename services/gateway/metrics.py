@@ -27,6 +27,11 @@ LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
 )
 ERRORS = Counter("lake_gateway_errors_total", "Answers with a 5xx status, by route", ["route"])
+CURATED_CACHE = Counter(
+    "lake_gateway_curated_cache_total",
+    "Documents of /curated pages taken from the gateway's cache (hit) or read from the store (miss)",
+    ["outcome"],
+)
 
 
 def route_label(scope: Scope) -> str:

@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 
 from lake.adapters.objectstore import S3ObjectStore, client_config
 from lake.settings import MySQLSettings, Settings
+from services.gateway.doc_cache import DocCache
 
 T = TypeVar("T")
 
@@ -66,8 +67,13 @@ class Stores:
     pipeline: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=2.0))
     # curated tokenizers' records by key (lake.transform.curated_store), loaded when a new one shows
     tokenizers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # rendered /curated documents by (twitter_id, revision); sized from the settings in __post_init__
+    curated_cache: DocCache = field(default_factory=lambda: DocCache(0))
     # verified API keys: SHA-256 of the key -> (role, monotonic expiry); see deps.KEY_CACHE_TTL_S
     key_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.curated_cache = DocCache(self.settings.gateway.curated_cache_mb << 20)
 
     @property
     def tweets(self) -> Any:

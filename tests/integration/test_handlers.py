@@ -260,6 +260,14 @@ def catalogue(repo: Any, run_id: str) -> tuple[set[str], set[tuple[str, str]], i
     return tweets, links, tags
 
 
+def catalogue_revisions(repo: Any, run_id: str) -> dict[str, int]:
+    with repo.conn.cursor() as cur:
+        cur.execute("SELECT twitter_id, revision FROM curated_tweets WHERE run_id = %s", (run_id,))
+        found = {str(t): int(r) for t, r in cur.fetchall()}
+    repo.conn.commit()
+    return found
+
+
 def test_the_curated_catalogue_lists_exactly_the_documents_that_exist(pipeline, repo):
     pub, ingestor, stager, curator, curated = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
@@ -281,7 +289,15 @@ def test_the_curated_catalogue_lists_exactly_the_documents_that_exist(pipeline, 
     assert links == {(tid, c) for tid, d in docs.items() for c in d["companies"]}
     assert tags == sum(len(d["hashtags"]) for d in docs.values())
     assert any(len(d["companies"]) > 1 for d in docs.values())
-    # a replayed chunk changes neither the documents nor the catalogue
+    # a replayed chunk changes neither the documents nor the catalogue, but for the revisions of
+    # the documents it rewrote (the gateway's cache reads them again) and only theirs
+    revisions = catalogue_revisions(repo, run_id)
+    several = {tid for tid, d in docs.items() if len(d["companies"]) > 1}
+    assert {tid for tid, r in revisions.items() if r > 0} <= several  # late links: rewritten
     curator.handle(staged[1])
     assert catalogue(repo, run_id) == (tweets, links, tags)
     assert curated.tweets.count_documents({"lineage.run_id": run_id}) == len(docs)
+    chunk_1 = {d["_id"] for d in docs.values() if d["lineage"]["chunk_id"] == staged[1].chunk_id}
+    now = catalogue_revisions(repo, run_id)
+    assert {tid for tid in now if now[tid] != revisions[tid]} == chunk_1
+    assert all(now[tid] == revisions[tid] + 1 for tid in chunk_1)

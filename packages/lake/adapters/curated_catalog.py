@@ -39,15 +39,18 @@ class CuratedCatalog:
 
         The tweets and their hashtags are copied inside MySQL from the chunk's staged rows (the
         documents were built from exactly those); company links come from ``links``, never from the
-        links table, which may have gained a link the documents do not hold yet. Idempotent
-        (``INSERT IGNORE``): a replayed chunk changes nothing."""
+        links table, which may have gained a link the documents do not hold yet. Idempotent but
+        for the documents' revisions: a replayed chunk adds no row, and moves the revision of each
+        of its documents on (they were rewritten), so no cache serves what they held before."""
         conn = self.repo.conn
         try:
             with conn.cursor() as cur:
+                # a replayed chunk rewrote its documents: their revision moves on (migration 006)
                 cur.execute(
-                    "INSERT IGNORE INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id)"
+                    "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id)"
                     " SELECT twitter_id, created_at, sentiment, run_id, chunk_id FROM tweets"
-                    " WHERE run_id = %s AND chunk_id = %s",
+                    " WHERE run_id = %s AND chunk_id = %s"
+                    " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1",
                     (run_id, chunk_id),
                 )
                 cur.execute(
@@ -83,6 +86,12 @@ class CuratedCatalog:
                     known.update((int(t), (c, s)) for t, c, s in cur.fetchall())
                 links = [(t, c, *known[t]) for t in ids if t in known for c in companies[t]]
                 self._add_links(cur, links)
+                for batch in _batches(sorted(known)):  # their documents changed
+                    cur.execute(
+                        "UPDATE curated_tweets SET revision = revision + 1"
+                        f" WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                        list(batch),
+                    )
             conn.commit()
         except BaseException:
             conn.rollback()

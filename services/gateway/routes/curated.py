@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
 from lake.adapters.curated_repo import TOKENIZERS
 from lake.transform.curated_store import api_document
-from services.gateway.answers import json_answer
+from services.gateway.answers import json_answer, json_bytes
 from services.gateway.deps import StoresDep, Viewer
+from services.gateway.metrics import CURATED_CACHE
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
 from services.gateway.routes.staging import StagedTweet, staged_row
 from services.gateway.stores import Stores
@@ -84,16 +86,17 @@ async def _tokenizers(stores: Stores, docs: list[dict[str, Any]]) -> dict[str, d
     return stores.tokenizers
 
 
-async def _clean_texts(stores: Stores, ids: list[int]) -> dict[int, str]:
-    """``clean_text`` of the tweets, from their staged rows (the curated store does not repeat it)."""
-    if not ids:
-        return {}
+async def _catalogued(stores: Stores, ids: list[int]) -> dict[int, tuple[int, str | None]]:
+    """(revision, ``clean_text``) of catalogued tweets: the revision picks cached documents, and
+    ``clean_text`` comes from the staged row (the curated store does not repeat it)."""
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         await cur.execute(
-            f"SELECT twitter_id, clean_text FROM tweets WHERE twitter_id IN ({', '.join(['%s'] * len(ids))})",
+            "SELECT ct.twitter_id, ct.revision, t.clean_text FROM curated_tweets ct"
+            " LEFT JOIN tweets t ON t.twitter_id = ct.twitter_id"
+            f" WHERE ct.twitter_id IN ({', '.join(['%s'] * len(ids))})",
             ids,
         )
-        return {int(t): c for t, c in await cur.fetchall()}
+        return {int(t): (int(r), c) for t, r, c in await cur.fetchall()}
 
 
 @router.get(
@@ -116,18 +119,33 @@ async def list_curated(
     tids = [tid for _, tid in keys[: query.limit]]
     if not tids:  # never ask the store for no ids: FerretDB reads every document for `$in: []`
         return json_answer({"items": [], "next_cursor": None})
-    ids = [str(tid) for tid in tids]
-    max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
-    # No projection: the packed token ids are a few dozen bytes, and FerretDB copies every document
-    # to project it (12 % of its CPU on a page).
-    found = stores.tweets.find({"_id": {"$in": ids}}).max_time_ms(max_ms)
-    # both stores at once: the answer waits for the slower one, not for the sum
-    docs, clean = await asyncio.gather(found.to_list(None), _clean_texts(stores, tids))
-    tokenizers = await _tokenizers(stores, docs) if include_tokens else {}
-    by_id = {d["_id"]: api_document(d, clean.get(int(d["_id"])), tokenizers, include_tokens) for d in docs}
+    catalogued = await _catalogued(stores, tids)
+    cache = stores.curated_cache if not include_tokens and stores.curated_cache.max_bytes else None
+    bodies: dict[int, bytes] = {}
+    if cache is not None:
+        for tid in tids:
+            if tid in catalogued and (body := cache.get(tid, catalogued[tid][0])) is not None:
+                bodies[tid] = body
+    if cache is not None:
+        CURATED_CACHE.labels("hit").inc(len(bodies))
+        CURATED_CACHE.labels("miss").inc(len(tids) - len(bodies))
+    if missing := [str(tid) for tid in tids if tid not in bodies]:
+        max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
+        # No projection: the packed token ids are a few dozen bytes, and FerretDB copies every
+        # document to project it (12 % of its CPU on a page).
+        docs = await stores.tweets.find({"_id": {"$in": missing}}).max_time_ms(max_ms).to_list(None)
+        tokenizers = await _tokenizers(stores, docs) if include_tokens else {}
+        for d in docs:
+            tid = int(d["_id"])
+            revision, clean_text = catalogued.get(tid, (None, None))
+            body = to_json(api_document(d, clean_text, tokenizers, include_tokens))
+            bodies[tid] = body
+            if cache is not None and revision is not None:
+                cache.put(tid, revision, body)
     # the catalogue lists a document only once it exists, and nothing deletes one: none is missing
-    items = [by_id[i] for i in ids if i in by_id]
-    return json_answer({"items": items, "next_cursor": query.next_cursor(keys)})
+    items = b",".join(bodies[tid] for tid in tids if tid in bodies)
+    cursor = to_json(query.next_cursor(keys))
+    return json_bytes(b'{"items":[' + items + b'],"next_cursor":' + cursor + b"}")
 
 
 @router.get(

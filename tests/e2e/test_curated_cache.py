@@ -1,0 +1,90 @@
+"""The gateway's cache of rendered curated documents never serves a document after the curator
+changed it: the catalogue's revision (migration 006) moves on after every rewrite, and a page
+takes a cached document only under the revision the catalogue names (docs/api.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from lake.adapters.curated_catalog import CuratedCatalog
+from lake.adapters.curated_repo import CuratedRepository, make_client
+from lake.adapters.mysql import connect
+from lake.adapters.staging_repo import StagingRepository
+from lake.cli import create_key, request_run, wait_for_run
+from lake.events import GeneratedSource
+from lake.settings import Settings
+from tests.e2e.conftest import Services
+
+pytestmark = pytest.mark.e2e
+ROWS, SEED = 400, 4242
+
+
+def listed(http: httpx.Client, tid: int, day: str) -> dict[str, Any]:
+    """The tweet's item on the pages of its day (the cursor walked until it shows)."""
+    params: dict[str, Any] = {"start_date": day, "end_date": day, "limit": 100}
+    for _ in range(200):
+        page = http.get("/curated", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        for item in body["items"]:
+            if item["twitter_id"] == str(tid):
+                return dict(item)
+        if body["next_cursor"] is None:
+            break
+        params["cursor"] = body["next_cursor"]
+    raise AssertionError(f"tweet {tid} is not listed on {day}")
+
+
+def test_a_cached_document_is_served_until_its_revision_moves_then_read_again(
+    services: Services, settings: Settings
+):
+    run = request_run(settings, GeneratedSource(rows=ROWS, seed=SEED, malformed_share=0.0), "e2e-cache")
+    assert wait_for_run(settings, run, timeout=180, expected_rows=ROWS)["status"] == "succeeded"
+    with connect(settings.mysql) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT twitter_id, DATE(created_at) FROM tweets WHERE run_id = %s ORDER BY twitter_id LIMIT 1",
+            (run,),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    tid, day = int(row[0]), row[1].isoformat()
+    key = create_key(settings, "e2e cache", "viewer")
+    client = make_client(settings.mongo)
+    curated = CuratedRepository(client, settings.mongo)
+    repo = StagingRepository(settings.mysql)
+    stored = curated.tweets.find_one({"_id": str(tid)})
+    assert stored is not None
+    try:
+        with httpx.Client(
+            base_url=services.gateway, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        ) as http:
+            before = listed(http, tid, day)  # read from the store, now cached
+            # changed behind the curator's back: the catalogue's revision does not move
+            curated.tweets.update_one({"_id": str(tid)}, {"$set": {"text": "changed in the store only"}})
+            assert listed(http, tid, day) == before  # the cache answered, not the store
+            assert http.get(f"/curated/{tid}").json()["document"]["text"] == "changed in the store only"
+
+            # the run finaliser's way of adding a company: the document first, then the catalogue
+            companies = sorted({*before["companies"], "Zeta Corp"})
+            assert curated.set_companies({tid: companies}) == 1
+            CuratedCatalog(repo).add_companies({tid: ["Zeta Corp"]})
+            after = listed(http, tid, day)
+            assert after["companies"] == companies
+            assert after["text"] == "changed in the store only"
+            unchanged = ("companies", "text")
+            assert {k: v for k, v in after.items() if k not in unchanged} == {
+                k: v for k, v in before.items() if k not in unchanged
+            }
+    finally:  # the namespace's other tests compare pages with the documents: put this one back
+        curated.tweets.replace_one({"_id": str(tid)}, stored)
+        with repo.conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM curated_companies WHERE twitter_id = %s AND company = 'Zeta Corp'", (tid,)
+            )
+            cur.execute("UPDATE curated_tweets SET revision = revision + 1 WHERE twitter_id = %s", (tid,))
+        repo.conn.commit()
+        repo.close()
+        client.close()
