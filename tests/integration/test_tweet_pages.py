@@ -68,7 +68,8 @@ def mysql(settings: Settings) -> Iterator[MySQLSettings]:
             " SELECT twitter_id, LOWER(company), created_at, sentiment FROM tweets"
         )
         cur.execute(
-            "INSERT INTO curated_tweets SELECT twitter_id, created_at, sentiment, run_id, chunk_id"
+            "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id)"
+            " SELECT twitter_id, created_at, sentiment, run_id, chunk_id"
             " FROM tweets WHERE record_no < %s",
             (N - UNCURATED,),
         )
