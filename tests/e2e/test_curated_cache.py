@@ -63,10 +63,15 @@ def test_a_cached_document_is_served_until_its_revision_moves_then_read_again(
             base_url=services.gateway, timeout=30, headers={"Authorization": f"Bearer {key}"}
         ) as http:
             before = listed(http, tid, day)  # read from the store, now cached
+            detail = http.get(f"/curated/{tid}").json()  # the same for the one-document answer
+            assert detail["document"]["text"] == before["text"]
             # changed behind the curator's back: the catalogue's revision does not move
             curated.tweets.update_one({"_id": str(tid)}, {"$set": {"text": "changed in the store only"}})
             assert listed(http, tid, day) == before  # the cache answered, not the store
-            assert http.get(f"/curated/{tid}").json()["document"]["text"] == "changed in the store only"
+            assert http.get(f"/curated/{tid}").json() == detail
+            # a form of the document not cached yet is read from the store
+            fresh = http.get(f"/curated/{tid}", params={"include_tokens": "false"}).json()
+            assert fresh["document"]["text"] == "changed in the store only"
 
             # the run finaliser's way of adding a company: the document first, then the catalogue
             companies = sorted({*before["companies"], "Zeta Corp"})
@@ -75,6 +80,9 @@ def test_a_cached_document_is_served_until_its_revision_moves_then_read_again(
             after = listed(http, tid, day)
             assert after["companies"] == companies
             assert after["text"] == "changed in the store only"
+            now = http.get(f"/curated/{tid}").json()
+            assert (now["document"]["companies"], now["document"]["text"]) == (companies, after["text"])
+            assert now["staged"] == detail["staged"] and now["lineage"] == detail["lineage"]
             unchanged = ("companies", "text")
             assert {k: v for k, v in after.items() if k not in unchanged} == {
                 k: v for k, v in before.items() if k not in unchanged

@@ -17,7 +17,7 @@ from services.gateway.answers import json_answer, json_bytes
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.metrics import CURATED_CACHE
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
-from services.gateway.routes.staging import StagedTweet, staged_row
+from services.gateway.routes.staging import COLUMNS, StagedTweet, to_item
 from services.gateway.stores import Stores
 from services.gateway.tweet_pages import CURATED, page_keys
 
@@ -124,7 +124,7 @@ async def list_curated(
     bodies: dict[int, bytes] = {}
     if cache is not None:
         for tid in tids:
-            if tid in catalogued and (body := cache.get(tid, catalogued[tid][0])) is not None:
+            if tid in catalogued and (body := cache.get((tid, "item"), catalogued[tid][0])) is not None:
                 bodies[tid] = body
     if cache is not None:
         CURATED_CACHE.labels("hit").inc(len(bodies))
@@ -141,7 +141,7 @@ async def list_curated(
             body = to_json(api_document(d, clean_text, tokenizers, include_tokens))
             bodies[tid] = body
             if cache is not None and revision is not None:
-                cache.put(tid, revision, body)
+                cache.put((tid, "item"), revision, body)
     # the catalogue lists a document only once it exists, and nothing deletes one: none is missing
     items = b",".join(bodies[tid] for tid in tids if tid in bodies)
     cursor = to_json(query.next_cursor(keys))
@@ -161,15 +161,36 @@ async def get_curated(
     include_tokens: Annotated[bool, Query(description="include the BERT token ids", examples=[True])] = True,
 ) -> Any:
     tid = twitter_id_path(twitter_id)
+    cache = stores.curated_cache if stores.curated_cache.max_bytes else None
+    key = (tid, "detail+tokens" if include_tokens else "detail")
 
-    async def staged() -> dict[str, Any] | None:
+    async def staged() -> tuple[dict[str, Any] | None, int | None]:
+        """The staged row and the catalogue's revision of the document (None: not catalogued)."""
         async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-            return await staged_row(cur, tid)
+            await cur.execute(
+                f"SELECT {', '.join(f't.{c}' for c in COLUMNS)}, ct.revision FROM tweets t"
+                " LEFT JOIN curated_tweets ct ON ct.twitter_id = t.twitter_id WHERE t.twitter_id = %s",
+                (tid,),
+            )
+            found = await cur.fetchone()
+        if found is None:
+            return None, None
+        return to_item(found[:-1]), None if found[-1] is None else int(found[-1])
 
-    # both stores at once: the answer waits for the slower one, not for the sum
-    stored, row = await asyncio.gather(stores.tweets.find_one({"_id": str(tid)}), staged())
+    if cache is not None and key in cache:  # the catalogue says whether the entry is still current
+        row, revision = await staged()
+        if revision is not None and (cached := cache.get(key, revision)) is not None:
+            CURATED_CACHE.labels("hit").inc()
+            return json_bytes(b"{" + cached + b',"staged":' + to_json(row) + b"}")
+        stored = await stores.tweets.find_one({"_id": str(tid)})
+    else:  # both stores at once: the answer waits for the slower one, not for the sum
+        stored, (row, revision) = await asyncio.gather(stores.tweets.find_one({"_id": str(tid)}), staged())
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no curated tweet {tid}")
     tokenizers = await _tokenizers(stores, [stored]) if include_tokens else {}
     doc = api_document(stored, None if row is None else row["clean_text"], tokenizers, include_tokens)
-    return json_answer({"document": doc, "lineage": doc["lineage"], "staged": row})
+    body = b'"document":' + to_json(doc) + b',"lineage":' + to_json(doc["lineage"])
+    if cache is not None and revision is not None:
+        CURATED_CACHE.labels("miss").inc()
+        cache.put(key, revision, body)
+    return json_bytes(b"{" + body + b',"staged":' + to_json(row) + b"}")
