@@ -49,7 +49,8 @@ def attempt_ids(base: str) -> list[str]:
 
 def run_id_to_request(base: str) -> str:
     """The first of the date's run ids that has not failed: a retry or re-run reuses a run that is
-    requested, running or succeeded (idempotent), while a date whose run failed gets a new run."""
+    not found yet (published, not taken), requested, running or succeeded (idempotent), while a date
+    whose run failed gets a new run."""
     for run_id in attempt_ids(base):
         if run_report(run_id)["status"] != "failed":
             return run_id
@@ -60,7 +61,7 @@ def latest_attempt(base: str) -> str:
     """The date's last requested run id (the one a DAG run of that date followed)."""
     latest = base
     for run_id in attempt_ids(base)[1:]:
-        if run_report(run_id)["status"] == "requested":  # no such run
+        if run_report(run_id)["status"] == NOT_FOUND:
             break
         latest = run_id
     return latest
@@ -160,11 +161,18 @@ def start_run(source: dict[str, Any]) -> str:
     return str(_call("POST", "/runs", source)["run_id"])
 
 
+NOT_FOUND = "not_found"  # the gateway has no such run (404): not a status of the platform
+
+
 def run_report(run_id: str) -> dict[str, Any]:
-    """The run's report; ``status: requested`` while no service has picked the request up yet (the
-    ingestor records a run when it consumes ``ingest.requested``)."""
+    """The run's report, or ``status: not_found`` when the gateway has no such run (404).
+
+    A run requested through the gateway or the CLI exists at once with status ``requested``. The
+    DAG publishes ``ingest.requested`` to Kafka itself and holds no store of the platform, so its
+    run has no row until the ingestor takes the event: ``not_found`` until then (the sensor waits
+    ``pickup_timeout`` for it), ``requested`` never."""
     try:
         report: dict[str, Any] = _call("GET", f"/runs/{run_id}")
     except NotFound:
-        return {"run_id": run_id, "status": "requested"}
+        return {"run_id": run_id, "status": NOT_FOUND}
     return report

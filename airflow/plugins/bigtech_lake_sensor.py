@@ -22,6 +22,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from bigtech_lake_client import (
+    NOT_FOUND,
     TERMINAL,
     GatewayError,
     gateway_configured,
@@ -83,7 +84,7 @@ class LakeRunTrigger(BaseTrigger):
                 if report["status"] in TERMINAL:
                     yield TriggerEvent({"status": report["status"], "run_id": self.run_id, "report": report})
                     return
-                if report["status"] == "requested" and now > self.pickup_by:
+                if report["status"] in (NOT_FOUND, "requested") and now > self.pickup_by:
                     yield self._error(
                         "not_picked_up",
                         f"no service picked run {self.run_id} up: is the ingestor running, and"

@@ -18,13 +18,13 @@ import logging
 import os
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lake import auth
-from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource
+from lake.events import GeneratedSource, KaggleSource, PathSource
+from lake.runs import request_run
 from lake.settings import Settings, get_settings
 
 COUNT_NAMES = ("raw_rows", "rejected_rows", "duplicate_rows", "staged_rows", "curated_docs")
@@ -32,10 +32,6 @@ COUNT_NAMES = ("raw_rows", "rejected_rows", "duplicate_rows", "staged_rows", "cu
 
 def err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
 def bootstrap(settings: Settings) -> dict[str, Any]:
@@ -151,16 +147,6 @@ def dev_key(settings: Settings, run_dir: Path) -> str:
     path.write_text(token + "\n")
     path.chmod(0o600)
     return token
-
-
-def request_run(
-    settings: Settings, request: GeneratedSource | PathSource | KaggleSource, requested_by: str = "cli"
-) -> str:
-    from lake.adapters.broker import send_event
-
-    run_id = new_run_id()
-    send_event(settings, IngestRequested(run_id=run_id, request=request, requested_by=requested_by))
-    return run_id
 
 
 def wait_for_run(

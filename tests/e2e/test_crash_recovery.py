@@ -19,8 +19,9 @@ import pytest
 from lake.adapters.mysql import connect
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
-from lake.cli import request_run, wait_for_run
+from lake.cli import wait_for_run
 from lake.events import GeneratedSource
+from lake.runs import request_run
 from lake.settings import Settings
 from tests.conftest import free_port
 from tests.e2e.conftest import Services

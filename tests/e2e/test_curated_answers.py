@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from lake.adapters.mysql import connect
-from lake.cli import create_key, request_run, wait_for_run
+from lake.cli import create_key, wait_for_run
 from lake.events import GeneratedSource
+from lake.runs import request_run
 from lake.settings import Settings
 from tests.e2e.conftest import Services
 

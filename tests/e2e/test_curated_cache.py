@@ -13,8 +13,9 @@ from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository, make_client
 from lake.adapters.mysql import connect
 from lake.adapters.staging_repo import StagingRepository
-from lake.cli import create_key, request_run, wait_for_run
+from lake.cli import create_key, wait_for_run
 from lake.events import GeneratedSource
+from lake.runs import request_run
 from lake.settings import Settings
 from tests.e2e.conftest import Services
 

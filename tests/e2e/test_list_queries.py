@@ -16,8 +16,9 @@ import httpx
 import pymongo
 import pytest
 
-from lake.cli import create_key, request_run, wait_for_run
+from lake.cli import create_key, wait_for_run
 from lake.events import GeneratedSource
+from lake.runs import request_run
 from lake.settings import Settings
 from tests.e2e.conftest import Services
 

@@ -17,8 +17,9 @@ from kafka import KafkaConsumer, TopicPartition
 from lake.adapters.broker import send_event
 from lake.adapters.mysql import connect
 from lake.adapters.staging_repo import StagingRepository
-from lake.cli import request_run, wait_for_run
+from lake.cli import wait_for_run
 from lake.events import GeneratedSource, PathSource, RawChunkReady, dlq
+from lake.runs import request_run
 from lake.settings import Settings
 from tests.e2e.conftest import Services
 

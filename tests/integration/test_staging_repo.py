@@ -173,3 +173,23 @@ def test_bulk_load_keeps_escapes_verbatim_and_refuses_values_the_server_would_ch
         repo.conn.commit()
     finally:
         repo.close()
+
+
+def test_a_run_is_requested_then_running_and_a_later_pickup_changes_nothing(repo: StagingRepository):
+    run_id = f"r-{uuid.uuid4().hex[:8]}"
+    assert repo.run_status(run_id) is None
+    repo.record_requested(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")
+    assert repo.run_status(run_id) == ("requested", None)
+    repo.create_run(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")  # taken
+    assert repo.run_status(run_id) == ("running", None)
+    with repo.conn.cursor() as cur:
+        cur.execute("SELECT requested_by, started_at IS NOT NULL FROM runs WHERE run_id = %s", (run_id,))
+        assert cur.fetchone() == ("gateway", 1)
+    repo.conn.commit()
+    repo.fail_run(run_id, "boom")
+    repo.create_run(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")  # redelivered
+    assert repo.run_status(run_id) == ("failed", "boom")
+    # Airflow's runs have no row before the ingestor takes them
+    airflow_run = f"bigtech_ingest-{uuid.uuid4().hex[:8]}"
+    repo.create_run(airflow_run, {"source": "generated", "rows": 10, "seed": 1}, "airflow")
+    assert repo.run_status(airflow_run) == ("running", None)

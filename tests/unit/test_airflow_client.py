@@ -64,11 +64,13 @@ def test_rejected_share(client: ModuleType):
 
 def test_a_date_reuses_its_run_unless_it_failed(client: ModuleType, monkeypatch: pytest.MonkeyPatch):
     statuses = {"d": "failed", "d-r2": "failed", "d-r3": "running"}
-    monkeypatch.setattr(client, "run_report", lambda rid: {"status": statuses.get(rid, "requested")})
+    monkeypatch.setattr(client, "run_report", lambda rid: {"status": statuses.get(rid, client.NOT_FOUND)})
     assert client.run_id_to_request("d") == "d-r3"  # running: the same run again (idempotent)
     assert client.latest_attempt("d") == "d-r3"
     statuses["d-r3"] = "failed"
-    assert client.run_id_to_request("d") == "d-r4"  # not requested yet: the next attempt
+    assert client.run_id_to_request("d") == "d-r4"  # no such run yet: the next attempt
+    statuses["d-r4"] = "requested"  # accepted, not taken yet: the same run again
+    assert client.run_id_to_request("d") == "d-r4" and client.latest_attempt("d") == "d-r4"
     assert client.run_id_to_request("fresh") == "fresh"
     monkeypatch.setattr(client, "run_report", lambda rid: {"status": "failed"})
     with pytest.raises(RuntimeError, match="9 runs of d failed"):

@@ -101,12 +101,27 @@ class StagingRepository:
         self._conn = None
 
     # --- runs -------------------------------------------------------------------------------
-    def create_run(self, run_id: str, source: dict[str, Any], requested_by: str) -> None:
+    def record_requested(self, run_id: str, source: dict[str, Any], requested_by: str) -> None:
+        """The run exists from the moment it is accepted (``lake.runs.request_run``)."""
         with self.conn.cursor() as cur:
             cur.execute(
-                "INSERT IGNORE INTO runs (run_id, source, requested_by, status, requested_at, started_at)"
-                " VALUES (%s, %s, %s, 'running', %s, %s)",
-                (run_id, json.dumps(source), requested_by[:64], _now(), _now()),
+                "INSERT IGNORE INTO runs (run_id, source, requested_by, status, requested_at)"
+                " VALUES (%s, %s, %s, 'requested', %s)",
+                (run_id, json.dumps(source), requested_by[:64], _now()),
+            )
+        self.conn.commit()
+
+    def create_run(self, run_id: str, source: dict[str, Any], requested_by: str) -> None:
+        """The ingestor took the run's request: ``requested`` (or no row yet: Airflow's runs)
+        becomes ``running``; a run already further along keeps its status."""
+        now = _now()
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO runs (run_id, source, requested_by, status, requested_at, started_at)"
+                " VALUES (%s, %s, %s, 'running', %s, %s)"
+                " ON DUPLICATE KEY UPDATE status = IF(status = 'requested', 'running', status),"
+                " started_at = COALESCE(started_at, %s)",
+                (run_id, json.dumps(source), requested_by[:64], now, now, now),
             )
         self.conn.commit()
 

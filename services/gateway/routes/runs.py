@@ -11,9 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from pydantic import AfterValidator, BaseModel, Field
 
-from lake.adapters.broker import send_event
-from lake.cli import new_run_id
-from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource, Source
+from lake.events import GeneratedSource, KaggleSource, PathSource, Source
+from lake.runs import request_run
 from lake.sources import SourceRefused, check_allowed, check_rows
 from services.gateway.deps import Admin, Analyst, SettingsDep, StoresDep
 
@@ -43,7 +42,9 @@ class LayerReport(BaseModel):
 
 class RunReport(BaseModel):
     run_id: str
-    status: Literal["running", "succeeded", "failed"]
+    status: Literal["requested", "running", "succeeded", "failed"] = Field(
+        description="requested: accepted, not taken by the ingestor yet (docs/api.md)"
+    )
     error: str | None
     source: dict[str, Any]
     requested_by: str
@@ -89,10 +90,8 @@ async def start_run(
     except SourceRefused as exc:
         raise HTTPException(422, str(exc)) from exc
     assert isinstance(request, GeneratedSource | PathSource | KaggleSource)
-    run_id = new_run_id()
-    await asyncio.to_thread(
-        send_event, settings, IngestRequested(run_id=run_id, request=request, requested_by="gateway")
-    )
+    # recorded as `requested`, then published: GET /runs/{id} answers at once (lake.runs)
+    run_id = await asyncio.to_thread(request_run, settings, request, "gateway")
     return RunAccepted(run_id=run_id)
 
 
