@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.transform import curated_parquet as cp
@@ -45,6 +46,13 @@ def test_documents_become_partitions_of_the_fixed_schema():
     assert apple.column("twitter_id").to_pylist()[0] == 1_300_000_000_000_000_000
     assert apple.column("token_ids").to_pylist()[1] == [101, 1, 102]
     assert apple.column("location").null_count == 3
+
+
+def test_the_columnar_table_equals_the_row_by_row_one():
+    docs = _docs(40) + _docs(5, 100, "Tesla")
+    docs[3]["hashtags"], docs[4]["companies"] = [], ["Apple", "Tesla"]
+    expected = pa.Table.from_pylist([cp.flat_row(d) for d in docs], schema=cp.SCHEMA)
+    assert cp.table_of(docs).equals(expected)
 
 
 def test_part_keys_are_deterministic_and_carry_the_partition():

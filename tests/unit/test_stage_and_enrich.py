@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from lake.schema import RAW_COLUMNS
@@ -72,6 +72,28 @@ def test_time_features_read_naive_times_as_utc():
         "hour": 23,
         "is_weekend": True,
     }
+
+
+def test_time_features_are_the_calendar_of_the_time_in_its_own_zone_at_every_hour():
+    """Computed once per hour (cached): every hour of two years, a minute into it, in UTC and at
+    UTC-7, equal the calendar read off the time itself; a caller may change its copy."""
+    start = datetime(2020, 1, 1, 0, 1, tzinfo=UTC)
+    for h in range(2 * 366 * 24):
+        for ts in (
+            start + timedelta(hours=h),
+            (start + timedelta(hours=h)).astimezone(timezone(timedelta(hours=-7))),
+        ):
+            assert time_features(ts) == {
+                "date": ts.date().isoformat(),
+                "year": ts.year,
+                "month": ts.month,
+                "day_of_week": ts.isoweekday(),
+                "day_name": ts.strftime("%A"),
+                "hour": ts.hour,
+                "is_weekend": ts.isoweekday() >= 6,
+            }
+    time_features(start)["hour"] = 99
+    assert time_features(start)["hour"] == 0
 
 
 def staged_row(**kw: Any) -> dict[str, Any]:

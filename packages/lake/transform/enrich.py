@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import emoji
@@ -29,16 +30,24 @@ def emoji_of(text: str) -> list[str]:
 
 
 def time_features(created_at: datetime) -> dict[str, Any]:
+    """Calendar features of the tweet's time (naive times are UTC); they depend on its hour only,
+    so each hour's are computed once (the curator and the gateway derive them for every document)."""
     ts = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
-    return {
-        "date": ts.strftime("%Y-%m-%d"),
-        "year": ts.year,
-        "month": ts.month,
-        "day_of_week": ts.isoweekday(),  # 1 = Monday … 7 = Sunday
-        "day_name": ts.strftime("%A"),
-        "hour": ts.hour,
-        "is_weekend": ts.isoweekday() >= 6,
-    }
+    return dict(_hour_features(ts.year, ts.month, ts.day, ts.hour))
+
+
+@lru_cache(maxsize=1 << 14)  # ~680 days of hours
+def _hour_features(year: int, month: int, day: int, hour: int) -> tuple[tuple[str, Any], ...]:
+    ts = datetime(year, month, day, hour)
+    return (
+        ("date", ts.strftime("%Y-%m-%d")),
+        ("year", year),
+        ("month", month),
+        ("day_of_week", ts.isoweekday()),  # 1 = Monday … 7 = Sunday
+        ("day_name", ts.strftime("%A")),
+        ("hour", hour),
+        ("is_weekend", ts.isoweekday() >= 6),
+    )
 
 
 def curated_document(
