@@ -127,3 +127,36 @@ def test_demojize_on_runs_matches_the_emoji_library_on_whole_texts():
         expected = emoji.demojize(text, delimiters=(" ", " "))
         assert demojize(text) == expected.replace("_", " "), text
     assert demojize("plain ascii_words") == "plain ascii_words"
+
+
+def test_the_sign_first_patterns_match_exactly_what_the_look_behind_first_ones_did():
+    """HASHTAG_RE, MENTION_RE and HASH_SIGN_RE start with their sign for speed; their matches (spans
+    and groups) equal the earlier look-behind-first patterns' on generated tweets and edge cases,
+    and the entity functions' pre-checks change no answer."""
+    import random
+    import re
+
+    from lake.transform import clean
+    from lake.transform.generate import _text
+
+    before = {
+        "hashtag": (re.compile(r"(?<![\w#&])#(\w*[^\W\d_]\w*)"), clean.HASHTAG_RE),
+        "mention": (re.compile(r"(?<![\w@])@(\w{1,30})"), clean.MENTION_RE),
+        "hash sign": (re.compile(r"(?<![\w#&])#(?=\w*[^\W\d_])"), clean.HASH_SIGN_RE),
+    }
+    rng = random.Random(7)
+    texts = [_text(rng, rng.choice(["Apple", "Tesla", "Google"])) for _ in range(3000)]
+    texts += [
+        "#start", "&#39;#tag", "a#b #c", "##x #1 #1a #_a #a_ é#x #é", "#", "@", "x@", "@@c @a@b x@y",
+        "@" + "w" * 40, "mail me@x.com @_u @ü", "http://x www.y HTTPS://Z WWW.Q", "#tag\n@user\thttp://a",
+        "", "no signs at all", "&#x1F600; #ok&#y",
+    ]  # fmt: skip
+    for text in texts:
+        for name, (old, new) in before.items():
+            got = [(m.span(), m.groups()) for m in new.finditer(text)]
+            assert got == [(m.span(), m.groups()) for m in old.finditer(text)], (name, text)
+        old_tags = list(dict.fromkeys(t.lower() for t in before["hashtag"][0].findall(text)))
+        old_mentions = list(dict.fromkeys(m.lower() for m in before["mention"][0].findall(text)))
+        assert clean.hashtags_of(text) == old_tags, text
+        assert clean.mentions_of(text) == old_mentions, text
+        assert clean.urls_of(text) == clean.URL_RE.findall(text), text

@@ -30,9 +30,14 @@ from lake.schema import (
 )
 
 URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-MENTION_RE = re.compile(r"(?<![\w@])@(\w{1,30})")
-HASHTAG_RE = re.compile(r"(?<![\w#&])#(\w*[^\W\d_]\w*)")
-HASH_SIGN_RE = re.compile(r"(?<![\w#&])#(?=\w*[^\W\d_])")  # the "#" of a hashtag
+# A mention is "@" + up to 30 word characters, not after a word character or "@"; a hashtag is "#" +
+# word characters with a letter, not after a word character, "#" or "&" (``&#39;``). Each pattern
+# starts with its literal sign and checks the character before it with a look-behind that includes
+# the sign: the same matches as a look-behind first, but the engine jumps from sign to sign instead
+# of trying the look-behind at every position (2-5x faster; tests/unit/test_clean.py compares them).
+MENTION_RE = re.compile(r"@(?<![\w@]@)(\w{1,30})")
+HASHTAG_RE = re.compile(r"#(?<![\w#&]#)(\w*[^\W\d_]\w*)")
+HASH_SIGN_RE = re.compile(r"#(?<![\w#&]#)(?=\w*[^\W\d_])")  # the "#" of a hashtag
 SPACE_RE = re.compile(r"\s+")
 CREATED_AT_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 _VALUE_PREVIEW = 200
@@ -63,14 +68,20 @@ def sentiment_of(polarity: float) -> str:
 
 def hashtags_of(text: str) -> list[str]:
     """Distinct hashtags, lower-cased, in order of appearance (``#1`` or ``&#39;`` are not hashtags)."""
+    if "#" not in text:
+        return []
     return list(dict.fromkeys(tag.lower() for tag in HASHTAG_RE.findall(text)))
 
 
 def mentions_of(text: str) -> list[str]:
+    if "@" not in text:  # most tweets: no scan at all
+        return []
     return list(dict.fromkeys(m.lower() for m in MENTION_RE.findall(text)))
 
 
 def urls_of(text: str) -> list[str]:
+    if "://" not in text and "www." not in text.lower():  # every match holds one of them
+        return []
     return URL_RE.findall(text)
 
 
