@@ -126,7 +126,6 @@ async def list_curated(
         for tid in tids:
             if tid in catalogued and (body := cache.get((tid, "item"), catalogued[tid][0])) is not None:
                 bodies[tid] = body
-    if cache is not None:
         CURATED_CACHE.labels("hit").inc(len(bodies))
         CURATED_CACHE.labels("miss").inc(len(tids) - len(bodies))
     if missing := [str(tid) for tid in tids if tid not in bodies]:
