@@ -115,7 +115,7 @@ func prepareIDInClause(filter *types.Document) (string, []any) {
     # wording (FerretDB's own tests of these packages pass but three that compare that wording:
     # UPSTREAM_TESTS_SKIPPED, run by tests/integration/test_ferretdb_build.py).
     (
-        "internal/handler/sjson/lake_schema_cache.go",
+        "internal/handler/sjson/lake_decode.go",
         "",
         """// Added by the lake's build (infra/ferretdb_component.py).
 
@@ -136,6 +136,16 @@ var (
 \tlakeSchemasM sync.RWMutex
 \tlakeSchemas  = make(map[string]*schema)
 )
+
+// lakeScalar decodes one scalar value of type T in place (no json.Decoder and buffer per value).
+func lakeScalar[T any](data []byte) (any, error) {
+\tvar v T
+\tif err := json.Unmarshal(data, &v); err != nil {
+\t\treturn nil, lazyerrors.Error(err)
+\t}
+
+\treturn v, nil
+}
 
 // lakeCachedSchema decodes a document's `$s` schema, once per distinct schema text.
 // The returned schema is shared: it is only read, never modified.
@@ -227,47 +237,22 @@ func lakeCachedSchema(raw []byte) (*schema, error) {
         "\tvar res sjsontype\n\tvar err error\n\n\tswitch sch.Type {\n",
         """\tswitch sch.Type { // scalars decoded in place (added by the lake's build)
 \tcase elemTypeString:
-\t\tvar s string
-\t\tif err := json.Unmarshal(data, &s); err != nil {
-\t\t\treturn nil, lazyerrors.Error(err)
-\t\t}
-
-\t\treturn s, nil
+\t\treturn lakeScalar[string](data)
 \tcase elemTypeInt:
-\t\tvar i int32
-\t\tif err := json.Unmarshal(data, &i); err != nil {
-\t\t\treturn nil, lazyerrors.Error(err)
-\t\t}
-
-\t\treturn i, nil
+\t\treturn lakeScalar[int32](data)
 \tcase elemTypeLong:
-\t\tvar l int64
-\t\tif err := json.Unmarshal(data, &l); err != nil {
-\t\t\treturn nil, lazyerrors.Error(err)
-\t\t}
-
-\t\treturn l, nil
+\t\treturn lakeScalar[int64](data)
 \tcase elemTypeDouble:
-\t\tvar f float64
-\t\tif err := json.Unmarshal(data, &f); err != nil {
-\t\t\treturn nil, lazyerrors.Error(err)
-\t\t}
-
-\t\treturn f, nil
+\t\treturn lakeScalar[float64](data)
 \tcase elemTypeBool:
-\t\tvar b bool
-\t\tif err := json.Unmarshal(data, &b); err != nil {
-\t\t\treturn nil, lazyerrors.Error(err)
-\t\t}
-
-\t\treturn b, nil
+\t\treturn lakeScalar[bool](data)
 \tcase elemTypeDate:
-\t\tvar ms int64
-\t\tif err := json.Unmarshal(data, &ms); err != nil {
-\t\t\treturn nil, lazyerrors.Error(err)
+\t\tms, err := lakeScalar[int64](data)
+\t\tif err != nil {
+\t\t\treturn nil, err
 \t\t}
 
-\t\treturn time.UnixMilli(ms), nil
+\t\treturn time.UnixMilli(ms.(int64)), nil
 \t}
 
 \tvar res sjsontype
