@@ -68,7 +68,7 @@ class Stores:
     # curated tokenizers' records by key (lake.transform.curated_store), loaded when a new one shows
     tokenizers: dict[str, dict[str, Any]] = field(default_factory=dict)
     # rendered /curated documents by (twitter_id, revision); sized from the settings in __post_init__
-    curated_cache: DocCache = field(default_factory=lambda: DocCache(0))
+    curated_cache: DocCache = field(init=False)
     # verified API keys: SHA-256 of the key -> (role, monotonic expiry); see deps.KEY_CACHE_TTL_S
     key_cache: dict[str, tuple[str, float]] = field(default_factory=dict)
 

@@ -78,20 +78,20 @@ class CuratedCatalog:
             with conn.cursor() as cur:
                 known: dict[int, tuple[datetime, str]] = {}
                 for batch in _batches(ids):
+                    marks = ", ".join(["%s"] * len(batch))
                     cur.execute(
                         "SELECT twitter_id, created_at, sentiment FROM curated_tweets"
-                        f" WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                        f" WHERE twitter_id IN ({marks})",
                         list(batch),
                     )
                     known.update((int(t), (c, s)) for t, c, s in cur.fetchall())
-                links = [(t, c, *known[t]) for t in ids if t in known for c in companies[t]]
-                self._add_links(cur, links)
-                for batch in _batches(sorted(known)):  # their documents changed
+                    # their documents changed (only catalogued tweets have a row to update)
                     cur.execute(
-                        "UPDATE curated_tweets SET revision = revision + 1"
-                        f" WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                        f"UPDATE curated_tweets SET revision = revision + 1 WHERE twitter_id IN ({marks})",
                         list(batch),
                     )
+                links = [(t, c, *known[t]) for t in ids if t in known for c in companies[t]]
+                self._add_links(cur, links)
             conn.commit()
         except BaseException:
             conn.rollback()
