@@ -117,9 +117,11 @@ def ensure_loaded(settings: Any, rows: int) -> tuple[str, dict[str, int]]:
     found = succeeded_run(settings, rows)
     if found is not None:
         say(f"the bench namespace holds run {found[0]} of {rows:,} raw rows: reusing it")
-        from lake.cli import bootstrap
+        from lake.cli import backfill_items, bootstrap
 
-        bootstrap(settings)  # data loaded by an earlier version gets this version's migrations
+        # data loaded by an earlier version gets this version's migrations and their backfills
+        if bootstrap(settings)["curated_items_missing"]:
+            say(f"list items backfilled: {backfill_items(settings):,}")
         return found
     say(f"no succeeded run of {rows:,} rows in the bench namespace: loading one with bench.pipeline")
     from bench import pipeline

@@ -1,6 +1,7 @@
 """``lake``: bootstrap the stores, manage API keys, request runs and wait for them.
 
 lake bootstrap                       topics, buckets, MySQL migrations, MongoDB indexes
+lake backfill-items                  list items for curated tweets catalogued before migration 007
 lake keys create --role admin NAME   prints the key once (stored hashed)
 lake keys list | lake keys revoke KEY_ID
 lake keys generate                   prints a new key, not stored (for a deployment's .env)
@@ -36,9 +37,11 @@ def err(msg: str) -> None:
 
 def bootstrap(settings: Settings) -> dict[str, Any]:
     from lake.adapters.broker import ensure_topics
+    from lake.adapters.curated_catalog import CuratedCatalog
     from lake.adapters.curated_repo import CuratedRepository, make_client
     from lake.adapters.mysql import migrate
     from lake.adapters.objectstore import S3ObjectStore
+    from lake.adapters.staging_repo import StagingRepository
 
     applied = migrate(settings.mysql)
     store = S3ObjectStore.from_settings(settings.s3)
@@ -51,12 +54,41 @@ def bootstrap(settings: Settings) -> dict[str, Any]:
         indexes = CuratedRepository(client, settings.mongo).ensure_indexes()
     finally:
         client.close()
+    repo = StagingRepository(settings.mysql)
+    try:
+        missing = CuratedCatalog(repo).missing_items()
+    finally:
+        repo.close()
     return {
         "migrations_applied": applied,
         "buckets": buckets,
         "topics_created": topics,
         "indexes_dropped": indexes,
+        "curated_items_missing": missing,
     }
+
+
+def backfill_items(settings: Settings) -> int:
+    """Render the list items that migration 007 left empty, from the documents, with progress."""
+    from lake.adapters.curated_catalog import CuratedCatalog
+    from lake.adapters.curated_repo import CuratedRepository, make_client
+    from lake.adapters.staging_repo import StagingRepository
+
+    client = make_client(settings.mongo)
+    repo = StagingRepository(settings.mysql)
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        rate = done / max(time.monotonic() - started, 1e-9)
+        err(f"list items: {done:,}/{total:,} written ({rate:,.0f}/s)")
+
+    try:
+        return CuratedCatalog(repo).backfill_items(
+            CuratedRepository(client, settings.mongo), progress=progress
+        )
+    finally:
+        repo.close()
+        client.close()
 
 
 def reset_stores(settings: Settings) -> None:
@@ -193,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("bootstrap", help="create topics, buckets, schema and indexes (idempotent)")
+    sub.add_parser(
+        "backfill-items",
+        help="give curated tweets catalogued before migration 007 their list items (idempotent)",
+    )
     keys = sub.add_parser("keys", help="manage API keys")
     ksub = keys.add_subparsers(dest="keys_cmd", required=True)
     kc = ksub.add_parser("create")
@@ -223,7 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
 
     if args.cmd == "bootstrap":
-        print(json.dumps(bootstrap(settings)))
+        done = bootstrap(settings)
+        if done["curated_items_missing"]:
+            err(
+                f"{done['curated_items_missing']} curated tweets have no list item yet (catalogued"
+                " before migration 007): their pages read the document store until you run"
+                " `python -m lake.cli backfill-items`"
+            )
+        print(json.dumps(done))
+    elif args.cmd == "backfill-items":
+        print(json.dumps({"items_written": backfill_items(settings)}))
     elif args.cmd == "keys":
         return keys_command(settings, args)
     elif args.cmd in ("ingest", "demo"):

@@ -28,7 +28,7 @@ from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform import curated_parquet as cp
-from lake.transform.curated_store import stored_document, tokenizer_record
+from lake.transform.curated_store import list_item, stored_document, tokenizer_record
 from lake.transform.enrich import curated_document
 from lake.transform.tokenize import LoadedTokenizer
 from services.curator.finalize import RunFinalizer
@@ -69,7 +69,9 @@ class Curator:
         meta = self.tokenizer.meta()
         step = self.settings.pipeline.curator_batch
         tables: dict[tuple[str, str], list[pa.Table]] = {}
-        # (twitter_id, company, created_at, sentiment) of every company the documents are written with
+        # (twitter_id, created_at, sentiment, list item) of every document, and (twitter_id, company,
+        # created_at, sentiment) of every company the documents are written with: the catalogue's
+        items: list[tuple[int, datetime, str, bytes]] = []
         links: list[tuple[int, str, datetime, str]] = []
 
         def batches() -> Iterator[list[dict[str, Any]]]:
@@ -82,16 +84,10 @@ class Curator:
                 ]
                 for part, table in cp.partitions(docs).items():
                     tables.setdefault(part, []).append(table)
-                links.extend(
-                    (
-                        int(d["_id"]),
-                        name,
-                        d["created_at"].astimezone(UTC).replace(tzinfo=None),
-                        d["sentiment"],
-                    )
-                    for d in docs
-                    for name in d["companies"]
-                )
+                for d in docs:
+                    tid, at = int(d["_id"]), d["created_at"].astimezone(UTC).replace(tzinfo=None)
+                    items.append((tid, at, d["sentiment"], list_item(d)))
+                    links.extend((tid, name, at, d["sentiment"]) for name in d["companies"])
                 yield [stored_document(d, self.tokenizer_record) for d in docs]
 
         try:
@@ -107,7 +103,7 @@ class Curator:
                 )
                 keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated
-        self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, links, written)
+        self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, items, links)
         self.publisher.publish(
             CuratedChunkReady(
                 run_id=event.run_id, chunk_id=event.chunk_id, curated_docs=written, parquet_keys=keys

@@ -1,15 +1,15 @@
 """Rendered curated documents kept in the gateway's memory, checked against the catalogue.
 
-A ``/curated`` page reads its ids *and their revisions* from the curated catalogue in MySQL, then
-takes each document's JSON from this cache when it holds that revision, and reads only the others
-from the document store; ``/curated/{id}`` does the same for its one document. The curator bumps
+``/curated/{id}`` reads the document's revision from the curated catalogue in MySQL (with the
+staged row), then takes the document's JSON from this cache when it holds that revision, and reads
+the document store only otherwise. The curator bumps
 a document's revision (migration 006) after every rewrite of the document, so an entry of an older
 revision is never served; FerretDB's cost per document read (docs/benchmarks.md) is paid once per
 document and revision, not once per request.
 
 Bounded in bytes (``LAKE_GATEWAY_CURATED_CACHE_MB``, 0 turns it off), least recently used first
 out; one per gateway process. Keys are ``(twitter_id, form)``: the form names which rendering of
-the document the entry holds (a page's item, or ``/curated/{id}``'s, with or without tokens).
+the document the entry holds (``/curated/{id}``'s, with or without tokens).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The gateway's cache of rendered curated documents never serves a document after the curator
-changed it: the catalogue's revision (migration 006) moves on after every rewrite, and a page
-takes a cached document only under the revision the catalogue names (docs/api.md)."""
+"""What the gateway serves without reading the document store never outlives the curator's next
+change of the document: ``/curated/{id}``'s cache is taken only under the revision the catalogue
+names (migration 006), and a page's items are the catalogue's list projection (migration 007),
+rewritten with each revision (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -39,9 +40,7 @@ def listed(http: httpx.Client, tid: int, day: str) -> dict[str, Any]:
     raise AssertionError(f"tweet {tid} is not listed on {day}")
 
 
-def test_a_cached_document_is_served_until_its_revision_moves_then_read_again(
-    services: Services, settings: Settings
-):
+def test_cached_answers_and_list_items_follow_the_curators_revisions(services: Services, settings: Settings):
     run = request_run(settings, GeneratedSource(rows=ROWS, seed=SEED, malformed_share=0.0), "e2e-cache")
     summary = wait_for_run(settings, run, timeout=180, expected_rows=ROWS)
     assert summary["status"] == "succeeded" and summary["curated_docs"] > 0, summary
@@ -63,13 +62,23 @@ def test_a_cached_document_is_served_until_its_revision_moves_then_read_again(
         with httpx.Client(
             base_url=services.gateway, timeout=30, headers={"Authorization": f"Bearer {key}"}
         ) as http:
-            before = listed(http, tid, day)  # read from the store, now cached
-            detail = http.get(f"/curated/{tid}").json()  # the same for the one-document answer
-            assert detail["document"]["text"] == before["text"]
+            before = listed(http, tid, day)  # the list projection
+            # a tweet catalogued before the projection existed (no item): read from the store
+            with repo.conn.cursor() as cur:
+                cur.execute("SELECT item FROM curated_tweets WHERE twitter_id = %s", (tid,))
+                (item,) = cur.fetchone() or (None,)
+                cur.execute("UPDATE curated_tweets SET item = NULL WHERE twitter_id = %s", (tid,))
+            repo.conn.commit()
+            assert item is not None and listed(http, tid, day) == before
+            with repo.conn.cursor() as cur:
+                cur.execute("UPDATE curated_tweets SET item = %s WHERE twitter_id = %s", (item, tid))
+            repo.conn.commit()
+            detail = http.get(f"/curated/{tid}").json()  # read from the store, now cached
+            assert {**detail["document"], "tokens": None} == {**before, "tokens": None}
             # changed behind the curator's back: the catalogue's revision does not move
             curated.tweets.update_one({"_id": str(tid)}, {"$set": {"text": "changed in the store only"}})
-            assert listed(http, tid, day) == before  # the cache answered, not the store
-            assert http.get(f"/curated/{tid}").json() == detail
+            assert listed(http, tid, day) == before  # the projection answered, not the store
+            assert http.get(f"/curated/{tid}").json() == detail  # the cache answered
             # a form of the document not cached yet is read from the store
             fresh = http.get(f"/curated/{tid}", params={"include_tokens": "false"}).json()
             assert fresh["document"]["text"] == "changed in the store only"
@@ -77,12 +86,15 @@ def test_a_cached_document_is_served_until_its_revision_moves_then_read_again(
             # the run finaliser's way of adding a company: the document first, then the catalogue
             companies = sorted({*before["companies"], "Zeta Corp"})
             assert curated.set_companies({tid: companies}) == 1
-            CuratedCatalog(repo).add_companies({tid: ["Zeta Corp"]})
-            after = listed(http, tid, day)
+            CuratedCatalog(repo).add_companies({tid: companies})
+            after = listed(http, tid, day)  # the item was rewritten with the document's companies
             assert after["companies"] == companies
-            assert after["text"] == "changed in the store only"
-            now = http.get(f"/curated/{tid}").json()
-            assert (now["document"]["companies"], now["document"]["text"]) == (companies, after["text"])
+            assert after["text"] == before["text"]  # a change the curator never made never shows
+            now = http.get(f"/curated/{tid}").json()  # a new revision: read from the store again
+            assert (now["document"]["companies"], now["document"]["text"]) == (
+                companies,
+                "changed in the store only",
+            )
             assert now["staged"] == detail["staged"] and now["lineage"] == detail["lineage"]
             unchanged = ("companies", "text")
             assert {k: v for k, v in after.items() if k not in unchanged} == {
@@ -90,11 +102,11 @@ def test_a_cached_document_is_served_until_its_revision_moves_then_read_again(
             }
     finally:  # the namespace's other tests compare pages with the documents: put this one back
         curated.tweets.replace_one({"_id": str(tid)}, stored)
+        CuratedCatalog(repo).add_companies({tid: stored["companies"]})  # its item too, a new revision
         with repo.conn.cursor() as cur:
             cur.execute(
                 "DELETE FROM curated_companies WHERE twitter_id = %s AND company = 'Zeta Corp'", (tid,)
             )
-            cur.execute("UPDATE curated_tweets SET revision = revision + 1 WHERE twitter_id = %s", (tid,))
         repo.conn.commit()
         repo.close()
         client.close()

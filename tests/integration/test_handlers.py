@@ -6,16 +6,19 @@ from __future__ import annotations
 import io
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pytest
+from pydantic_core import to_json
 
+from lake.adapters.curated_catalog import CuratedCatalog
+from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
 from lake.events import GeneratedSource, IngestRequested, PathSource, RawChunkReady, StagedChunkReady
 from lake.runner import PermanentError
 from lake.settings import Settings
-from lake.transform.curated_store import unpack_ids
+from lake.transform.curated_store import api_document, unpack_ids
 from services.curator.handler import Curator
 from services.ingestor.handler import Ingestor
 from services.stager.handler import Stager
@@ -268,6 +271,24 @@ def catalogue_revisions(repo: Any, run_id: str) -> dict[str, int]:
     return found
 
 
+def list_items_match_the_documents(repo: Any, curated: Any, run_id: str) -> int:
+    """Check that each catalogued list item (migration 007) is the API's rendering of the document
+    the store holds now (the staged row's clean_text: the store does not repeat it); their number."""
+    with repo.conn.cursor() as cur:
+        cur.execute(
+            "SELECT ct.twitter_id, ct.item, t.clean_text FROM curated_tweets ct"
+            " JOIN tweets t ON t.twitter_id = ct.twitter_id WHERE ct.run_id = %s",
+            (run_id,),
+        )
+        found = {str(t): (item, clean) for t, item, clean in cur.fetchall()}
+    repo.conn.commit()
+    docs = {d["_id"]: d for d in curated.tweets.find({"_id": {"$in": list(found)}})}
+    assert set(docs) == set(found)
+    for tid, (item, clean) in found.items():
+        assert item == to_json(api_document(docs[tid], clean, {}, include_tokens=False)), tid
+    return len(found)
+
+
 def test_the_curated_catalogue_lists_exactly_the_documents_that_exist(pipeline, repo):
     pub, ingestor, stager, curator, curated = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
@@ -289,6 +310,7 @@ def test_the_curated_catalogue_lists_exactly_the_documents_that_exist(pipeline, 
     assert links == {(tid, c) for tid, d in docs.items() for c in d["companies"]}
     assert tags == sum(len(d["hashtags"]) for d in docs.values())
     assert any(len(d["companies"]) > 1 for d in docs.values())
+    assert list_items_match_the_documents(repo, curated, run_id) == len(docs)  # late links too
     # a replayed chunk changes neither the documents nor the catalogue, but for the revisions of
     # the documents it rewrote (the gateway's cache reads them again) and only theirs
     revisions = catalogue_revisions(repo, run_id)
@@ -301,3 +323,52 @@ def test_the_curated_catalogue_lists_exactly_the_documents_that_exist(pipeline, 
     now = catalogue_revisions(repo, run_id)
     assert {tid for tid in now if now[tid] != revisions[tid]} == chunk_1
     assert all(now[tid] == revisions[tid] + 1 for tid in chunk_1)
+    assert list_items_match_the_documents(repo, curated, run_id) == len(docs)
+
+
+class RewriteDuringRead:
+    """The document store, but the first read of documents is overtaken by a curator's rewrite of
+    ``tid`` (a new revision with its own item): the race the backfill must lose."""
+
+    def __init__(self, curated: Any, repo: Any, tid: int) -> None:
+        self.curated, self.repo, self.tid, self.raced = curated, repo, tid, False
+
+    @property
+    def tweets(self) -> Any:
+        return self
+
+    def find(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.raced:
+            self.raced = True
+            with self.repo.conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE curated_tweets SET revision = revision + 1, item = 'rewritten'"
+                    " WHERE twitter_id = %s",
+                    (self.tid,),
+                )
+            self.repo.conn.commit()
+        return self.curated.tweets.find(*args, **kwargs)
+
+
+def test_the_backfill_renders_missing_items_from_the_documents_and_loses_races(pipeline, repo):
+    pub, ingestor, stager, curator, curated = pipeline
+    run_id = f"h-{uuid.uuid4().hex[:8]}"
+    run_all(pub, ingestor, stager, curator, IngestRequested(run_id=run_id, request=GeneratedSource(rows=900)))
+    catalog = CuratedCatalog(repo)
+    with repo.conn.cursor() as cur:  # as if catalogued before migration 007
+        cur.execute("UPDATE curated_tweets SET item = NULL WHERE run_id = %s", (run_id,))
+        cur.execute("SELECT MIN(twitter_id), COUNT(*) FROM curated_tweets WHERE run_id = %s", (run_id,))
+        first, n = cur.fetchone()
+    repo.conn.commit()
+    assert n > 800 and catalog.missing_items() >= n
+    seen: list[tuple[int, int]] = []
+    racing = cast(CuratedRepository, RewriteDuringRead(curated, repo, first))
+    written = catalog.backfill_items(racing, 100, lambda *a: seen.append(a))
+    assert catalog.missing_items() == 0 and written >= n - 1 and seen[-1] == (written, seen[0][1])
+    with repo.conn.cursor() as cur:
+        cur.execute("SELECT item FROM curated_tweets WHERE twitter_id = %s", (first,))
+        assert cur.fetchone() == (b"rewritten",)  # the newer item stayed
+        cur.execute("UPDATE curated_tweets SET item = NULL WHERE twitter_id = %s", (first,))
+    repo.conn.commit()
+    assert catalog.backfill_items(curated) == 1  # idempotent: only what is missing
+    assert list_items_match_the_documents(repo, curated, run_id) == n

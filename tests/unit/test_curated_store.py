@@ -7,8 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic_core import from_json, to_json
 
-from lake.transform.curated_store import api_document, pack_ids, stored_document, tokenizer_record, unpack_ids
+from lake.transform.curated_store import (
+    api_document,
+    list_item,
+    pack_ids,
+    stored_document,
+    tokenizer_record,
+    unpack_ids,
+    with_companies,
+)
 from lake.transform.enrich import curated_document
 from tests.unit.test_stage_and_enrich import staged_row
 
@@ -46,6 +55,33 @@ def test_the_api_document_derived_from_the_stored_one_is_the_curators(kw: dict[s
     projected = {k: v for k, v in stored.items() if k != "tok"}  # as read without tokens
     without = api_document(projected, r["clean_text"], {}, include_tokens=False)
     assert without == {k: v for k, v in expected.items() if k != "tokens"}
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"created_at": datetime(2020, 9, 19, 23, 59, 59)},
+        {"text": "no entities at all 😀 café", "clean_text": "no entities at all café", "location": None},
+        {"created_at": datetime(2020, 7, 12, 0, 0, tzinfo=UTC), "polarity": -0.123456789, "followers": 0},
+    ],
+)
+def test_the_list_item_is_the_json_the_gateway_renders_from_the_stored_document(kw: dict[str, Any]):
+    r = staged_row(**kw)
+    meta = {"tokenizer": TOKENIZER["tokenizer"], "vocab_sha256": TOKENIZER["vocab_sha256"]}
+    whole = curated_document(r, [101, 2000, 102], ["Apple", "Google"], meta)
+    # what a page rendered from the document store (the gateway's path without the projection)
+    from_store = to_json(api_document(stored_document(whole, TOKENIZER), r["clean_text"], {}, False))
+    assert list_item(whole) == from_store  # byte for byte: same fields, order, number formatting
+
+
+def test_new_companies_change_only_the_items_companies():
+    meta = {"tokenizer": TOKENIZER["tokenizer"], "vocab_sha256": TOKENIZER["vocab_sha256"]}
+    whole = curated_document(staged_row(), [101, 102], ["Apple"], meta)
+    changed = with_companies(list_item(whole), ["Apple", "Microsoft"])
+    assert changed == list_item({**whole, "companies": ["Apple", "Microsoft"]})
+    assert {k: v for k, v in from_json(changed).items() if k != "companies"} == {
+        k: v for k, v in from_json(list_item(whole)).items() if k != "companies"
+    }
 
 
 def test_documents_stored_whole_by_earlier_versions_pass_through():

@@ -10,11 +10,15 @@ a chunk's rows after its documents are written, a company link after the documen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import to_json
+
+from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.staging_repo import StagingRepository, _batches
+from lake.transform.curated_store import api_document, with_companies
 
 
 class CuratedCatalog:
@@ -30,29 +34,32 @@ class CuratedCatalog:
         chunk_id: int,
         raw_key: str,
         started: datetime,
+        items: Sequence[tuple[int, datetime, str, bytes]],
         links: Sequence[tuple[int, str, datetime, str]],
-        curated_docs: int,
     ) -> None:
         """Catalogue a chunk whose documents were written, and record the chunk as curated, in one
-        transaction. ``links``: (twitter_id, company, created_at, sentiment) for every company each
-        document was written with.
+        transaction. ``items``: (twitter_id, created_at, sentiment, list item) of every document
+        written (the list item: :func:`lake.transform.curated_store.list_item`, migration 007);
+        ``links``: (twitter_id, company, created_at, sentiment) for every company each document
+        was written with.
 
-        The tweets and their hashtags are copied inside MySQL from the chunk's staged rows (the
-        documents were built from exactly those); company links come from ``links``, never from the
-        links table, which may have gained a link the documents do not hold yet. Idempotent but
-        for the documents' revisions: a replayed chunk adds no row, and moves the revision of each
-        of its documents on (they were rewritten), so no cache serves what they held before."""
+        The hashtags are copied inside MySQL from the chunk's staged rows (the documents were built
+        from exactly those); company links come from ``links``, never from the links table, which
+        may have gained a link the documents do not hold yet. Idempotent but for the documents'
+        revisions: a replayed chunk adds no row, and moves the revision of each of its documents on
+        with its new list item (they were rewritten), so no cache serves what they held before."""
         conn = self.repo.conn
         try:
             with conn.cursor() as cur:
-                # a replayed chunk rewrote its documents: their revision moves on (migration 006)
-                cur.execute(
-                    "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id)"
-                    " SELECT twitter_id, created_at, sentiment, run_id, chunk_id FROM tweets"
-                    " WHERE run_id = %s AND chunk_id = %s"
-                    " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1",
-                    (run_id, chunk_id),
-                )
+                if items:  # PyMySQL sends executemany of one INSERT … VALUES as multi-row statements
+                    cur.executemany(
+                        "INSERT INTO curated_tweets"
+                        " (twitter_id, created_at, sentiment, run_id, chunk_id, item)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)"
+                        " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
+                        " item = VALUES(item)",
+                        [(t, c, s, run_id, chunk_id, item) for t, c, s, item in items],
+                    )
                 cur.execute(
                     "INSERT IGNORE INTO curated_hashtags (twitter_id, hashtag, created_at, sentiment)"
                     " SELECT th.twitter_id, th.hashtag, th.created_at, th.sentiment"
@@ -62,7 +69,7 @@ class CuratedCatalog:
                 )
                 self._add_links(cur, links)
                 self.repo._record_chunk(
-                    cur, run_id, "curated", chunk_id, raw_key, started, {"curated_docs": curated_docs}
+                    cur, run_id, "curated", chunk_id, raw_key, started, {"curated_docs": len(items)}
                 )
             conn.commit()
         except BaseException:
@@ -70,32 +77,100 @@ class CuratedCatalog:
             raise
 
     def add_companies(self, companies: Mapping[int, Sequence[str]]) -> None:
-        """Catalogue company links the documents now hold (the run finaliser's late links), for the
-        tweets already catalogued (their time and sentiment come from there)."""
+        """Catalogue the companies the documents now hold (the run finaliser's late links: each
+        tweet's whole ``companies``), for the tweets already catalogued: their links, and their
+        list items with the new ``companies`` under a new revision."""
         conn = self.repo.conn
         ids = sorted(companies)
         try:
             with conn.cursor() as cur:
-                known: dict[int, tuple[datetime, str]] = {}
+                rows: list[tuple[Any, ...]] = []
                 for batch in _batches(ids):
-                    marks = ", ".join(["%s"] * len(batch))
                     cur.execute(
-                        "SELECT twitter_id, created_at, sentiment FROM curated_tweets"
-                        f" WHERE twitter_id IN ({marks})",
+                        "SELECT twitter_id, created_at, sentiment, run_id, chunk_id, item"
+                        f" FROM curated_tweets WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
                         list(batch),
                     )
-                    known.update((int(t), (c, s)) for t, c, s in cur.fetchall())
-                    # their documents changed (only catalogued tweets have a row to update)
-                    cur.execute(
-                        f"UPDATE curated_tweets SET revision = revision + 1 WHERE twitter_id IN ({marks})",
-                        list(batch),
+                    rows += cur.fetchall()
+                if rows:  # their documents changed: the revision moves on, with the new item
+                    cur.executemany(
+                        "INSERT INTO curated_tweets"
+                        " (twitter_id, created_at, sentiment, run_id, chunk_id, item)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)"
+                        " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
+                        " item = VALUES(item)",
+                        [
+                            (
+                                *row[:5],
+                                None if row[5] is None else with_companies(row[5], list(companies[row[0]])),
+                            )
+                            for row in rows
+                        ],
                     )
-                links = [(t, c, *known[t]) for t in ids if t in known for c in companies[t]]
+                links = [(int(r[0]), c, r[1], r[2]) for r in rows for c in companies[int(r[0])]]
                 self._add_links(cur, links)
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
+
+    def missing_items(self) -> int:
+        """Catalogued tweets without a list item (catalogued before migration 007)."""
+        with self.repo.conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM curated_tweets WHERE item IS NULL")
+            found = cur.fetchone()
+        self.repo.conn.commit()
+        return int(found[0]) if found else 0
+
+    def backfill_items(
+        self,
+        curated: CuratedRepository,
+        batch: int = 1000,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Give every catalogued tweet without a list item (catalogued before migration 007) the
+        item of the document the store holds, ``batch`` tweets at a time in id order; the number
+        written. ``progress(done, total)`` after each batch.
+
+        Safe beside running curators: an item is written only if the tweet still has none under
+        the revision read *before* its document was, so a rewrite that lands meanwhile (a newer
+        document, a new revision and its own item) is never overwritten with the older content."""
+        conn = self.repo.conn
+        total, done, after = self.missing_items(), 0, -1
+        while True:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT ct.twitter_id, ct.revision, t.clean_text FROM curated_tweets ct"
+                    " LEFT JOIN tweets t ON t.twitter_id = ct.twitter_id"
+                    " WHERE ct.item IS NULL AND ct.twitter_id > %s ORDER BY ct.twitter_id LIMIT %s",
+                    (after, batch),
+                )
+                rows = cur.fetchall()
+            conn.commit()
+            if not rows:
+                return done
+            after = rows[-1][0]
+            found = curated.tweets.find({"_id": {"$in": [str(r[0]) for r in rows]}})
+            docs = {d["_id"]: d for d in found}
+            items = [
+                (to_json(api_document(docs[str(tid)], clean, {}, include_tokens=False)), tid, revision)
+                for tid, revision, clean in rows
+                if str(tid) in docs
+            ]
+            try:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "UPDATE curated_tweets SET item = %s"
+                        " WHERE twitter_id = %s AND revision = %s AND item IS NULL",
+                        items,
+                    )
+                    done += cur.rowcount
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            if progress is not None:
+                progress(done, total)
 
     @staticmethod
     def _add_links(cur: Any, links: Sequence[tuple[int, str, datetime, str]]) -> None:

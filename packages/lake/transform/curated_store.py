@@ -13,6 +13,10 @@ the measurements), so the store keeps only what cannot be derived cheaply:
 :func:`api_document` rebuilds exactly the document :func:`lake.transform.enrich.curated_document`
 made (tests/unit/test_curated_store.py, and an e2e test against answers recorded before), and
 passes documents stored whole by earlier versions through unchanged.
+
+:func:`list_item` renders the same document's list form (no tokens) as JSON once, when it is
+written: the curated catalogue keeps it beside the document's index entry (migration 007), so a
+``/curated`` page is served from MySQL's indexes alone (docs/decisions.md, "the list projection").
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import sys
 from array import array
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 from lake.transform.enrich import engagement_score, time_features
 
@@ -76,6 +82,21 @@ def stored_document(doc: dict[str, Any], tokenizer: dict[str, Any]) -> dict[str,
         if doc[name]:
             stored[name] = doc[name]
     return stored
+
+
+def list_item(doc: dict[str, Any]) -> bytes:
+    """The API's JSON of a whole curated document in a list (no ``tokens``): exactly the bytes the
+    gateway renders from the stored document with :func:`api_document`."""
+    item = {k: v for k, v in doc.items() if k not in ("_id", "tokens")}
+    item["created_at"] = item["created_at"].astimezone(UTC)
+    return to_json(item)
+
+
+def with_companies(item: bytes, companies: list[str]) -> bytes:
+    """A list item whose document's ``companies`` changed (the run finaliser's late links)."""
+    found = from_json(item)
+    found["companies"] = companies
+    return to_json(found)
 
 
 def api_document(

@@ -86,17 +86,21 @@ async def _tokenizers(stores: Stores, docs: list[dict[str, Any]]) -> dict[str, d
     return stores.tokenizers
 
 
-async def _catalogued(stores: Stores, ids: list[int]) -> dict[int, tuple[int, str | None]]:
-    """(revision, ``clean_text``) of catalogued tweets: the revision picks cached documents, and
-    ``clean_text`` comes from the staged row (the curated store does not repeat it)."""
+async def _catalogued(
+    stores: Stores, ids: list[int], include_tokens: bool
+) -> dict[int, tuple[bytes | None, str | None]]:
+    """Per catalogued tweet: its list item (migration 007), or None when its document is read from
+    the store (tokens asked, or catalogued before items were kept) with the staged ``clean_text``
+    (the document store does not repeat it)."""
+    item = "NULL" if include_tokens else "ct.item"
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         await cur.execute(
-            "SELECT ct.twitter_id, ct.revision, t.clean_text FROM curated_tweets ct"
+            f"SELECT ct.twitter_id, {item}, IF({item} IS NULL, t.clean_text, NULL) FROM curated_tweets ct"
             " LEFT JOIN tweets t ON t.twitter_id = ct.twitter_id"
             f" WHERE ct.twitter_id IN ({', '.join(['%s'] * len(ids))})",
             ids,
         )
-        return {int(t): (int(r), c) for t, r, c in await cur.fetchall()}
+        return {int(t): (body, clean) for t, body, clean in await cur.fetchall()}
 
 
 @router.get(
@@ -119,15 +123,10 @@ async def list_curated(
     tids = [tid for _, tid in keys[: query.limit]]
     if not tids:  # never ask the store for no ids: FerretDB reads every document for `$in: []`
         return json_answer({"items": [], "next_cursor": None})
-    catalogued = await _catalogued(stores, tids)
-    cache = stores.curated_cache if not include_tokens and stores.curated_cache.max_bytes else None
-    bodies: dict[int, bytes] = {}
-    if cache is not None:
-        for tid in tids:
-            if tid in catalogued and (body := cache.get((tid, "item"), catalogued[tid][0])) is not None:
-                bodies[tid] = body
-        CURATED_CACHE.labels("hit").inc(len(bodies))
-        CURATED_CACHE.labels("miss").inc(len(tids) - len(bodies))
+    catalogued = await _catalogued(stores, tids, include_tokens)
+    # the list projection answers; the document store only for tokens (which only it keeps) and
+    # for tweets catalogued before the projection existed
+    bodies = {t: body for t, (body, _) in catalogued.items() if body is not None}
     if missing := [str(tid) for tid in tids if tid not in bodies]:
         max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
         # No projection: the packed token ids are a few dozen bytes, and FerretDB copies every
@@ -136,11 +135,8 @@ async def list_curated(
         tokenizers = await _tokenizers(stores, docs) if include_tokens else {}
         for d in docs:
             tid = int(d["_id"])
-            revision, clean_text = catalogued.get(tid, (None, None))
-            body = to_json(api_document(d, clean_text, tokenizers, include_tokens))
-            bodies[tid] = body
-            if cache is not None and revision is not None:
-                cache.put((tid, "item"), revision, body)
+            clean_text = catalogued.get(tid, (None, None))[1]
+            bodies[tid] = to_json(api_document(d, clean_text, tokenizers, include_tokens))
     # the catalogue lists a document only once it exists, and nothing deletes one: none is missing
     items = b",".join(bodies[tid] for tid in tids if tid in bodies)
     cursor = to_json(query.next_cursor(keys))
