@@ -76,11 +76,13 @@ def backfill_items(settings: Settings) -> int:
 
     client = make_client(settings.mongo)
     repo = StagingRepository(settings.mysql)
-    started = time.monotonic()
+    started = last = time.monotonic()
 
-    def progress(done: int, total: int) -> None:
-        rate = done / max(time.monotonic() - started, 1e-9)
-        err(f"list items: {done:,}/{total:,} written ({rate:,.0f}/s)")
+    def progress(done: int, total: int) -> None:  # a line every 5 s
+        nonlocal last
+        if (now := time.monotonic()) - last >= 5 or done >= total:
+            last = now
+            err(f"list items: {done:,}/{total:,} written ({done / max(now - started, 1e-9):,.0f}/s)")
 
     try:
         return CuratedCatalog(repo).backfill_items(

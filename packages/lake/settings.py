@@ -104,8 +104,8 @@ class GatewaySettings(BaseSettings):
         default=256,
         ge=0,
         le=65_536,
-        description="memory per gateway process for rendered /curated documents, checked against"
-        " the catalogue's revision on every page (0: off; docs/api.md)",
+        description="memory per gateway process for rendered /curated/{id} answers, checked"
+        " against the catalogue's revision on every request (0: off; docs/api.md)",
     )
     workers: int = Field(
         default=1,

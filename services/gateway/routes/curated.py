@@ -91,16 +91,25 @@ async def _catalogued(
 ) -> dict[int, tuple[bytes | None, str | None]]:
     """Per catalogued tweet: its list item (migration 007), or None when its document is read from
     the store (tokens asked, or catalogued before items were kept) with the staged ``clean_text``
-    (the document store does not repeat it)."""
-    item = "NULL" if include_tokens else "ct.item"
+    (the document store does not repeat it). The staged rows are read only for those."""
+    marks = ", ".join(["%s"] * len(ids))
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            f"SELECT ct.twitter_id, {item}, IF({item} IS NULL, t.clean_text, NULL) FROM curated_tweets ct"
-            " LEFT JOIN tweets t ON t.twitter_id = ct.twitter_id"
-            f" WHERE ct.twitter_id IN ({', '.join(['%s'] * len(ids))})",
-            ids,
-        )
-        return {int(t): (body, clean) for t, body, clean in await cur.fetchall()}
+        if include_tokens:
+            found: dict[int, bytes | None] = dict.fromkeys(ids)
+        else:
+            await cur.execute(
+                f"SELECT twitter_id, item FROM curated_tweets WHERE twitter_id IN ({marks})", ids
+            )
+            found = {int(t): item for t, item in await cur.fetchall()}
+        clean: dict[int, str | None] = {}
+        if unrendered := [t for t, item in found.items() if item is None]:
+            await cur.execute(
+                "SELECT twitter_id, clean_text FROM tweets"
+                f" WHERE twitter_id IN ({', '.join(['%s'] * len(unrendered))})",
+                unrendered,
+            )
+            clean = {int(t): c for t, c in await cur.fetchall()}
+        return {t: (item, clean.get(t)) for t, item in found.items()}
 
 
 @router.get(
