@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -88,6 +89,13 @@ def _stop_system_service(log: Callable[[str], None]) -> None:
 
 
 # --- prepare -----------------------------------------------------------------------------------
+def _buffer_pool() -> str:
+    size = os.environ.get("LAKE_MARIADB_BUFFER_POOL", "3G")
+    if not re.fullmatch(r"[0-9]+[KMG]?", size):
+        raise ValueError(f"LAKE_MARIADB_BUFFER_POOL={size!r}: a size such as 3G or 512M")
+    return size
+
+
 def _cnf(data: pathlib.Path, port: int) -> str:
     return f"""# written by infra/mariadb_component.py; rewritten by every prepare()
 [mysqld]
@@ -100,9 +108,10 @@ skip-name-resolve
 character-set-server=utf8mb4
 collation-server=utf8mb4_unicode_ci
 local-infile=1
-# the staged tweets of the whole dataset (≈ 700 MB of rows and indexes at 1.13M) stay in memory;
-# allocated as used, so a small dataset costs no more (docs/benchmarks.md)
-innodb_buffer_pool_size=1G
+# the staging tables and the curated catalogue of the whole dataset (≈ 2.7 GB of rows and
+# indexes at 1.13M, list items included) stay in memory; allocated as used, so a small dataset
+# costs no more (docs/benchmarks.md); LAKE_MARIADB_BUFFER_POOL sets another size
+innodb_buffer_pool_size={_buffer_pool()}
 innodb_log_file_size=256M
 innodb_flush_log_at_trx_commit=2
 max_connections=300
