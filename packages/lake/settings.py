@@ -163,6 +163,15 @@ OTHER_ENV: dict[str, tuple[str, str]] = {
     "LAKE_METRICS_PORT": ("0", "port of a service's Prometheus /metrics endpoint; 0 = none"),
     "LAKE_CACHE": ("~/.cache/bigtech-lake", "local stack: downloads and builds, shared by clones"),
     "LAKE_RUN_DIR": (".lake", "local stack: data, logs and PIDs of this checkout"),
+    "LAKE_MARIADB_BUFFER_POOL": (
+        "3G",
+        "local stack: MariaDB's InnoDB buffer pool, allocated as used (the whole dataset's tables ≈ 2.7 GB)",
+    ),
+    "LAKE_FERRETDB_GOGC": (
+        "1000",
+        "local stack: FerretDB's Go GC target (docs/decisions.md, FerretDB trap 7)",
+    ),
+    "LAKE_FERRETDB_GOMEMLIMIT": ("1GiB", "local stack: FerretDB's Go soft memory limit"),
     "LAKE_GATEWAY_URL": ("http://127.0.0.1:8000", "Airflow: where the DAG reaches the gateway"),
     "LAKE_GATEWAY_API_KEY": ("", "Airflow: the key the DAG's sensor sends to the gateway (analyst role)"),
     "LAKE_AIRFLOW_VENV": (".venv-airflow", "local Airflow: its own virtualenv (make airflow-venv)"),
