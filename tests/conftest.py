@@ -4,6 +4,7 @@ session can never be consumed by this one."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -31,6 +32,7 @@ TEST_ENV = {
     "LAKE_GATEWAY_PORT": os.environ.get("LAKE_TEST_GATEWAY_PORT", "18000"),
     "LAKE_WORK_DIR": os.path.join(".lake", "test-work"),
     "HF_HUB_OFFLINE": "1",
+    "LAKE_ALLOWED_ROOTS": json.dumps([os.path.join(".lake", "test-inbox")]),
 }
 os.environ.update(TEST_ENV)
 

@@ -10,6 +10,8 @@ class CollectingPublisher:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.raw: list[tuple[str, str | None, bytes]] = []
+        self.messages: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = []
+        self.fail_flush: Exception | None = None
 
     def publish(self, event: Event) -> None:
         self.events.append(event)
@@ -17,8 +19,15 @@ class CollectingPublisher:
     def publish_raw(self, topic: str, key: str | None, value: bytes) -> None:
         self.raw.append((topic, key, value))
 
+    def publish_bytes(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.messages.append((topic, key, value, headers))
+
     def flush(self, timeout: float = 30.0) -> None:
-        pass
+        if self.fail_flush is not None:  # as the real one does when Kafka did not acknowledge
+            self.messages.clear()
+            raise self.fail_flush
 
     def close(self) -> None:
         pass

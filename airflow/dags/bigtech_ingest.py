@@ -4,7 +4,8 @@ Airflow moves no data: the platform's services do. The DAG
 
 1. ``plan_run`` — derives the run id from the logical date (one platform run per date: retries and
    re-runs of a date publish the same id, which the ingestor ignores once the run is ingested; a
-   date whose run failed gets a new one, ``…-r2``) and the source from the params;
+   date whose run failed gets a new one, ``…-r2``, unless the failed run was redriven meanwhile:
+   then it is running again and reused) and the source from the params;
 2. ``publish_ingest_requested`` — publishes ``ingest.requested`` to Kafka with the Kafka provider
    (connection ``lake_kafka``, e.g. ``AIRFLOW_CONN_LAKE_KAFKA='{"conn_type": "kafka", "extra":
    {"bootstrap.servers": "kafka:9092"}}'``; topic prefix ``LAKE_KAFKA_TOPIC_PREFIX``);

@@ -50,7 +50,8 @@ def attempt_ids(base: str) -> list[str]:
 def run_id_to_request(base: str) -> str:
     """The first of the date's run ids that has not failed: a retry or re-run reuses a run that is
     not found yet (published, not taken), requested, running or succeeded (idempotent), while a date
-    whose run failed gets a new run."""
+    whose run failed gets a new run. A failed run that was redriven is ``running`` again, so
+    clearing its DAG run after the redrive waits for that run instead of requesting a new one."""
     for run_id in attempt_ids(base):
         if run_report(run_id)["status"] != "failed":
             return run_id

@@ -147,9 +147,14 @@ class LakeRunSensor(BaseSensorOperator):
         counts = {k: report.get(k) for k in ("raw_rows", "staged_rows", "rejected_rows", "duplicate_rows")}
         self.log.info("run %s %s: %s", self.run_id, report["status"], counts)
         if report["status"] == "failed":
-            # a failed run stays failed: retrying the wait cannot change it (a new DAG run of the
-            # date requests a new run, see bigtech_lake_client.run_id_to_request)
-            raise AirflowFailException(f"run {self.run_id} failed: {report.get('error')}")
+            # retrying the wait cannot change a failed run. Two ways on (docs/api.md, "Recovery"):
+            # redrive its dead letters, then clear this DAG run: the reopened run is no longer
+            # failed, so plan_run picks it again and this sensor waits for it; or re-run the date,
+            # which requests a new run (bigtech_lake_client.run_id_to_request)
+            raise AirflowFailException(
+                f"run {self.run_id} failed: {report.get('error')} — to finish it, redrive its dead"
+                f" letters (lake dlq redrive --run {self.run_id}) and clear this DAG run"
+            )
         share, limit = rejected_share(report), float(self.max_rejected_share)
         if share > limit:
             raise AirflowFailException(

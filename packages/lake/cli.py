@@ -9,6 +9,9 @@ lake keys import --role analyst --from-env VAR NAME
                                      registers the key held in $VAR (idempotent; compose's bootstrap)
 lake ingest generated --rows N       publish ingest.requested, print the run id
 lake demo --rows N                   ingest a generated sample, wait, print the run summary as JSON
+lake dlq list [--run ID] [--topic T] dead letters, newest first: why, attempts, whether redriven
+lake dlq redrive --run ID | --letter ID | --topic T | --all
+                                     re-publish dead letters to their topics (each at most once)
 """
 
 from __future__ import annotations
@@ -257,6 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--source", choices=("generated", "kaggle"), default="generated")
     demo.add_argument("--timeout", type=float, default=1800)
     demo.add_argument("--run-dir", type=Path, default=Path(".lake"))
+    dlq = sub.add_parser("dlq", help="dead letters: list them, redrive them once the cause is fixed")
+    dsub = dlq.add_subparsers(dest="dlq_cmd", required=True)
+    dl = dsub.add_parser("list", help="newest first")
+    dl.add_argument("--run")
+    dl.add_argument("--topic", help="e.g. staged.ready")
+    dl.add_argument("--limit", type=int, default=50)
+    dr = dsub.add_parser("redrive", help="re-publish to their topics, each at most once")
+    which = dr.add_mutually_exclusive_group(required=True)
+    which.add_argument("--letter", help="one dead letter's id")
+    which.add_argument("--run", help="every dead letter of a run")
+    which.add_argument("--topic", help="every dead letter of a topic, e.g. staged.ready")
+    which.add_argument("--all", action="store_true", help="every dead letter not redriven yet")
     args = parser.parse_args(argv)
     settings = get_settings()
 
@@ -273,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"items_written": backfill_items(settings)}))
     elif args.cmd == "keys":
         return keys_command(settings, args)
+    elif args.cmd == "dlq":
+        return dlq_command(settings, args)
     elif args.cmd in ("ingest", "demo"):
         request: GeneratedSource | PathSource | KaggleSource
         if args.source == "generated":
@@ -304,6 +321,36 @@ def main(argv: list[str] | None = None) -> int:
             out["status"], out["error"] = summary["status"], summary.get("error")
         print(json.dumps(out), flush=True)
         return 0 if summary["status"] == "succeeded" else 1
+    return 0
+
+
+def dlq_command(settings: Settings, args: argparse.Namespace) -> int:
+    from lake.adapters.dead_letters import DeadLetterStore, Scope
+    from lake.adapters.staging_repo import StagingRepository
+    from lake.recovery import redrive_dead_letters
+
+    topic = None if args.topic is None else settings.topic(args.topic)
+    if args.dlq_cmd == "redrive":
+        scope = Scope(letter_id=args.letter, run_id=args.run, topic=topic, all=args.all)
+        done = redrive_dead_letters(settings, scope, "cli")
+        err(f"redrove {len(done.letters)} dead letter(s); runs reopened: {done.runs_reopened or 'none'}")
+        print(json.dumps(done.as_dict()))
+        return 0
+    repo = StagingRepository(settings.mysql)
+    try:
+        letters = DeadLetterStore(repo).list(args.run, topic, limit=args.limit)
+    finally:
+        repo.close()
+    prefix = settings.kafka.topic_prefix
+    for x in letters:
+        state = f"redriven {x.redriven_at:%Y-%m-%d %H:%M}" if x.redriven_at else "waiting"
+        print(
+            f"{x.letter_id}  {x.source_topic.removeprefix(prefix)}  run {x.run_id or '-'}"
+            f" chunk {'-' if x.chunk_id is None else x.chunk_id}  attempts {x.attempts}"
+            f"  last {x.last_failed_at:%Y-%m-%d %H:%M:%S}  {state}\n    {x.error}"
+        )
+    if not letters:
+        err("no dead letters")
     return 0
 
 

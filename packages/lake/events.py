@@ -129,7 +129,8 @@ class DeadLettered(BaseModel):
     partition: int
     offset: int
     key: str | None
-    value: str
+    value: str  # the message as text, for reading (bytes that are not UTF-8 replaced)
+    value_base64: str | None = None  # the message exactly, base64 (None: written before 008)
     error: str
     error_type: str
     attempts: int

@@ -8,6 +8,7 @@ dead-lettered after ``max_attempts`` tries with exponential backoff; the loop th
 
 from __future__ import annotations
 
+import base64
 import logging
 import signal
 import threading
@@ -19,6 +20,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
 
 from lake.adapters.broker import Publisher
+from lake.adapters.dead_letters import DeadLetterStore
 from lake.events import DeadLettered, Event, dlq, parse
 from lake.observability import CHUNK_SECONDS, EVENTS, log_context
 from lake.settings import Settings
@@ -44,6 +46,7 @@ class ConsumerLoop:
         handler: Handler,
         on_dead_letter: OnDeadLetter | None = None,
         backoff_s: float = 0.5,
+        letters: DeadLetterStore | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
@@ -52,6 +55,7 @@ class ConsumerLoop:
         self.handler = handler
         self.on_dead_letter = on_dead_letter
         self.backoff_s = backoff_s
+        self.letters = letters
         self.stopping = threading.Event()
 
     def install_signal_handlers(self) -> None:
@@ -135,6 +139,7 @@ class ConsumerLoop:
             offset=msg.offset,
             key=None if msg.key is None else msg.key.decode("utf-8", "replace"),
             value=msg.value.decode("utf-8", "replace"),
+            value_base64=base64.b64encode(msg.value).decode(),
             error=error[:4000],
             error_type=type(exc).__name__,
             attempts=attempts,
@@ -143,6 +148,25 @@ class ConsumerLoop:
         )
         self.publisher.publish_raw(dlq(msg.topic), letter.key, letter.model_dump_json().encode())
         self.publisher.flush()
+        if self.letters is not None:  # the operators' list (GET /dead-letters); the topic keeps it anyway
+            try:
+                self.letters.record(
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    service=self.service,
+                    run_id=letter.run_id,
+                    chunk_id=getattr(event, "chunk_id", None),
+                    error_type=letter.error_type,
+                    error=letter.error,
+                    attempts=attempts,
+                    key=msg.key,
+                    value=msg.value,
+                    headers=list(msg.headers or []),
+                    at=letter.dead_lettered_at.replace(tzinfo=None),
+                )
+            except Exception:
+                log.exception("could not record the dead letter in MySQL; it is on %s", dlq(msg.topic))
         if self.on_dead_letter is not None:
             try:
                 self.on_dead_letter(event, error)

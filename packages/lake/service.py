@@ -8,6 +8,8 @@ import socket
 from collections.abc import Callable
 
 from lake.adapters.broker import Publisher, make_consumer, make_producer
+from lake.adapters.dead_letters import DeadLetterStore
+from lake.adapters.staging_repo import StagingRepository
 from lake.events import Event
 from lake.observability import serve_metrics, setup_logging
 from lake.runner import ConsumerLoop, OnDeadLetter
@@ -28,7 +30,8 @@ def run_service(
     publisher = Publisher(make_producer(settings, client_id), settings)
     handler, on_dead_letter = build(settings, publisher)
     consumer = make_consumer(settings, settings.topic(topic), settings.group(service), client_id)
-    loop = ConsumerLoop(service, settings, consumer, publisher, handler, on_dead_letter)
+    letters = DeadLetterStore(StagingRepository(settings.mysql))
+    loop = ConsumerLoop(service, settings, consumer, publisher, handler, on_dead_letter, letters=letters)
     loop.install_signal_handlers()
     log.info("started", extra={"fields": {"group": settings.group(service), "topic": settings.topic(topic)}})
     loop.run()

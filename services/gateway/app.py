@@ -18,7 +18,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lake.settings import Settings, get_settings
 from services.gateway import errors, metrics, openapi_examples
-from services.gateway.routes import curated, dashboard, health, pipeline, raw, runs, staging, stats
+from services.gateway.routes import (
+    curated,
+    dashboard,
+    dead_letters,
+    health,
+    pipeline,
+    raw,
+    runs,
+    staging,
+    stats,
+)
 from services.gateway.stores import open_stores
 
 # Swagger UI and ReDoc from a PyPI package, served by the gateway: no CDN is reachable on many
@@ -131,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with_google_fonts=False,
         )
 
-    for module in (health, stats, raw, staging, curated, runs, pipeline, dashboard, metrics):
+    for module in (health, stats, raw, staging, curated, runs, dead_letters, pipeline, dashboard, metrics):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

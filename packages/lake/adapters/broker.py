@@ -130,6 +130,12 @@ class Publisher:
             self.producer.send(topic, key=None if key is None else key.encode(), value=value)
         )
 
+    def publish_bytes(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """A message exactly as given (a redriven dead letter: its original key and value)."""
+        self._pending.append(self.producer.send(topic, key=key, value=value, headers=headers))
+
     def flush(self, timeout: float = 30.0) -> None:
         self.producer.flush(timeout=timeout)
         pending, self._pending = self._pending, []

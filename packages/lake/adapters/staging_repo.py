@@ -141,13 +141,27 @@ class StagingRepository:
         self.conn.commit()
 
     def fail_run(self, run_id: str, error: str) -> None:
+        """Mark the run failed with its first error (kept in its history, migration 008)."""
+        now = _now()
         with self.conn.cursor() as cur:
             cur.execute(
                 "UPDATE runs SET status = 'failed', error = %s, finished_at = %s"
                 " WHERE run_id = %s AND status <> 'failed'",
-                (error[:4000], _now(), run_id),
+                (error[:4000], now, run_id),
             )
+            if cur.rowcount:
+                self.add_history(cur, run_id, "failed", error, now)
         self.conn.commit()
+
+    @staticmethod
+    def add_history(
+        cur: Any, run_id: str, event: str, detail: str | None, at: datetime | None = None
+    ) -> None:
+        """One entry of the run's history (``failed``, ``redriven``…), in the caller's transaction."""
+        cur.execute(
+            "INSERT INTO run_history (run_id, at, event, detail) VALUES (%s, %s, %s, %s)",
+            (run_id, at or _now(), event, None if detail is None else detail[:4000]),
+        )
 
     def complete_if_done(self, run_id: str) -> bool:
         """Mark the run succeeded once every chunk is curated; safe to call from anyone, any time."""

@@ -40,6 +40,12 @@ class LayerReport(BaseModel):
     finished_at: UtcDatetime | None
 
 
+class RunEvent(BaseModel):
+    at: UtcDatetime
+    event: Literal["failed", "redriven", "replayed"]
+    detail: str | None
+
+
 class RunReport(BaseModel):
     run_id: str
     status: Literal["requested", "running", "succeeded", "failed"] = Field(
@@ -58,6 +64,9 @@ class RunReport(BaseModel):
     curated_docs: int
     layers: dict[str, LayerReport]
     rejected_by_reason: dict[str, int]
+    dead_letters: int = Field(description="dead letters of this run (GET /dead-letters?run_id=…)")
+    dead_letters_waiting: int = Field(description="of which not redriven yet")
+    history: list[RunEvent] = Field(description="failures, redrives, replays, oldest first")
 
 
 class RunList(BaseModel):
@@ -123,6 +132,19 @@ async def report(stores: StoresDep, run_ids: list[str]) -> list[RunReport]:
         reasons: dict[str, dict[str, int]] = {}
         for rid, reason, n in await cur.fetchall():
             reasons.setdefault(rid, {})[reason] = int(n)
+        await cur.execute(
+            "SELECT run_id, COUNT(*), SUM(redriven_at IS NULL) FROM dead_letters"
+            f" WHERE run_id IN ({marks}) GROUP BY run_id",
+            run_ids,
+        )
+        letters = {rid: (int(n), int(w or 0)) for rid, n, w in await cur.fetchall()}
+        await cur.execute(
+            f"SELECT run_id, at, event, detail FROM run_history WHERE run_id IN ({marks}) ORDER BY seq",
+            run_ids,
+        )
+        history: dict[str, list[RunEvent]] = {}
+        for rid, at, event, detail in await cur.fetchall():
+            history.setdefault(rid, []).append(RunEvent(at=at, event=event, detail=detail))
     out = []
     for rid in run_ids:
         if rid not in runs:
@@ -162,6 +184,9 @@ async def report(stores: StoresDep, run_ids: list[str]) -> list[RunReport]:
                 curated_docs=total_of("curated", 4),
                 layers=layers,
                 rejected_by_reason=reasons.get(rid, {}),
+                dead_letters=letters.get(rid, (0, 0))[0],
+                dead_letters_waiting=letters.get(rid, (0, 0))[1],
+                history=history.get(rid, []),
             )
         )
     return out

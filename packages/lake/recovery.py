@@ -1,0 +1,134 @@
+"""Redriving dead letters: shared by ``lake dlq redrive`` and ``POST /dead-letters/redrive``.
+
+A redrive re-publishes each dead letter's original message, key and value byte for byte, to the
+topic it failed on, with headers naming the letter and its attempts so far
+(``lake.adapters.dead_letters``). It runs in three steps, so that a letter is redriven at most once
+however often the request is sent, and never lost if the process dies midway:
+
+1. **Claim**, in one transaction: the letters of the scope that are neither redriven nor claimed
+   by a live redrive (a claim older than ``CLAIM_TIMEOUT_S`` is a redrive that died) are marked as
+   claimed by this request. Runs whose every dead letter is now redriven or claimed go from
+   ``failed`` back to ``running`` (history: ``redriven``) *before* their events are published, so
+   the services see a running run. A second request for the same letters finds nothing to claim.
+2. **Publish** the claimed messages and wait for Kafka's acknowledgement.
+3. **Confirm**: the letters are marked redriven. If publishing failed, the claims are released and
+   the reopened runs fail again with the reason; the request can be sent again.
+
+A process that dies between 1 and 3 leaves claims that expire; a later redrive then publishes
+those letters again — at most a duplicate delivery, which the handlers absorb (they are idempotent).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lake.adapters.broker import Publisher
+from lake.adapters.dead_letters import COLUMNS, PRIOR_ATTEMPTS, REDRIVE_OF, Letter, Scope
+from lake.adapters.staging_repo import StagingRepository
+from lake.settings import Settings
+
+CLAIM_TIMEOUT_S = 300
+
+
+@dataclass
+class Redriven:
+    request_id: str
+    letters: list[str] = field(default_factory=list)
+    runs_reopened: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "redriven": len(self.letters),
+            "letters": self.letters,
+            "runs_reopened": self.runs_reopened,
+        }
+
+
+def redrive(repo: StagingRepository, publisher: Publisher, scope: Scope, requested_by: str) -> Redriven:
+    request = Redriven(request_id=uuid.uuid4().hex)
+    conn = repo.conn
+    where, args = scope.where()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "UPDATE dead_letters SET redrive_claimed_at = %s, redrive_request = %s"
+                f" WHERE {where} AND redriven_at IS NULL AND (redrive_claimed_at IS NULL"
+                " OR redrive_claimed_at < %s - INTERVAL %s SECOND)",
+                [now, request.request_id, *args, now, CLAIM_TIMEOUT_S],
+            )
+            cur.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM dead_letters WHERE redrive_request = %s"
+                " AND redriven_at IS NULL ORDER BY seq",
+                (request.request_id,),
+            )
+            claimed = [Letter.of(r) for r in cur.fetchall()]
+            runs = sorted({x.run_id for x in claimed if x.run_id})
+            for run_id in runs:
+                cur.execute(
+                    "SELECT COUNT(*) FROM dead_letters WHERE run_id = %s AND redriven_at IS NULL"
+                    " AND NOT (redrive_request <=> %s)",
+                    (run_id, request.request_id),
+                )
+                left = cur.fetchone()
+                if left and int(left[0]) == 0:
+                    cur.execute(
+                        "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL"
+                        " WHERE run_id = %s AND status = 'failed'",
+                        (run_id,),
+                    )
+                    if cur.rowcount:
+                        request.runs_reopened.append(run_id)
+                n = sum(1 for x in claimed if x.run_id == run_id)
+                repo.add_history(
+                    cur,
+                    run_id,
+                    "redriven",
+                    f"{n} dead letter(s) by {requested_by[:64]} ({request.request_id})",
+                    now,
+                )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    try:
+        for x in claimed:
+            headers = [(REDRIVE_OF, x.letter_id.encode()), (PRIOR_ATTEMPTS, str(x.attempts).encode())]
+            publisher.publish_bytes(x.source_topic, x.event_key, x.event_value, headers)
+        publisher.flush()
+    except Exception as exc:
+        with conn.cursor() as cur:
+            cur.execute(
+                "UPDATE dead_letters SET redrive_claimed_at = NULL, redrive_request = NULL"
+                " WHERE redrive_request = %s AND redriven_at IS NULL",
+                (request.request_id,),
+            )
+        conn.commit()
+        for run_id in request.runs_reopened:
+            repo.fail_run(run_id, f"redrive {request.request_id} could not publish: {exc}")
+        raise
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE dead_letters SET redriven_at = %s WHERE redrive_request = %s AND redriven_at IS NULL",
+            (datetime.now(UTC).replace(tzinfo=None), request.request_id),
+        )
+    conn.commit()
+    request.letters = [x.letter_id for x in claimed]
+    return request
+
+
+def redrive_dead_letters(settings: Settings, scope: Scope, requested_by: str) -> Redriven:
+    """:func:`redrive` on connections of its own (the CLI's and the gateway's entry point)."""
+    from lake.adapters.broker import make_producer
+
+    repo = StagingRepository(settings.mysql)
+    publisher = Publisher(make_producer(settings, "lake-redrive"), settings)
+    try:
+        return redrive(repo, publisher, scope, requested_by)
+    finally:
+        publisher.close()
+        repo.close()
