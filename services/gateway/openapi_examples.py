@@ -79,6 +79,9 @@ def collect(base: str, key: str) -> dict[str, Any]:
             "RunList": runs,
             "RunReport": run,
             "PipelineState": _get(base, "/pipeline", key),
+            "DeadLetterPage": _get(base, "/dead-letters?limit=1", key),
+            # a letter that does not exist: an example must never redrive the operator's letters
+            "RedriveAnswer": _get(base, "/dead-letters/redrive", key, "POST", {"letter_id": "example/0/0"}),
             "Overview": _get(base, "/dashboard/overview", key),
             "ErrorResponse": _get(base, "/stats", "lk_unknown_key"),
         }.items()

@@ -353,7 +353,13 @@ class RewriteDuringRead:
 def test_the_backfill_renders_missing_items_from_the_documents_and_loses_races(pipeline, repo):
     pub, ingestor, stager, curator, curated = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
-    run_all(pub, ingestor, stager, curator, IngestRequested(run_id=run_id, request=GeneratedSource(rows=900)))
+    run_all(
+        pub,
+        ingestor,
+        stager,
+        curator,
+        IngestRequested(run_id=run_id, request=GeneratedSource(rows=900, seed=9091)),
+    )
     catalog = CuratedCatalog(repo)
     with repo.conn.cursor() as cur:  # as if catalogued before migration 007
         cur.execute("UPDATE curated_tweets SET item = NULL WHERE run_id = %s", (run_id,))

@@ -12,7 +12,17 @@ from fastapi.routing import APIRoute
 from services.gateway import metrics, openapi_examples
 from services.gateway.app import create_app
 from services.gateway.errors import ErrorResponse
-from services.gateway.routes import curated, dashboard, health, pipeline, raw, runs, staging, stats
+from services.gateway.routes import (
+    curated,
+    dashboard,
+    dead_letters,
+    health,
+    pipeline,
+    raw,
+    runs,
+    staging,
+    stats,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +50,7 @@ def test_every_parameter_and_request_body_has_an_example(app_and_spec):
 
 def test_every_answer_has_a_real_example_that_validates_against_its_model(app_and_spec):
     _, spec = app_and_spec
-    routers = (health, stats, raw, staging, curated, runs, pipeline, dashboard, metrics)
+    routers = (health, stats, raw, staging, curated, runs, dead_letters, pipeline, dashboard, metrics)
     models = {
         r.response_model.__name__: r.response_model
         for module in routers
