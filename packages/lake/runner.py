@@ -111,15 +111,15 @@ class ConsumerLoop:
                     EVENTS.labels(self.service, "ok").inc()
                     break
                 except PermanentError as exc:
-                    self._dead_letter(msg, event, exc, attempts)
-                    break
+                    self._dead_letter(msg, event, exc, attempts)  # commits its offset
+                    return
                 except Exception as exc:
                     if self.stopping.is_set():
                         log.warning("stopping with the event unfinished: it is redelivered after restart")
                         return  # offset left uncommitted on purpose
                     if attempts >= self.settings.kafka.max_attempts:
-                        self._dead_letter(msg, event, exc, attempts)
-                        break
+                        self._dead_letter(msg, event, exc, attempts)  # commits its offset
+                        return
                     delay = self.backoff_s * 2 ** (attempts - 1)
                     log.warning("attempt %d failed: %s; retrying in %.1fs", attempts, exc, delay)
                     EVENTS.labels(self.service, "retry").inc()
