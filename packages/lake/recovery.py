@@ -132,3 +132,39 @@ def redrive_dead_letters(settings: Settings, scope: Scope, requested_by: str) ->
     finally:
         publisher.close()
         repo.close()
+
+
+def replay_curate(settings: Settings, run_id: str, requested_by: str) -> int:
+    """Curate a finished run again from its staged Parquet (``POST /runs/{id}/replay``,
+    ``lake runs replay``): after a tokenizer or vocabulary change, or an enrichment rule's. The run
+    is reopened (``StagingRepository.reopen_for_replay``), then each staged chunk's
+    ``staged.ready`` is published again; the curators rewrite the documents in place, their list
+    items and revisions, and the Parquet, and the run is finalised again with the same counts.
+    Returns the number of chunks. Staging is left as it is (the first ingestion wins)."""
+    from lake.adapters.broker import make_producer
+    from lake.events import ChunkCounts, StagedChunkReady
+    from lake.transform.stage import staged_key
+
+    repo = StagingRepository(settings.mysql)
+    publisher = Publisher(make_producer(settings, "lake-replay"), settings)
+    try:
+        chunks = repo.reopen_for_replay(run_id, requested_by)
+        try:
+            for chunk_id, counts in chunks:
+                publisher.publish(
+                    StagedChunkReady(
+                        run_id=run_id,
+                        chunk_id=chunk_id,
+                        bucket=settings.s3.staging_bucket,
+                        key=staged_key(run_id, chunk_id),
+                        counts=ChunkCounts(**counts),
+                    )
+                )
+            publisher.flush()
+        except Exception as exc:
+            repo.fail_run(run_id, f"replay from curate could not publish: {exc}")
+            raise
+        return len(chunks)
+    finally:
+        publisher.close()
+        repo.close()

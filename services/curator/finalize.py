@@ -106,4 +106,7 @@ class RunFinalizer:
                 keys += [cp.final_key(company, month, run_id, n) for n in range(len(rows))]
             self.staging.set_curated_objects(run_id, keys)
         self.store.delete_prefix(bucket, prefix)
+        # a replayed run: the objects of its earlier compaction that this one did not rewrite
+        for stale in sorted(set(self.staging.take_previous_curated_objects(run_id)) - set(keys)):
+            self.store.delete(bucket, stale)
         return keys

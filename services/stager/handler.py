@@ -24,17 +24,9 @@ from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform.chunking import check_header
-from lake.transform.stage import stage_records
+from lake.transform.stage import rejected_key, stage_records, staged_key
 
 log = logging.getLogger(__name__)
-
-
-def staged_key(run_id: str, chunk_id: int) -> str:
-    return f"tweets/run_id={run_id}/chunk-{chunk_id:05d}.parquet"
-
-
-def rejected_key(run_id: str, chunk_id: int) -> str:
-    return f"rejected/run_id={run_id}/chunk-{chunk_id:05d}.jsonl"
 
 
 class Stager:

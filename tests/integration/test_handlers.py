@@ -15,7 +15,14 @@ from pydantic_core import to_json
 from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
-from lake.events import GeneratedSource, IngestRequested, PathSource, RawChunkReady, StagedChunkReady
+from lake.events import (
+    ChunkCounts,
+    GeneratedSource,
+    IngestRequested,
+    PathSource,
+    RawChunkReady,
+    StagedChunkReady,
+)
 from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform.curated_store import api_document, unpack_ids
@@ -378,3 +385,51 @@ def test_the_backfill_renders_missing_items_from_the_documents_and_loses_races(p
     repo.conn.commit()
     assert catalog.backfill_items(curated) == 1  # idempotent: only what is missing
     assert list_items_match_the_documents(repo, curated, run_id) == n
+
+
+def test_a_replay_from_curate_rebuilds_the_curated_layer_with_the_same_counts(
+    pipeline, repo, store, settings
+):
+    from lake.adapters.staging_repo import RunNotReplayable
+    from lake.transform.stage import staged_key
+
+    pub, ingestor, stager, curator, curated = pipeline
+    run_id = f"h-{uuid.uuid4().hex[:8]}"
+    run_all(
+        pub,
+        ingestor,
+        stager,
+        curator,
+        IngestRequested(run_id=run_id, request=GeneratedSource(rows=2000, seed=9292)),
+    )
+    before = repo.run_counts(run_id)
+    keys = assert_compacted(store, settings, run_id, before["staged_rows"])
+    revisions = catalogue_revisions(repo, run_id)
+    with pytest.raises(RunNotReplayable, match="no run"):
+        repo.reopen_for_replay("h-nosuchrun", "test")
+    chunks = repo.reopen_for_replay(run_id, "test")
+    assert [c for c, _ in chunks] == [e.chunk_id for e in pub.of(StagedChunkReady) if e.run_id == run_id]
+    assert repo.run_status(run_id) == ("running", None)
+    assert repo.run_counts(run_id)["curated_docs"] == 0  # curated again from scratch
+    with pytest.raises(RunNotReplayable, match="is running"):
+        repo.reopen_for_replay(run_id, "test")
+    for chunk_id, counts in chunks:  # as lake.recovery.replay_curate publishes them
+        curator.handle(
+            StagedChunkReady(
+                run_id=run_id,
+                chunk_id=chunk_id,
+                bucket=settings.s3.staging_bucket,
+                key=staged_key(run_id, chunk_id),
+                counts=ChunkCounts(**counts),
+            )
+        )
+    assert repo.run_status(run_id) == ("succeeded", None)
+    assert repo.run_counts(run_id) == before
+    assert assert_compacted(store, settings, run_id, before["staged_rows"]) == keys  # same keys, none left
+    now = catalogue_revisions(repo, run_id)
+    assert set(now) == set(revisions) and all(now[t] > revisions[t] for t in now)  # every document rewritten
+    assert list_items_match_the_documents(repo, curated, run_id) == before["curated_docs"]
+    with repo.conn.cursor() as cur:
+        cur.execute("SELECT event FROM run_history WHERE run_id = %s ORDER BY seq", (run_id,))
+        assert [r[0] for r in cur.fetchall()] == ["replayed"]
+    repo.conn.commit()

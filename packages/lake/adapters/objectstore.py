@@ -103,6 +103,9 @@ class S3ObjectStore:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents", [])
 
+    def delete(self, bucket: str, key: str) -> None:
+        self.client.delete_object(Bucket=bucket, Key=key)
+
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         keys = [{"Key": o["Key"]} for o in self.list_keys(bucket, prefix)]
         for i in range(0, len(keys), 1000):

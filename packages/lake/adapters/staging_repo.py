@@ -54,6 +54,10 @@ class StageResult:
     owned_ids: frozenset[int]
 
 
+class RunNotReplayable(Exception):
+    """The run does not exist or is still in progress."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -233,6 +237,68 @@ class StagingRepository:
             ids = [int(r[0]) for r in cur.fetchall()]
         self.conn.commit()
         return ids
+
+    def reopen_for_replay(self, run_id: str, requested_by: str) -> list[tuple[int, dict[str, int]]]:
+        """Reopen a finished run to be curated again from its staged chunks; their (chunk id,
+        counts). In one transaction: the run goes back to ``running``, its ``curated`` progress is
+        cleared (so it is finalised again once every chunk is curated anew), its curated Parquet
+        objects are set aside for the new compaction, and the history notes the replay. Raises
+        :class:`RunNotReplayable` for an unknown run or one still in progress."""
+        conn = self.conn
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT status, total_chunks FROM runs WHERE run_id = %s FOR UPDATE", (run_id,))
+                found = cur.fetchone()
+                if found is None:
+                    raise RunNotReplayable(f"no run {run_id}")
+                if found[0] not in ("succeeded", "failed"):
+                    raise RunNotReplayable(f"run {run_id} is {found[0]}: replay it once it has finished")
+                cur.execute(
+                    "SELECT chunk_id, raw_rows, rejected_rows, duplicate_rows, staged_rows"
+                    " FROM chunk_progress WHERE run_id = %s AND layer = 'staged' ORDER BY chunk_id",
+                    (run_id,),
+                )
+                chunks = [
+                    (
+                        int(c),
+                        {
+                            "raw_rows": int(a),
+                            "rejected_rows": int(r),
+                            "duplicate_rows": int(d),
+                            "staged_rows": int(t),
+                        },
+                    )
+                    for c, a, r, d, t in cur.fetchall()
+                ]
+                if found[1] is None or len(chunks) < int(found[1]):
+                    raise RunNotReplayable(
+                        f"run {run_id}: {len(chunks)} of {found[1] or '?'} chunks were staged; the"
+                        " others never were (redrive its dead letters first)"
+                    )
+                cur.execute(
+                    "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL,"
+                    " previous_curated_objects = COALESCE(curated_objects, previous_curated_objects),"
+                    " curated_objects = NULL WHERE run_id = %s",
+                    (run_id,),
+                )
+                cur.execute("DELETE FROM chunk_progress WHERE run_id = %s AND layer = 'curated'", (run_id,))
+                self.add_history(
+                    cur, run_id, "replayed", f"from curate, {len(chunks)} chunks, by {requested_by[:64]}"
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return chunks
+
+    def take_previous_curated_objects(self, run_id: str) -> list[str]:
+        """The curated Parquet objects a replayed run had before (none otherwise), forgotten."""
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT previous_curated_objects FROM runs WHERE run_id = %s", (run_id,))
+            row = cur.fetchone()
+            cur.execute("UPDATE runs SET previous_curated_objects = NULL WHERE run_id = %s", (run_id,))
+        self.conn.commit()
+        return [] if row is None or row[0] is None else list(json.loads(row[0]))
 
     def curated_objects(self, run_id: str) -> list[str] | None:
         with self.conn.cursor() as cur:

@@ -42,3 +42,13 @@ def stage_records(data: bytes, columns: list[str], first_record: int, lineage: d
         out.rows.append(result)
         out.hashtags[tid] = hashtags_of(result["text"])
     return out
+
+
+def staged_key(run_id: str, chunk_id: int) -> str:
+    """The staging bucket's Parquet object of one chunk's staged rows."""
+    return f"tweets/run_id={run_id}/chunk-{chunk_id:05d}.parquet"
+
+
+def rejected_key(run_id: str, chunk_id: int) -> str:
+    """The staging bucket's JSON lines of one chunk's rejected records."""
+    return f"rejected/run_id={run_id}/chunk-{chunk_id:05d}.jsonl"
