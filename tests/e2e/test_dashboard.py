@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,65 @@ def test_a_refused_key_returns_to_the_sign_in_with_a_message(browser: Any, servi
     assert "refused this key" in error.inner_text()
     assert page.evaluate("sessionStorage.getItem('bigtech-lake.api-key')") is None
     page.close()
+
+
+def test_dead_letters_show_by_role_and_an_admin_redrives_them_from_the_page(
+    browser: Any, services: Services, settings: Settings
+):
+    from lake.adapters.dead_letters import DeadLetterStore
+    from lake.adapters.staging_repo import StagingRepository
+    from lake.events import PathSource
+
+    inbox = ROOT / ".lake" / "test-inbox" / f"dashboard-{uuid.uuid4().hex[:8]}"
+    inbox.mkdir(parents=True)  # empty: the ingestor refuses it, its event is dead-lettered
+    try:
+        run_id = request_run(settings, PathSource(path=str(inbox)), "e2e-dashboard-dlq")
+        assert wait_for_run(settings, run_id, timeout=60)["status"] == "failed"
+        problems: list[str] = []
+
+        def sign_in(role: str) -> Any:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+            page.goto(f"{services.gateway}/dashboard?refresh=2")
+            page.fill("#key", create_key(settings, f"e2e dashboard {role}", role))
+            page.click("button[type=submit]")
+            return page
+
+        viewer = sign_in("viewer")
+        row = viewer.locator("#dead-letters tr").filter(has_text=run_id)
+        row.wait_for(timeout=30_000)
+        cells = row.first.locator("td").all_inner_texts()
+        assert (
+            cells[1:3] == ["ingest.requested", "ingestor"] and cells[6] == "PermanentError"
+        )  # the kind only
+        assert viewer.get_by_test_id("redrive").count() == 0  # viewers cannot redrive
+        viewer.close()
+
+        admin = sign_in("admin")
+        row = admin.locator("#dead-letters tr").filter(has_text=run_id)
+        row.wait_for(timeout=30_000)
+        assert "no .csv file" in row.first.locator("td").nth(6).inner_text()  # the message, for an admin
+        dialogs: list[str] = []
+
+        def accept(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.accept()
+
+        admin.once("dialog", accept)
+        row.first.get_by_test_id("redrive").click()
+        result = admin.get_by_test_id("redrive-result")
+        result.wait_for(state="visible", timeout=30_000)
+        assert f"Redriven 1 dead letter(s) of {run_id}" in result.inner_text()
+        assert dialogs and f"run {run_id}" in dialogs[0]  # asked for a confirmation first
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        admin.screenshot(path=str(ARTIFACTS / "dashboard-dead-letters.png"), full_page=True)
+        admin.close()
+        repo = StagingRepository(settings.mysql)
+        try:  # the inbox is still empty: redriven once, failed again as a new dead letter
+            letters = DeadLetterStore(repo).list(run_id=run_id)
+        finally:
+            repo.close()
+        assert [x.redriven_at is not None for x in letters][-1] is True
+        assert problems == []
+    finally:
+        shutil.rmtree(inbox, ignore_errors=True)

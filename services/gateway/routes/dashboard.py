@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 from kafka.errors import KafkaError
 from pydantic import BaseModel, Field
 
+from lake import auth
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.errors import unavailable_as
 from services.gateway.routes import pipeline, runs, stats
@@ -62,12 +63,27 @@ class PipelineSummary(BaseModel):
     dead_letter_total: int
 
 
+class DeadLetterSummary(BaseModel):
+    letter_id: str
+    run_id: str | None
+    topic: str
+    service: str
+    chunk_id: int | None
+    error: str = Field(description="the message for analyst and admin keys; the kind only for viewers")
+    attempts: int
+    last_failed_at: datetime
+
+
 class Overview(BaseModel):
     generated_at: datetime
+    role: str = Field(description="the key's role: the page offers a redrive to admin keys only")
     stats: stats.Stats
     runs: list[RunSummary] = Field(description=f"the {RECENT_RUNS} most recent runs, newest first")
     pipeline: PipelineSummary | None = Field(description="null when Kafka cannot be reached")
     pipeline_error: str | None = None
+    dead_letters: list[DeadLetterSummary] = Field(
+        description=f"dead letters not redriven yet of the {RECENT_RUNS} most recent runs, newest first"
+    )
 
 
 @router.get("/dashboard", include_in_schema=False)
@@ -93,18 +109,49 @@ async def _pipeline(stores: StoresDep) -> tuple[PipelineSummary | None, str | No
     )
 
 
+async def waiting_letters(stores: StoresDep, run_ids: list[str], details: bool) -> list[DeadLetterSummary]:
+    """The dead letters of these runs that wait for a redrive (at most 50), newest first."""
+    if not run_ids:
+        return []
+    prefix = stores.settings.kafka.topic_prefix
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT letter_id, run_id, source_topic, service, chunk_id, error, attempts, last_failed_at"
+            f" FROM dead_letters WHERE run_id IN ({', '.join(['%s'] * len(run_ids))})"
+            " AND redriven_at IS NULL ORDER BY seq DESC LIMIT 50",
+            run_ids,
+        )
+        rows = await cur.fetchall()
+    return [
+        DeadLetterSummary(
+            letter_id=lid,
+            run_id=run_id,
+            topic=topic.removeprefix(prefix),
+            service=service,
+            chunk_id=chunk,
+            error=error if details else (error_class(error) or ""),
+            attempts=attempts,
+            last_failed_at=at.replace(tzinfo=UTC),
+        )
+        for lid, run_id, topic, service, chunk, error, attempts, at in rows
+    ]
+
+
 @router.get(
     "/dashboard/overview",
     response_model=Overview,
     summary="What the dashboard shows: totals, recent runs, pipeline lag and dead letters (viewer)",
 )
-async def overview(stores: StoresDep, _: Viewer) -> Overview:
+async def overview(stores: StoresDep, role: Viewer) -> Overview:
     totals = stats.Stats.model_validate_json(await stats.shared_totals(stores))
     with unavailable_as("mysql"):
         reports = await runs.recent(stores, RECENT_RUNS)
+        letters = await waiting_letters(stores, [r.run_id for r in reports], auth.allows(role, "analyst"))
     state, error = await _pipeline(stores)
     return Overview(
         generated_at=datetime.now(UTC),
+        role=role,
+        dead_letters=letters,
         stats=totals,
         runs=[
             RunSummary(

@@ -46,6 +46,19 @@ async function api(path) {
   return answer.json();
 }
 
+async function post(path, body) {
+  const key = sessionStorage.getItem(KEY_NAME);
+  const answer = await fetch(path, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+    cache: "no-store",
+  });
+  const data = await answer.json().catch(() => ({}));
+  if (!answer.ok) throw new Error(data.error ? data.error.message : `${path}: HTTP ${answer.status}`);
+  return data;
+}
+
 function badge(status) {
   return el("span", { class: `badge ${status}` }, status);
 }
@@ -103,6 +116,49 @@ function renderRuns(runs) {
   });
   if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "10" }, "No run yet.")));
   $("runs").replaceChildren(...rows);
+}
+
+async function redrive(runId, count) {
+  const ok = window.confirm(
+    `Redrive ${count} dead letter(s) of run ${runId}?\n\nEach event is published again to its topic, ` +
+    "once; the run goes back to running. Fix the cause first, or the events fail again.");
+  if (!ok) return;
+  const result = $("redrive-result");
+  try {
+    const done = await post("/dead-letters/redrive", { run_id: runId });
+    result.textContent = `Redriven ${done.redriven} dead letter(s) of ${runId}` +
+      (done.runs_reopened.length ? "; the run is running again." : ".");
+  } catch (error) {
+    result.textContent = `Redrive refused: ${error.message}`;
+  }
+  result.hidden = false;
+  refresh();
+}
+
+function renderDeadLetters(letters, role) {
+  const perRun = {};
+  for (const letter of letters) perRun[letter.run_id] = (perRun[letter.run_id] || 0) + 1;
+  const offered = new Set();
+  const rows = letters.map((letter) => {
+    const action = el("td", {});
+    if (role === "admin" && letter.run_id && !offered.has(letter.run_id)) {
+      offered.add(letter.run_id);  // one button per run, on its newest letter
+      const button = el("button", { type: "button", "data-testid": "redrive" }, "Redrive run");
+      button.addEventListener("click", () => redrive(letter.run_id, perRun[letter.run_id]));
+      action.append(button);
+    }
+    return el("tr", { "data-letter-id": letter.letter_id },
+      el("td", { class: "run" }, letter.run_id || "—"),
+      el("td", {}, letter.topic),
+      el("td", {}, letter.service),
+      el("td", { class: "num" }, letter.chunk_id === null ? "—" : String(letter.chunk_id)),
+      el("td", { class: "num" }, String(letter.attempts)),
+      el("td", {}, letter.last_failed_at.replace("T", " ").slice(0, 19)),
+      el("td", { class: "error-text" }, letter.error),
+      action);
+  });
+  if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "8" }, "None: nothing waits.")));
+  $("dead-letters").replaceChildren(...rows);
 }
 
 // --- charts: plain SVG -----------------------------------------------------------------------
@@ -221,6 +277,7 @@ async function refresh() {
     renderTotals(overview.stats);
     renderPipeline(overview.pipeline, overview.pipeline_error);
     renderRuns(overview.runs);
+    renderDeadLetters(overview.dead_letters, overview.role);
     drawCompanies(daily);
     drawSentiment(daily);
     $("board-error").hidden = true;
