@@ -216,7 +216,17 @@ def test_the_dashboard_page_is_open_and_same_origin_only_and_its_data_needs_a_vi
     overview = client.get("/dashboard/overview", headers=keys["viewer"])
     assert overview.status_code == 200
     body = overview.json()
-    assert set(body) == {"generated_at", "stats", "runs", "pipeline", "pipeline_error"}
+    assert set(body) == {
+        "generated_at",
+        "role",
+        "stats",
+        "runs",
+        "pipeline",
+        "pipeline_error",
+        "dead_letters",
+    }
+    assert body["role"] == "viewer"
+    assert all(":" not in x["error"] for x in body["dead_letters"])  # a viewer sees the kind only
     assert body["stats"] == client.get("/stats", headers=keys["viewer"]).json()
     for run in body["runs"]:
         assert "source" not in run and "requested_by" not in run  # viewers see aggregates only
