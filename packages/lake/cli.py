@@ -9,7 +9,8 @@ lake keys import --role analyst --from-env VAR NAME
                                      registers the key held in $VAR (idempotent; compose's bootstrap)
 lake ingest generated --rows N       publish ingest.requested, print the run id
 lake demo --rows N                   ingest a generated sample, wait, print the run summary as JSON
-lake replay RUN --from curate        curate a finished run again from its staged Parquet
+lake replay RUN --from curate|stage  rebuild a finished run: curated layer from its staged Parquet,
+                                     or staging (then curated) from its raw objects
 lake dlq list [--run ID] [--topic T] dead letters, newest first: why, attempts, whether redriven
 lake dlq redrive --run ID | --letter ID | --topic T | --all
                                      re-publish dead letters to their topics (each at most once)
@@ -261,9 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--source", choices=("generated", "kaggle"), default="generated")
     demo.add_argument("--timeout", type=float, default=1800)
     demo.add_argument("--run-dir", type=Path, default=Path(".lake"))
-    rp = sub.add_parser("replay", help="rebuild a finished run's curated layer (after a tokenizer change)")
+    rp = sub.add_parser(
+        "replay",
+        help="rebuild a finished run: from curate (after a tokenizer change) or stage (a cleaning rule)",
+    )
     rp.add_argument("run_id")
-    rp.add_argument("--from", dest="layer", choices=("curate",), default="curate")
+    rp.add_argument("--from", dest="layer", choices=("curate", "stage"), default="curate")
     rp.add_argument("--wait", action="store_true", help="wait for the run to succeed again")
     rp.add_argument("--timeout", type=float, default=1800)
     dlq = sub.add_parser("dlq", help="dead letters: list them, redrive them once the cause is fixed")
@@ -298,14 +302,19 @@ def main(argv: list[str] | None = None) -> int:
         return dlq_command(settings, args)
     elif args.cmd == "replay":
         from lake.adapters.staging_repo import RunNotReplayable
-        from lake.recovery import replay_curate
+        from lake.recovery import replay_run
 
         try:
-            chunks = replay_curate(settings, args.run_id, "cli")
+            chunks = replay_run(settings, args.run_id, args.layer, "cli")
         except RunNotReplayable as exc:
             err(str(exc))
             return 1
-        err(f"run {args.run_id}: {chunks} staged chunks published again to be curated")
+        what = (
+            "raw chunks published again to be staged"
+            if args.layer == "stage"
+            else "staged chunks published again to be curated"
+        )
+        err(f"run {args.run_id}: {chunks} {what}")
         if not args.wait:
             print(json.dumps({"run_id": args.run_id, "from": args.layer, "chunks": chunks}))
             return 0

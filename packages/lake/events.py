@@ -87,6 +87,10 @@ class RawChunkReady(Event):
     records: int = Field(ge=0)
     columns: list[str]
     sha256: str
+    replay: bool = Field(
+        default=False,
+        description="a replay from stage: the chunk's earlier staged rows are replaced, not kept",
+    )
 
     def partition_key(self) -> str:
         return f"{self.run_id}:{self.chunk_id}"
@@ -106,6 +110,10 @@ class StagedChunkReady(Event):
     bucket: str
     key: str = Field(description="Parquet object with the rows this chunk staged for the first time")
     counts: ChunkCounts
+    replay: bool = Field(
+        default=False,
+        description="a replay: documents of the chunk that it no longer stages are removed",
+    )
 
     def partition_key(self) -> str:
         return f"{self.run_id}:{self.chunk_id}"

@@ -134,37 +134,53 @@ def redrive_dead_letters(settings: Settings, scope: Scope, requested_by: str) ->
         repo.close()
 
 
-def replay_curate(settings: Settings, run_id: str, requested_by: str) -> int:
-    """Curate a finished run again from its staged Parquet (``POST /runs/{id}/replay``,
-    ``lake runs replay``): after a tokenizer or vocabulary change, or an enrichment rule's. The run
-    is reopened (``StagingRepository.reopen_for_replay``), then each staged chunk's
-    ``staged.ready`` is published again; the curators rewrite the documents in place, their list
-    items and revisions, and the Parquet, and the run is finalised again with the same counts.
-    Returns the number of chunks. Staging is left as it is (the first ingestion wins)."""
+def replay_run(settings: Settings, run_id: str, layer: str, requested_by: str) -> int:
+    """Rebuild a finished run from a layer (``POST /runs/{id}/replay``, ``lake replay``); the
+    number of chunks published again. Raises ``RunNotReplayable`` (unknown, in progress, or
+    missing what the layer needs).
+
+    - ``curate``: after a tokenizer or vocabulary change, or an enrichment rule's. The run is
+      reopened (``StagingRepository.reopen_for_replay``), then each staged chunk's ``staged.ready``
+      is published again; the curators rewrite the documents in place, their list items and
+      revisions, and the Parquet, and the run is finalised again with the same counts. Staging is
+      left as it is.
+    - ``stage``: after a cleaning rule changed (``LAKE_SENTIMENT_*``, ``LAKE_MIN_CLEAN_TEXT_CHARS``,
+      or the code). The run is reopened with its staged progress cleared too
+      (``reopen_for_stage_replay``), and each raw chunk's ``raw.ready``, as the ingestor published
+      it, is published again marked as a replay: each stager replaces what the chunk staged with
+      what the rules give now, and the curators then rewrite, add or remove its documents."""
     from lake.adapters.broker import make_producer
-    from lake.events import ChunkCounts, StagedChunkReady
+    from lake.events import ChunkCounts, Event, StagedChunkReady
     from lake.transform.stage import staged_key
 
+    if layer not in ("curate", "stage"):
+        raise ValueError(f"unknown layer {layer!r}: curate or stage")
     repo = StagingRepository(settings.mysql)
     publisher = Publisher(make_producer(settings, "lake-replay"), settings)
     try:
-        chunks = repo.reopen_for_replay(run_id, requested_by)
-        try:
-            for chunk_id, counts in chunks:
-                publisher.publish(
-                    StagedChunkReady(
-                        run_id=run_id,
-                        chunk_id=chunk_id,
-                        bucket=settings.s3.staging_bucket,
-                        key=staged_key(run_id, chunk_id),
-                        counts=ChunkCounts(**counts),
-                    )
+        events: list[Event]
+        if layer == "stage":
+            events = list(repo.reopen_for_stage_replay(run_id, requested_by))
+        else:
+            events = [
+                StagedChunkReady(
+                    run_id=run_id,
+                    chunk_id=chunk_id,
+                    bucket=settings.s3.staging_bucket,
+                    key=staged_key(run_id, chunk_id),
+                    counts=ChunkCounts(**counts),
+                    replay=True,
                 )
+                for chunk_id, counts in repo.reopen_for_replay(run_id, requested_by)
+            ]
+        try:
+            for event in events:
+                publisher.publish(event)
             publisher.flush()
         except Exception as exc:
-            repo.fail_run(run_id, f"replay from curate could not publish: {exc}")
+            repo.fail_run(run_id, f"replay from {layer} could not publish: {exc}")
             raise
-        return len(chunks)
+        return len(events)
     finally:
         publisher.close()
         repo.close()

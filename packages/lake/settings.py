@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lake.transform.clean import Rules
+
 DEV_PLACEHOLDERS = {"lake-dev-password", "lake-dev-secret", "changeme", "change-me", "", "secret"}
 
 
@@ -83,6 +85,26 @@ class PipelineSettings(BaseSettings):
         default="wjia26/big-tech-companies-tweet-sentiment", description="Kaggle dataset of SOURCE=kaggle"
     )
     work_dir: Path = Field(default=Path(".lake/work"), description="scratch folder of the services")
+    sentiment_positive: float = Field(
+        default=0.05, ge=-1, le=1, description="polarity at or above which a tweet is positive (stager)"
+    )
+    sentiment_negative: float = Field(
+        default=-0.05, ge=-1, le=1, description="polarity at or below which a tweet is negative (stager)"
+    )
+    min_clean_text_chars: int = Field(
+        default=0,
+        ge=0,
+        description="a tweet whose clean text is shorter is rejected (clean_text_too_short); 0: no rule",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> PipelineSettings:
+        self.rules()  # raises on negative >= positive
+        return self
+
+    def rules(self) -> Rules:
+        """The cleaning rules that are settings (a change applies to runs staged or replayed after)."""
+        return Rules(self.sentiment_positive, self.sentiment_negative, self.min_clean_text_chars)
 
 
 class GatewaySettings(BaseSettings):

@@ -91,7 +91,7 @@ class Curator:
                 yield [stored_document(d, self.tokenizer_record) for d in docs]
 
         try:
-            written = self.curated.write_chunk(event.run_id, event.chunk_id, batches())
+            written = self.curated.write_chunk(event.run_id, event.chunk_id, batches(), event.replay)
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
         keys: list[str] = []
@@ -103,7 +103,12 @@ class Curator:
                 )
                 keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated
-        self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, items, links)
+        gone = self.catalog.add_chunk(
+            event.run_id, event.chunk_id, event.key, started, items, links, event.replay
+        )
+        if gone:  # a replay from stage no longer stages them: off the catalogue above, now the store
+            removed = self.curated.remove_absent(event.run_id, event.chunk_id, gone)
+            log.info("documents no longer staged removed", extra={"fields": {"documents": removed}})
         self.publisher.publish(
             CuratedChunkReady(
                 run_id=event.run_id, chunk_id=event.chunk_id, curated_docs=written, parquet_keys=keys

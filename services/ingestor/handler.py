@@ -103,9 +103,7 @@ class Ingestor:
         # delivered before recorded: a run whose raw chunks are all recorded is entirely on its way,
         # which is what lets a repeated request for it be ignored (``raw_complete``)
         self.publisher.flush()
-        self.repo.record_chunk(
-            event.run_id, "raw", event.chunk_id, event.key, started, raw_rows=event.records
-        )
+        self.repo.record_raw_chunk(event, started)
         RECORDS.labels("ingestor", "read").inc(event.records)
         log.info(
             "chunk published",

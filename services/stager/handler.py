@@ -3,7 +3,9 @@
 
 The first ingestion of a tweet wins: rows are inserted with INSERT IGNORE and the chunk then reads
 back which ids carry its own lineage. Those are its staged rows; every other valid record is a
-duplicate. Replaying a chunk therefore finds the same rows and the same counts.
+duplicate. Replaying a chunk therefore finds the same rows and the same counts. A replay *from
+stage* (``RawChunkReady.replay``, after a rule changed) replaces what the chunk staged before with
+what the rules give now, in the same transaction (``StagingRepository.stage_chunk``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Stager:
         self.store = store
         self.repo = repo
         self.publisher = publisher
+        self.rules = settings.pipeline.rules()
 
     def handle(self, event: Event) -> None:
         assert isinstance(event, RawChunkReady)
@@ -51,7 +54,7 @@ class Stager:
                 f"checksum mismatch for {event.key} bytes {event.byte_start}-{event.byte_end}"
             )
         lineage = {"run_id": event.run_id, "chunk_id": event.chunk_id, "raw_key": event.key}
-        chunk = stage_records(data, event.columns, event.first_record, lineage)
+        chunk = stage_records(data, event.columns, event.first_record, lineage, self.rules)
         if chunk.records != event.records:
             raise PermanentError(f"chunk holds {chunk.records} records, the event announced {event.records}")
         result = self.repo.stage_chunk(
@@ -64,6 +67,7 @@ class Stager:
             chunk.rejects,
             chunk.hashtags,
             started,
+            replay=event.replay,
         )
         owned = [r for r in chunk.rows if r["twitter_id"] in result.owned_ids]
         bucket = self.settings.s3.staging_bucket
@@ -91,6 +95,8 @@ class Stager:
                 ("\n".join(lines) + "\n").encode(),
                 "application/x-ndjson",
             )
+        elif event.replay:  # the replayed chunk rejects nothing now: no stale rejects object
+            self.store.delete(bucket, rejected_key(event.run_id, event.chunk_id))
         counts = ChunkCounts(
             raw_rows=result.raw_rows,
             rejected_rows=result.rejected_rows,
@@ -99,7 +105,12 @@ class Stager:
         )
         self.publisher.publish(
             StagedChunkReady(
-                run_id=event.run_id, chunk_id=event.chunk_id, bucket=bucket, key=key, counts=counts
+                run_id=event.run_id,
+                chunk_id=event.chunk_id,
+                bucket=bucket,
+                key=key,
+                counts=counts,
+                replay=event.replay,
             )
         )
         for outcome in ("rejected_rows", "duplicate_rows", "staged_rows"):

@@ -433,3 +433,125 @@ def test_a_replay_from_curate_rebuilds_the_curated_layer_with_the_same_counts(
         cur.execute("SELECT event FROM run_history WHERE run_id = %s ORDER BY seq", (run_id,))
         assert [r[0] for r in cur.fetchall()] == ["replayed"]
     repo.conn.commit()
+
+
+def test_a_replay_from_stage_applies_changed_rules_to_every_layer_as_a_fresh_ingestion_would(
+    pipeline, repo, store, settings
+):
+    """A cleaning rule changes (sentiment thresholds, a shortest clean text): the replay from stage
+    leaves staging, its copies (company links, hashtags, rejects, staged Parquet) and the curated
+    layer (documents, catalogue, list items, Parquet) exactly as an ingestion of the same file
+    under the new rules gives them, and the counts reconcile."""
+    from lake.adapters.staging_repo import RunNotReplayable
+    from lake.transform.clean import Rules
+    from lake.transform.stage import stage_records
+
+    pub, ingestor, stager, curator, curated = pipeline
+    run_id = f"h-{uuid.uuid4().hex[:8]}"
+    run_all(
+        pub,
+        ingestor,
+        stager,
+        curator,
+        IngestRequested(run_id=run_id, request=GeneratedSource(rows=3000, seed=7171, malformed_share=0.01)),
+    )
+    before = repo.run_counts(run_id)
+    staged_before = staged_rows(repo, run_id)
+    raw_events = [e for e in pub.of(RawChunkReady) if e.run_id == run_id]
+    rules = Rules(sentiment_positive=0.4, sentiment_negative=-0.4, min_clean_text_chars=60)
+    # What an ingestion of the same file under the new rules stages (first valid record of an id).
+    raw = store.get_bytes(settings.s3.raw_bucket, raw_events[0].key)
+    body = raw[raw_events[0].byte_start :]
+    expected = stage_records(body, raw_events[0].columns, 1, {}, rules)
+    want = {r["twitter_id"]: (r["sentiment"], r["clean_text"]) for r in expected.rows}
+    assert len(want) < before["staged_rows"] and any(r[1] == "clean_text_too_short" for r in expected.rejects)
+    assert {s for s, _ in want.values()} != {s for s, _ in staged_before.values()} or len(want) > 0
+
+    with pytest.raises(RunNotReplayable, match="no run"):
+        repo.reopen_for_stage_replay("h-nosuchrun", "test")
+    stager.rules = rules  # the stagers restarted with the new rules
+    events = repo.reopen_for_stage_replay(run_id, "test")
+    assert [e.model_dump(exclude={"emitted_at", "replay"}) for e in events] == [
+        e.model_dump(exclude={"emitted_at", "replay"}) for e in raw_events
+    ]
+    assert all(e.replay for e in events)
+    assert repo.run_status(run_id) == ("running", None)
+    assert repo.run_counts(run_id) | {"raw_rows": 0} == dict.fromkeys(before, 0)  # staged again from scratch
+    with pytest.raises(RunNotReplayable, match="is running"):
+        repo.reopen_for_stage_replay(run_id, "test")
+    mark = len(pub.of(StagedChunkReady))
+    for event in events:
+        stager.handle(event)
+    replayed = pub.of(StagedChunkReady)[mark:]
+    assert len(replayed) == len(events) and all(e.replay for e in replayed)
+    for event in replayed:
+        curator.handle(event)
+
+    after = repo.run_counts(run_id)
+    assert repo.run_status(run_id) == ("succeeded", None)
+    assert after["raw_rows"] == before["raw_rows"] == 3000
+    assert after["raw_rows"] == after["staged_rows"] + after["rejected_rows"] + after["duplicate_rows"]
+    assert after["staged_rows"] == after["curated_docs"] == len(want)
+    assert after["rejected_rows"] == len(expected.rejects)
+    assert staged_rows(repo, run_id) == want  # values under the new rules, ids as a fresh ingestion
+    with repo.conn.cursor() as cur:
+        cur.execute("SELECT reason, COUNT(*) FROM rejected_rows WHERE run_id = %s GROUP BY reason", (run_id,))
+        reasons = dict(cur.fetchall())
+        cur.execute(  # copies of the staged rows' time and sentiment follow them
+            "SELECT COUNT(*) FROM tweet_companies tc JOIN tweets t ON t.twitter_id = tc.twitter_id"
+            " WHERE t.run_id = %s AND NOT (tc.created_at <=> t.created_at AND tc.sentiment <=> t.sentiment)",
+            (run_id,),
+        )
+        assert cur.fetchone()[0] == 0
+        cur.execute(
+            "SELECT COUNT(*) FROM tweet_companies WHERE twitter_id IN"
+            " (SELECT twitter_id FROM tweet_companies WHERE run_id = %s)"
+            " AND twitter_id NOT IN (SELECT twitter_id FROM tweets)",
+            (run_id,),
+        )
+        assert cur.fetchone()[0] == 0  # no link to a tweet that left staging
+        cur.execute(
+            "SELECT ct.twitter_id, ct.sentiment, t.sentiment FROM curated_tweets ct"
+            " LEFT JOIN tweets t ON t.twitter_id = ct.twitter_id WHERE ct.run_id = %s",
+            (run_id,),
+        )
+        catalogued = cur.fetchall()
+        cur.execute("SELECT event, detail FROM run_history WHERE run_id = %s ORDER BY seq", (run_id,))
+        history = cur.fetchall()
+    repo.conn.commit()
+    assert reasons["clean_text_too_short"] > 0 and sum(reasons.values()) == after["rejected_rows"]
+    assert {int(t) for t, _, _ in catalogued} == set(want)
+    assert all(a == b for _, a, b in catalogued)
+    _, links, _ = catalogue(repo, run_id)
+    assert {int(t) for t, _ in links} == set(want)
+    assert list_items_match_the_documents(repo, curated, run_id) == len(want)
+    gone = [str(t) for t in set(staged_before) - set(want)]
+    assert gone and curated.tweets.count_documents({"_id": {"$in": gone}}) == 0
+    staged_parquet = sum(
+        pl.read_parquet(io.BytesIO(store.get_bytes(settings.s3.staging_bucket, o["Key"]))).height
+        for o in store.list_keys(settings.s3.staging_bucket, f"tweets/run_id={run_id}/")
+    )
+    assert staged_parquet == len(want)
+    rejected_lines = sum(
+        store.get_bytes(settings.s3.staging_bucket, o["Key"]).count(b"\n")
+        for o in store.list_keys(settings.s3.staging_bucket, f"rejected/run_id={run_id}/")
+    )
+    assert rejected_lines == after["rejected_rows"]
+    assert_compacted(store, settings, run_id, len(want))
+    sentiments = pl.concat(
+        [
+            pl.read_parquet(io.BytesIO(store.get_bytes(settings.s3.curated_bucket, o["Key"])))
+            for o in store.list_keys(settings.s3.curated_bucket, "tweets/")
+            if f"/{run_id}-part-" in o["Key"]
+        ]
+    ).select(pl.col("twitter_id").cast(pl.Int64), "sentiment")
+    assert dict(sentiments.iter_rows()) == {t: s for t, (s, _) in want.items()}
+    assert [(e, d.split(",")[0]) for e, d in history] == [("replayed", "from stage")]
+
+
+def staged_rows(repo: Any, run_id: str) -> dict[int, tuple[str, str]]:
+    with repo.conn.cursor() as cur:
+        cur.execute("SELECT twitter_id, sentiment, clean_text FROM tweets WHERE run_id = %s", (run_id,))
+        found = {int(t): (s, c) for t, s, c in cur.fetchall()}
+    repo.conn.commit()
+    return found

@@ -5,7 +5,15 @@ from datetime import UTC, datetime
 import pytest
 
 from lake.schema import RAW_COLUMNS
-from lake.transform.clean import Rejection, clean_text, hashtags_of, mentions_of, sentiment_of, validate
+from lake.transform.clean import (
+    Rejection,
+    Rules,
+    clean_text,
+    hashtags_of,
+    mentions_of,
+    sentiment_of,
+    validate,
+)
 
 COLUMNS = list(RAW_COLUMNS)
 
@@ -95,6 +103,27 @@ def test_a_wrong_column_count_is_rejected():
 )
 def test_sentiment_uses_vader_thresholds(polarity, label):
     assert sentiment_of(polarity) == label
+
+
+def test_the_sentiment_thresholds_are_rules_a_setting_can_change():
+    rules = Rules(sentiment_positive=0.7, sentiment_negative=-0.2)
+    assert [sentiment_of(p, rules) for p in (0.6369, 0.7, -0.2, -0.1999)] == [
+        "neutral",
+        "positive",
+        "negative",
+        "neutral",
+    ]
+    row = validate(fields(), COLUMNS, rules)
+    assert isinstance(row, dict) and row["sentiment"] == "neutral"  # positive under the default rules
+    with pytest.raises(ValueError, match="negative < positive"):
+        Rules(sentiment_positive=0.1, sentiment_negative=0.1)
+
+
+def test_a_clean_text_shorter_than_the_rule_is_rejected_with_the_original_text():
+    assert isinstance(validate(fields(), COLUMNS, Rules(min_clean_text_chars=20)), dict)
+    # "I love my iPhone grinning face" once the URL is dropped and the emoji spelled out: 30 chars
+    result = validate(fields(), COLUMNS, Rules(min_clean_text_chars=31))
+    assert result == Rejection("clean_text_too_short", "text", "I love my #iPhone 😀 https://t.co/x")
 
 
 def test_clean_text_drops_urls_generalises_mentions_and_spells_emoji():

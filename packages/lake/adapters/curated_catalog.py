@@ -5,7 +5,9 @@ GET /curated pages tweet ids from these tables' indexes and then reads the page'
 ``_id``, so no list query depends on the document store sorting or range-filtering. The rule that
 keeps the catalogue honest: **a row is written only after the document it describes holds it** —
 a chunk's rows after its documents are written, a company link after the document's
-``companies`` was set — and nothing here is ever deleted while its document exists.
+``companies`` was set — and a row leaves before its document does (a replay from stage that no
+longer stages a tweet: :meth:`CuratedCatalog.add_chunk` with ``replay``, then
+``CuratedRepository.remove_absent``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class CuratedCatalog:
         started: datetime,
         items: Sequence[tuple[int, datetime, str, bytes]],
         links: Sequence[tuple[int, str, datetime, str]],
-    ) -> None:
+        replay: bool = False,
+    ) -> list[int]:
         """Catalogue a chunk whose documents were written, and record the chunk as curated, in one
         transaction. ``items``: (twitter_id, created_at, sentiment, list item) of every document
         written (the list item: :func:`lake.transform.curated_store.list_item`, migration 007);
@@ -47,17 +50,40 @@ class CuratedCatalog:
         from exactly those); company links come from ``links``, never from the links table, which
         may have gained a link the documents do not hold yet. Idempotent but for the documents'
         revisions: a replayed chunk adds no row, and moves the revision of each of its documents on
-        with its new list item (they were rewritten), so no cache serves what they held before."""
+        with its new list item (they were rewritten), so no cache serves what they held before.
+
+        ``replay`` (a chunk curated again, ``StagedChunkReady.replay``): its tweets' hashtags and
+        company links are rewritten rather than added to, and the tweets catalogued under this
+        chunk that it no longer holds (a replay from stage under new rules) are taken off the
+        catalogue; their ids are returned, for ``CuratedRepository.remove_absent``."""
         conn = self.repo.conn
+        ids = sorted(t for t, _, _, _ in items)
+        gone: list[int] = []
         try:
             with conn.cursor() as cur:
+                if replay:
+                    gone = self._absent(cur, run_id, chunk_id, set(ids))
+                    for table in ("curated_hashtags", "curated_companies"):
+                        for batch in _batches([*ids, *gone]):
+                            cur.execute(
+                                f"DELETE FROM {table} WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                                list(batch),
+                            )
+                    for batch in _batches(gone):
+                        cur.execute(
+                            "DELETE FROM curated_tweets WHERE run_id = %s AND chunk_id = %s"
+                            f" AND twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                            [run_id, chunk_id, *batch],
+                        )
                 if items:  # PyMySQL sends executemany of one INSERT … VALUES as multi-row statements
                     cur.executemany(
                         "INSERT INTO curated_tweets"
                         " (twitter_id, created_at, sentiment, run_id, chunk_id, item)"
                         " VALUES (%s, %s, %s, %s, %s, %s)"
                         " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
-                        " item = VALUES(item)",
+                        " item = VALUES(item), created_at = VALUES(created_at),"
+                        " sentiment = VALUES(sentiment), run_id = VALUES(run_id),"
+                        " chunk_id = VALUES(chunk_id)",
                         [(t, c, s, run_id, chunk_id, item) for t, c, s, item in items],
                     )
                 cur.execute(
@@ -75,6 +101,16 @@ class CuratedCatalog:
         except BaseException:
             conn.rollback()
             raise
+        return gone
+
+    @staticmethod
+    def _absent(cur: Any, run_id: str, chunk_id: int, ids: set[int]) -> list[int]:
+        """The tweets catalogued under this chunk that are not in ``ids`` (locked until commit)."""
+        cur.execute(
+            "SELECT twitter_id FROM curated_tweets WHERE run_id = %s AND chunk_id = %s FOR UPDATE",
+            (run_id, chunk_id),
+        )
+        return sorted(int(r[0]) for r in cur.fetchall() if int(r[0]) not in ids)
 
     def add_companies(self, companies: Mapping[int, Sequence[str]]) -> None:
         """Catalogue the companies the documents now hold (the run finaliser's late links: each
@@ -176,7 +212,8 @@ class CuratedCatalog:
     def _add_links(cur: Any, links: Sequence[tuple[int, str, datetime, str]]) -> None:
         if links:  # PyMySQL sends executemany of one INSERT … VALUES as multi-row statements
             cur.executemany(
-                "INSERT IGNORE INTO curated_companies (twitter_id, company, created_at, sentiment)"
-                " VALUES (%s, %s, %s, %s)",
+                "INSERT INTO curated_companies (twitter_id, company, created_at, sentiment)"
+                " VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE created_at = VALUES(created_at),"
+                " sentiment = VALUES(sentiment)",
                 links,
             )

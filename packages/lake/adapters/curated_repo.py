@@ -52,7 +52,9 @@ class CuratedRepository:
             self.tweets.drop_index(name)
         return dropped
 
-    def write_chunk(self, run_id: str, chunk_id: int, batches: Iterable[list[dict[str, Any]]]) -> int:
+    def write_chunk(
+        self, run_id: str, chunk_id: int, batches: Iterable[list[dict[str, Any]]], replay: bool = False
+    ) -> int:
         """Write one chunk's documents so that a replay leaves exactly one current document per tweet
         and a document being rewritten is never missing (a list page may be fetching it).
 
@@ -60,7 +62,9 @@ class CuratedRepository:
         document of a chunk carries that chunk in ``lineage`` (staging gives each tweet to exactly
         one chunk, the first to stage it). Fast path: unordered inserts. Documents that exist
         already (a replay, or an attempt cut short) are replaced in place; a document that belongs
-        to another chunk is an error, never overwritten.
+        to another chunk is an error, never overwritten, except in a ``replay`` to another chunk
+        of the same run: a replay from stage may move a tweet from one chunk of the run to another
+        (``remove_absent`` of the chunk it left then leaves this document alone).
 
         Replacements go in bulks of ``REPLACE_BATCH``: FerretDB 1.24's SQLite backend keeps a
         connection per statement of an update command until the command ends, out of a pool of
@@ -82,11 +86,11 @@ class CuratedRepository:
             except BulkWriteError as exc:
                 self._raise_unless_duplicates(exc)
                 existing = [batch[e["index"]] for e in exc.details.get("writeErrors", [])]
-                self._replace(run_id, chunk_id, existing)
+                self._replace(run_id, chunk_id, existing, replay)
             written += len(batch)
         return written
 
-    def _replace(self, run_id: str, chunk_id: int, docs: list[dict[str, Any]]) -> None:
+    def _replace(self, run_id: str, chunk_id: int, docs: list[dict[str, Any]], replay: bool = False) -> None:
         """Replace documents written before, after checking they are this chunk's. The check reads
         their lineage in one ``_id $in`` query; each replacement filters on ``_id`` alone, the only
         filter FerretDB looks up by index (with another key every statement would scan)."""
@@ -94,7 +98,7 @@ class CuratedRepository:
         foreign = [
             d["_id"]
             for d in stored
-            if (d["lineage"]["run_id"], d["lineage"]["chunk_id"]) != (run_id, chunk_id)
+            if d["lineage"]["run_id"] != run_id or (d["lineage"]["chunk_id"] != chunk_id and not replay)
         ]
         if foreign:
             raise ValueError(
@@ -104,6 +108,19 @@ class CuratedRepository:
         for i in range(0, len(docs), REPLACE_BATCH):
             part = docs[i : i + REPLACE_BATCH]
             self.tweets.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in part], ordered=False)
+
+    def remove_absent(self, run_id: str, chunk_id: int, ids: Iterable[int]) -> int:
+        """Delete the documents of ``ids`` that still carry this chunk's lineage (a replay from stage
+        no longer stages them, and ``CuratedCatalog.remove_absent`` already took them off the
+        catalogue); the number deleted. A document another chunk of the run has taken meanwhile
+        is left alone. Each delete filters on ``_id`` alone (FerretDB's one indexed filter)."""
+        wanted = [str(t) for t in ids]
+        deleted = 0
+        for i in range(0, len(wanted), 1000):
+            for d in self.tweets.find({"_id": {"$in": wanted[i : i + 1000]}}, {"lineage": 1}):
+                if (d["lineage"]["run_id"], d["lineage"]["chunk_id"]) == (run_id, chunk_id):
+                    deleted += self.tweets.delete_one({"_id": d["_id"]}).deleted_count
+        return deleted
 
     def register_tokenizer(self, record: dict[str, Any]) -> None:
         """Store a tokenizer's record (name, vocabulary hash, id width) once; documents hold its key."""

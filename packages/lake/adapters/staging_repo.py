@@ -9,14 +9,15 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pymysql
 
 from lake.adapters.mysql import connect
+from lake.events import RawChunkReady
 from lake.settings import MySQLSettings
 
 TWEET_COLUMNS = (
@@ -43,6 +44,7 @@ TWEET_COLUMNS = (
 DEADLOCK_CODES = {1205, 1213}
 DUPLICATE_KEY = 1062  # lock wait timeout, deadlock: the whole transaction is retried
 BATCH = 1000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,74 @@ class StagingRepository:
         counts). In one transaction: the run goes back to ``running``, its ``curated`` progress is
         cleared (so it is finalised again once every chunk is curated anew), its curated Parquet
         objects are set aside for the new compaction, and the history notes the replay. Raises
-        :class:`RunNotReplayable` for an unknown run or one still in progress."""
+        :class:`RunNotReplayable` for an unknown run, one still in progress, or one whose chunks
+        were not all staged."""
+
+        def staged_chunks(cur: Any, total: int) -> list[tuple[int, dict[str, int]]]:
+            cur.execute(
+                "SELECT chunk_id, raw_rows, rejected_rows, duplicate_rows, staged_rows"
+                " FROM chunk_progress WHERE run_id = %s AND layer = 'staged' ORDER BY chunk_id",
+                (run_id,),
+            )
+            chunks = [
+                (
+                    int(c),
+                    {
+                        "raw_rows": int(a),
+                        "rejected_rows": int(r),
+                        "duplicate_rows": int(d),
+                        "staged_rows": int(t),
+                    },
+                )
+                for c, a, r, d, t in cur.fetchall()
+            ]
+            if len(chunks) < total:
+                raise RunNotReplayable(
+                    f"run {run_id}: {len(chunks)} of {total} chunks were staged; the others never"
+                    " were (redrive its dead letters first, or replay it from stage)"
+                )
+            return chunks
+
+        return self._reopen(run_id, requested_by, "curate", staged_chunks)
+
+    def reopen_for_stage_replay(self, run_id: str, requested_by: str) -> list[RawChunkReady]:
+        """Reopen a finished run to be staged (then curated) again from its raw objects; the
+        ``raw.ready`` events to publish again (those the ingestor published, marked as a replay).
+        As :meth:`reopen_for_replay`, and its ``staged`` progress is cleared too: each chunk's
+        counts come back as the stagers replace its rows (``stage_chunk(replay=True)``). Raises
+        :class:`RunNotReplayable` as well for a run ingested before its chunks' events were kept
+        (migration 010)."""
+
+        def raw_chunks(cur: Any, total: int) -> list[RawChunkReady]:
+            cur.execute(
+                "SELECT chunk_id, event FROM chunk_progress WHERE run_id = %s AND layer = 'raw'"
+                " ORDER BY chunk_id",
+                (run_id,),
+            )
+            found = cur.fetchall()
+            if len(found) < total:
+                raise RunNotReplayable(
+                    f"run {run_id}: {len(found)} of {total} raw chunks were published; ingest the"
+                    " source again as a new run"
+                )
+            if any(event is None for _, event in found):
+                raise RunNotReplayable(
+                    f"run {run_id} was ingested before its chunks' events were kept (migration 010):"
+                    " replay it from curate, or ingest the source again as a new run"
+                )
+            now = datetime.now(UTC)
+            return [
+                RawChunkReady.model_validate_json(event).model_copy(
+                    update={"replay": True, "emitted_at": now}
+                )
+                for _, event in found
+            ]
+
+        return self._reopen(run_id, requested_by, "stage", raw_chunks)
+
+    def _reopen(
+        self, run_id: str, requested_by: str, layer: str, chunks_of: Callable[[Any, int], list[T]]
+    ) -> list[T]:
         conn = self.conn
         try:
             with conn.cursor() as cur:
@@ -253,37 +322,19 @@ class StagingRepository:
                     raise RunNotReplayable(f"no run {run_id}")
                 if found[0] not in ("succeeded", "failed"):
                     raise RunNotReplayable(f"run {run_id} is {found[0]}: replay it once it has finished")
-                cur.execute(
-                    "SELECT chunk_id, raw_rows, rejected_rows, duplicate_rows, staged_rows"
-                    " FROM chunk_progress WHERE run_id = %s AND layer = 'staged' ORDER BY chunk_id",
-                    (run_id,),
-                )
-                chunks = [
-                    (
-                        int(c),
-                        {
-                            "raw_rows": int(a),
-                            "rejected_rows": int(r),
-                            "duplicate_rows": int(d),
-                            "staged_rows": int(t),
-                        },
-                    )
-                    for c, a, r, d, t in cur.fetchall()
-                ]
-                if found[1] is None or len(chunks) < int(found[1]):
-                    raise RunNotReplayable(
-                        f"run {run_id}: {len(chunks)} of {found[1] or '?'} chunks were staged; the"
-                        " others never were (redrive its dead letters first)"
-                    )
+                if found[1] is None:
+                    raise RunNotReplayable(f"run {run_id} was never split into chunks: ingest it again")
+                chunks = chunks_of(cur, int(found[1]))
                 cur.execute(
                     "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL,"
                     " previous_curated_objects = COALESCE(curated_objects, previous_curated_objects),"
                     " curated_objects = NULL WHERE run_id = %s",
                     (run_id,),
                 )
-                cur.execute("DELETE FROM chunk_progress WHERE run_id = %s AND layer = 'curated'", (run_id,))
+                cleared = "('curated', 'staged')" if layer == "stage" else "('curated')"
+                cur.execute(f"DELETE FROM chunk_progress WHERE run_id = %s AND layer IN {cleared}", (run_id,))
                 self.add_history(
-                    cur, run_id, "replayed", f"from curate, {len(chunks)} chunks, by {requested_by[:64]}"
+                    cur, run_id, "replayed", f"from {layer}, {len(chunks)} chunks, by {requested_by[:64]}"
                 )
             conn.commit()
         except BaseException:
@@ -319,6 +370,25 @@ class StagingRepository:
             self._record_chunk(cur, run_id, layer, chunk_id, raw_key, started, counts)
         self.conn.commit()
 
+    def record_raw_chunk(self, event: RawChunkReady, started: datetime) -> None:
+        """A raw chunk published: its count, and the event itself (migration 010), which a replay
+        from stage publishes again."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "REPLACE INTO chunk_progress (run_id, layer, chunk_id, raw_key, raw_rows, started_at,"
+                " finished_at, event) VALUES (%s, 'raw', %s, %s, %s, %s, %s, %s)",
+                (
+                    event.run_id,
+                    event.chunk_id,
+                    event.key[:1024],
+                    event.records,
+                    _naive(started),
+                    _now(),
+                    event.dumps(),
+                ),
+            )
+        self.conn.commit()
+
     @staticmethod
     def _record_chunk(
         cur: Any,
@@ -350,16 +420,19 @@ class StagingRepository:
         rejects: list[tuple[int, str, str | None, str | None]],
         hashtags: dict[int, list[str]],
         started: datetime,
+        replay: bool = False,
     ) -> StageResult:
         """Stage one chunk in one transaction; exact and idempotent under replays and concurrency.
 
         ``rows``: valid records, first occurrence per twitter_id in the chunk; ``links``: (twitter_id,
         company, record_no) for every valid record; ``rejects``: (record_no, reason, column, value).
+        ``replay``: a replay from stage (rules may have changed since the chunk was staged): what
+        the chunk staged before is replaced, in the same transaction (:meth:`_unstage_chunk`).
         """
         for attempt in range(5):
             try:
                 return self._stage_chunk(
-                    run_id, chunk_id, raw_key, raw_rows, rows, links, rejects, hashtags, started
+                    run_id, chunk_id, raw_key, raw_rows, rows, links, rejects, hashtags, started, replay
                 )
             except pymysql.err.OperationalError as exc:
                 self._rollback()
@@ -387,11 +460,13 @@ class StagingRepository:
         rejects: list[tuple[int, str, str | None, str | None]],
         hashtags: dict[int, list[str]],
         started: datetime,
+        replay: bool = False,
     ) -> StageResult:
         now = _now()
         rows = sorted(rows, key=lambda r: r["twitter_id"])  # one lock order for every replica
         ids = [r["twitter_id"] for r in rows]
         with self.conn.cursor() as cur:
+            before = self._unstage_chunk(cur, run_id, chunk_id) if replay else set()
             if rejects:
                 cur.executemany(
                     "INSERT IGNORE INTO rejected_rows (run_id, chunk_id, record_no, raw_key, reason,"
@@ -447,6 +522,8 @@ class StagingRepository:
                     facets["company", r["company"]] += 1
                     facets["sentiment", r["sentiment"]] += 1
                     daily[_naive(r["created_at"]).strftime("%Y-%m-%d"), r["company"], r["sentiment"]] += 1
+            if replay:
+                self._restaged(cur, run_id, chunk_id, before - owned)
             cur.execute("DELETE FROM chunk_facets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
             if facets:
                 cur.executemany(
@@ -463,6 +540,49 @@ class StagingRepository:
                 )
         self.conn.commit()
         return result
+
+    @staticmethod
+    def _unstage_chunk(cur: Any, run_id: str, chunk_id: int) -> set[int]:
+        """Before a chunk is staged again from stage (a replay): delete what it staged, company
+        links and rejects it recorded, and the hashtags of its tweets; the ids it had staged.
+
+        Its tweets are locked first (``FOR UPDATE``), so no other stager can take their ids in
+        between: the chunk's records are staged again at once, in the same transaction, and a
+        record of an id that no longer passes the rules leaves the id free."""
+        cur.execute(
+            "SELECT twitter_id FROM tweets WHERE run_id = %s AND chunk_id = %s"
+            " ORDER BY twitter_id FOR UPDATE",
+            (run_id, chunk_id),
+        )
+        before = {int(r[0]) for r in cur.fetchall()}
+        for batch in _batches(sorted(before), 5000):
+            cur.execute(
+                f"DELETE FROM tweet_hashtags WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                tuple(batch),
+            )
+        cur.execute("DELETE FROM tweet_companies WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
+        cur.execute("DELETE FROM rejected_rows WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
+        cur.execute("DELETE FROM tweets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
+        return before
+
+    @staticmethod
+    def _restaged(cur: Any, run_id: str, chunk_id: int, gone: set[int]) -> None:
+        """After a chunk was staged again: the company links other chunks or runs made to tweets
+        it no longer stages are deleted (those tweets left staging: a record counted as their
+        duplicate stays counted so; docs/pipeline.md), and the time and sentiment that other
+        links copy from its tweets (migration 004) follow their new values."""
+        for batch in _batches(sorted(gone), 5000):
+            cur.execute(
+                f"DELETE FROM tweet_companies WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                tuple(batch),
+            )
+        cur.execute(
+            "UPDATE tweet_companies tc JOIN tweets t ON t.twitter_id = tc.twitter_id"
+            " SET tc.created_at = t.created_at, tc.sentiment = t.sentiment"
+            " WHERE t.run_id = %s AND t.chunk_id = %s"
+            " AND NOT (tc.created_at <=> t.created_at AND tc.sentiment <=> t.sentiment)",
+            (run_id, chunk_id),
+        )
 
     def _load_tweets(
         self, cur: Any, rows: list[dict[str, Any]], run_id: str, chunk_id: int, raw_key: str, now: datetime

@@ -6,6 +6,10 @@ Rules (documented in docs/pipeline.md, "Cleaning rules"):
 - ``followers``, ``friends``, ``retweet_count``: non-negative integers below 2^32;
 - ``polarity``: a finite number in [-1, 1]; ``text``: not blank; each field within ``MAX_LEN``;
 - ``location`` may be empty: it becomes NULL, the row stays.
+
+Two rules are settings (:class:`Rules`, ``LAKE_SENTIMENT_*`` and ``LAKE_MIN_CLEAN_TEXT_CHARS``):
+the sentiment thresholds on the polarity, and the shortest clean text a tweet may have. A run
+staged under other values can be replayed from stage (``POST /runs/{id}/replay``).
 """
 
 from __future__ import annotations
@@ -57,11 +61,31 @@ class Rejection:
         return Rejection(reason, column, text)
 
 
-def sentiment_of(polarity: float) -> str:
-    """VADER's documented thresholds on the compound score."""
-    if polarity >= POSITIVE_THRESHOLD:
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The cleaning rules that are settings (``PipelineSettings.rules()``); the defaults are VADER's
+    documented thresholds on the compound score and no length rule."""
+
+    sentiment_positive: float = POSITIVE_THRESHOLD
+    sentiment_negative: float = NEGATIVE_THRESHOLD
+    min_clean_text_chars: int = 0
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.sentiment_negative < self.sentiment_positive <= 1.0:
+            raise ValueError(
+                f"sentiment thresholds must satisfy -1 <= negative < positive <= 1, got"
+                f" negative={self.sentiment_negative} positive={self.sentiment_positive}"
+            )
+
+
+DEFAULT_RULES = Rules()
+
+
+def sentiment_of(polarity: float, rules: Rules = DEFAULT_RULES) -> str:
+    """``positive`` at or above the positive threshold, ``negative`` at or below the negative one."""
+    if polarity >= rules.sentiment_positive:
         return "positive"
-    if polarity <= NEGATIVE_THRESHOLD:
+    if polarity <= rules.sentiment_negative:
         return "negative"
     return "neutral"
 
@@ -145,7 +169,9 @@ def _int(value: str, column: str, low: int, high: int) -> int | Rejection:
     return n
 
 
-def validate(fields: list[str], columns: list[str]) -> dict[str, Any] | Rejection:
+def validate(
+    fields: list[str], columns: list[str], rules: Rules = DEFAULT_RULES
+) -> dict[str, Any] | Rejection:
     """A staged row (plain dict of typed values) or the first rule the record breaks."""
     if len(fields) != len(columns):
         return Rejection.of("column_count", None, f"{len(fields)} fields, expected {len(columns)}")
@@ -190,6 +216,9 @@ def validate(fields: list[str], columns: list[str]) -> dict[str, Any] | Rejectio
         return Rejection.of("missing_company", "group_name", raw["group_name"])
     location = raw["location"].strip()
     polarity = round(polarity, 4)
+    cleaned = clean_text(text)
+    if len(cleaned) < rules.min_clean_text_chars:
+        return Rejection.of("clean_text_too_short", "text", text)
     return {
         "twitter_id": twitter_id,
         "created_at": created_at,
@@ -202,7 +231,7 @@ def validate(fields: list[str], columns: list[str]) -> dict[str, Any] | Rejectio
         "username": raw["username"],
         "search_query": raw["search_query"],
         "text": text,
-        "clean_text": clean_text(text),
+        "clean_text": cleaned,
         "polarity": polarity,
-        "sentiment": sentiment_of(polarity),
+        "sentiment": sentiment_of(polarity, rules),
     }

@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from lake.transform.clean import Rejection, hashtags_of, validate
+from lake.transform.clean import DEFAULT_RULES, Rejection, Rules, hashtags_of, validate
 from lake.transform.csvrecords import iter_records
 
 
@@ -19,8 +19,15 @@ class ChunkRows:
     hashtags: dict[int, list[str]] = field(default_factory=dict)
 
 
-def stage_records(data: bytes, columns: list[str], first_record: int, lineage: dict[str, Any]) -> ChunkRows:
-    """Validate and clean every record of ``data``; ``lineage`` is added to each staged row."""
+def stage_records(
+    data: bytes,
+    columns: list[str],
+    first_record: int,
+    lineage: dict[str, Any],
+    rules: Rules = DEFAULT_RULES,
+) -> ChunkRows:
+    """Validate and clean every record of ``data`` under ``rules``; ``lineage`` is added to each
+    staged row."""
     out = ChunkRows()
     seen: set[int] = set()
     for i, rec in enumerate(iter_records(io.BytesIO(data))):
@@ -29,7 +36,7 @@ def stage_records(data: bytes, columns: list[str], first_record: int, lineage: d
         if rec.fields is None:
             out.rejects.append((record_no, "csv_syntax", None, (rec.error or "")[:200]))
             continue
-        result = validate(rec.fields, columns)
+        result = validate(rec.fields, columns, rules)
         if isinstance(result, Rejection):
             out.rejects.append((record_no, result.reason, result.column, result.value))
             continue

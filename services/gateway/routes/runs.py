@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from lake.adapters.staging_repo import RunNotReplayable
 from lake.events import GeneratedSource, KaggleSource, PathSource, Source
-from lake.recovery import replay_curate
+from lake.recovery import replay_run as replay_layers
 from lake.runs import request_run
 from lake.sources import SourceRefused, check_allowed, check_rows
 from services.gateway.deps import Admin, Analyst, SettingsDep, StoresDep
@@ -230,14 +230,17 @@ async def get_run(
 
 class ReplayRequest(BaseModel):
     from_: Literal["curate", "stage"] = Field(
-        alias="from", description="curate: documents and curated Parquet from the staged Parquet"
+        alias="from",
+        description="curate: documents and curated Parquet again from the staged Parquet (after a"
+        " tokenizer or enrichment change); stage: staged rows again from the raw objects under the"
+        " cleaning rules in force, then the curated layer (after a cleaning rule changed)",
     )
 
 
 class ReplayAccepted(BaseModel):
     run_id: str
     from_: str = Field(alias="from")
-    chunks: int = Field(description="staged chunks published again")
+    chunks: int = Field(description="chunks published again (raw chunks from stage, staged from curate)")
 
 
 @router.post(
@@ -245,26 +248,32 @@ class ReplayAccepted(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ReplayAccepted,
     response_model_by_alias=True,
-    responses={404: {}, 409: {"description": "the run is still in progress"}},
-    summary="Rebuild a finished run's curated layer from its staged Parquet (admin)",
+    responses={
+        404: {},
+        409: {"description": "the run is still in progress, or lacks what the layer replays from"},
+    },
+    summary="Rebuild a finished run from its staged Parquet (curate) or its raw objects (stage) (admin)",
 )
 async def replay_run(
     settings: SettingsDep,
     who: Admin,
     run_id: Annotated[str, Path(pattern=RUN_ID, examples=["20201013T120000Z-1a2b3c4d"])],
-    body: Annotated[ReplayRequest, Body(openapi_examples={"curate": {"value": {"from": "curate"}}})],
+    body: Annotated[
+        ReplayRequest,
+        Body(
+            openapi_examples={
+                "curate": {"value": {"from": "curate"}},
+                "stage": {"value": {"from": "stage"}},
+            }
+        ),
+    ],
 ) -> Any:
-    if body.from_ == "stage":
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            "replay from stage is not available yet: ingest the source again as a new run",
-        )
     try:
-        chunks = await asyncio.to_thread(replay_curate, settings, run_id, f"gateway:{who}")
+        chunks = await asyncio.to_thread(replay_layers, settings, run_id, body.from_, f"gateway:{who}")
     except RunNotReplayable as exc:
         code = status.HTTP_404_NOT_FOUND if str(exc).startswith("no run") else status.HTTP_409_CONFLICT
         raise HTTPException(code, str(exc)) from exc
-    return {"run_id": run_id, "from": "curate", "chunks": chunks}
+    return {"run_id": run_id, "from": body.from_, "chunks": chunks}
 
 
 _ = (re, Field)
