@@ -27,7 +27,11 @@ class KafkaSettings(BaseSettings):
         default="127.0.0.1:19092", description="Kafka bootstrap servers (host:port, comma-separated)"
     )
     topic_prefix: str = Field(default="", description="prefix of every topic name (the tests use their own)")
-    partitions: int = Field(default=3, ge=1, description="partitions of each topic created by bootstrap")
+    partitions: int = Field(
+        default=6,
+        ge=1,
+        description="partitions of each topic (bootstrap creates them, or adds the missing ones)",
+    )
     replication_factor: int = Field(default=1, ge=1, description="replication factor of created topics")
     group_prefix: str = Field(default="lake", description="prefix of the consumer group names")
     max_attempts: int = Field(default=3, ge=1, description="tries of one event before it is dead-lettered")

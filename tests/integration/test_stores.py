@@ -34,6 +34,28 @@ def test_every_topic_and_dead_letter_topic_exists_with_the_configured_partitions
         assert len(topic["partitions"]) == settings.kafka.partitions >= 3
 
 
+def test_bootstrap_gives_existing_topics_the_partitions_they_lack_and_never_removes_any(settings: Settings):
+    import uuid
+
+    from lake.adapters.broker import ensure_topics
+
+    prefix = f"grow-{uuid.uuid4().hex[:6]}."
+    kafka = settings.kafka.model_copy(update={"topic_prefix": prefix})
+    two = settings.model_copy(update={"kafka": kafka.model_copy(update={"partitions": 2})})
+    four = settings.model_copy(update={"kafka": kafka.model_copy(update={"partitions": 4})})
+    names = all_topics(two)
+    client = admin(settings)
+    try:
+        assert sorted(ensure_topics(two)) == sorted(names)  # created with 2
+        assert sorted(ensure_topics(four)) == sorted(names)  # grown to 4
+        assert ensure_topics(four) == [] and ensure_topics(two) == []  # nothing to do; never shrunk
+        described = client.describe_topics(names)
+        assert {t["name"]: len(t["partitions"]) for t in described} == dict.fromkeys(names, 4)
+    finally:
+        client.delete_topics(names)
+        client.close()
+
+
 def test_mysql_keeps_emoji_and_unicode_in_utf8mb4(settings: Settings):
     text = "Ünïcödé 😀🔥 東京 → “quotes”"
     with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:

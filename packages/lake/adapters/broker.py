@@ -7,7 +7,8 @@ import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.errors import TopicAlreadyExistsError
+from kafka.admin import NewPartitions
+from kafka.errors import InvalidPartitionsError, TopicAlreadyExistsError
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
@@ -29,7 +30,9 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create every topic and dead-letter topic that does not exist yet; return those created."""
+    """Create every topic and dead-letter topic that does not exist yet, and give every existing one
+    that has fewer than ``LAKE_KAFKA_PARTITIONS`` partitions the missing ones (a partition count is
+    never lowered); return the topics created or grown."""
     client = admin(settings)
     try:
         existing = set(client.list_topics())
@@ -46,6 +49,16 @@ def ensure_topics(settings: Settings) -> list[str]:
                     },
                     wait_for_metadata=True,
                 )
+        kept = [t for t in all_topics(settings) if t in existing]
+        grow = {
+            d["name"]: NewPartitions(settings.kafka.partitions)
+            for d in (client.describe_topics(kept) if kept else [])
+            if len(d.get("partitions") or ()) < settings.kafka.partitions
+        }
+        if grow:
+            with contextlib.suppress(InvalidPartitionsError):  # a concurrent bootstrap grew them
+                client.create_partitions(grow)
+            wanted += sorted(grow)
         return wanted
     finally:
         client.close()
