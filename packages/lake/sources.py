@@ -38,11 +38,15 @@ def check_allowed(path: str, roots: list[Path]) -> None:
             f"{path} is not under an allowed s3:// root (LAKE_ALLOWED_ROOTS: {allowed or 'none'})"
         )
     target = Path(path).resolve()
-    local_roots = [Path(r).resolve() for r in roots if not str(r).startswith("s3:/")]
-    if not any(target == root or target.is_relative_to(root) for root in local_roots):
-        raise SourceRefused(
-            f"{path} is outside the allowed roots {[str(r) for r in local_roots]} (LAKE_ALLOWED_ROOTS)"
-        )
+    configured = [Path(r) for r in roots if not str(r).startswith("s3:/")]
+    if not any(target == root or target.is_relative_to(root) for root in (r.resolve() for r in configured)):
+        # The roots as configured, never resolved: an error must not reveal the server's folders
+        # (an absolute root is only counted).
+        shown = [str(r) for r in configured if not r.is_absolute()]
+        hidden = sum(1 for r in configured if r.is_absolute())
+        if hidden:
+            shown.append(f"({hidden} absolute folder{'s' if hidden > 1 else ''})")
+        raise SourceRefused(f"{path} is outside the allowed roots {shown} (LAKE_ALLOWED_ROOTS)")
 
 
 def local_files(path: Path) -> list[InputFile]:

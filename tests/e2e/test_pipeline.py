@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from lake.adapters.broker import send_event
 from lake.adapters.mysql import connect
 from lake.adapters.staging_repo import StagingRepository
-from lake.cli import wait_for_run
+from lake.cli import create_key, wait_for_run
 from lake.events import GeneratedSource, PathSource, RawChunkReady, dlq
 from lake.runs import request_run
 from lake.settings import Settings
@@ -153,6 +154,17 @@ def test_refused_input_fails_the_run_with_a_message(services: Services, settings
     summary = wait_for_run(settings, run_id, timeout=60)
     assert summary["status"] == "failed"
     assert "outside the allowed roots" in summary["error"]
+    # Neither the run's error nor the gateway's refusal reveals the server's folders.
+    server_folders = {str(Path.cwd().resolve()), *(str(r.resolve()) for r in settings.pipeline.allowed_roots)}
+    admin = create_key(settings, "e2e refusal admin", "admin")
+    with httpx.Client(
+        base_url=services.gateway, timeout=10, headers={"Authorization": f"Bearer {admin}"}
+    ) as http:
+        refused = http.post("/runs", json={"source": "path", "path": "/etc"})
+        report = http.get(f"/runs/{run_id}")
+    assert refused.status_code == 422 and "outside the allowed roots" in refused.text
+    for body in (summary["error"], refused.text, report.text):
+        assert not any(folder in body for folder in server_folders), body
 
 
 def test_gateway_health_stats_and_run_report(first_run: dict[str, Any], services: Services, admin_key: str):

@@ -104,6 +104,18 @@ def test_paths_outside_the_allowed_roots_are_refused(tmp_path):
             check_allowed(bad, [Path("s3://inbox/tweets")])
 
 
+def test_a_refused_path_names_the_roots_as_configured_never_the_servers_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(SourceRefused) as refused:
+        check_allowed("/etc/passwd", [Path("data")])
+    assert str(refused.value) == "/etc/passwd is outside the allowed roots ['data'] (LAKE_ALLOWED_ROOTS)"
+    with pytest.raises(SourceRefused) as refused:
+        check_allowed("../x.csv", [Path("data"), tmp_path / "inbox", tmp_path / "more"])
+    message = str(refused.value)
+    assert str(tmp_path) not in message and "'(2 absolute folders)'" in message
+
+
 def test_rows_over_the_cap_are_refused():
     check_rows(10, 10)
     with pytest.raises(SourceRefused, match="exceeds"):
