@@ -35,6 +35,7 @@ def test_every_topic_and_dead_letter_topic_exists_with_the_configured_partitions
 
 
 def test_bootstrap_gives_existing_topics_the_partitions_they_lack_and_never_removes_any(settings: Settings):
+    import time
     import uuid
 
     from lake.adapters.broker import ensure_topics
@@ -49,8 +50,13 @@ def test_bootstrap_gives_existing_topics_the_partitions_they_lack_and_never_remo
         assert sorted(ensure_topics(two)) == sorted(names)  # created with 2
         assert sorted(ensure_topics(four)) == sorted(names)  # grown to 4
         assert ensure_topics(four) == [] and ensure_topics(two) == []  # nothing to do; never shrunk
-        described = client.describe_topics(names)
-        assert {t["name"]: len(t["partitions"]) for t in described} == dict.fromkeys(names, 4)
+        deadline = time.monotonic() + 15  # the broker's metadata follows the controller shortly
+        while True:
+            counts = {t["name"]: len(t["partitions"]) for t in client.describe_topics(names)}
+            if counts == dict.fromkeys(names, 4) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert counts == dict.fromkeys(names, 4)
     finally:
         client.delete_topics(names)
         client.close()

@@ -7,8 +7,7 @@ import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewPartitions
-from kafka.errors import InvalidPartitionsError, TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
@@ -51,14 +50,13 @@ def ensure_topics(settings: Settings) -> list[str]:
                 )
         kept = [t for t in all_topics(settings) if t in existing]
         grow = {
-            d["name"]: NewPartitions(settings.kafka.partitions)
+            d["name"]: settings.kafka.partitions
             for d in (client.describe_topics(kept) if kept else [])
             if len(d.get("partitions") or ()) < settings.kafka.partitions
         }
-        if grow:
-            with contextlib.suppress(InvalidPartitionsError):  # a concurrent bootstrap grew them
-                client.create_partitions(grow)
-            wanted += sorted(grow)
+        if grow:  # per topic: a topic grown meanwhile (by another bootstrap) answers an error, skipped
+            answer = client.create_partitions(grow, raise_errors=False)
+            wanted += sorted(r.name for r in answer.results if r.error_code == 0)
         return wanted
     finally:
         client.close()
