@@ -74,6 +74,12 @@ class Workload:
         return self.page(w, "/staging") if w.rng.random() < 0.5 else self.lookup(w)
 
 
+def next_cursor(page: bytes) -> str | None:
+    """The ``next_cursor`` at the end of a ``/staging`` answer (``…,"next_cursor":"…"}``)."""
+    tail = page.rsplit(b'"next_cursor":', 1)[1]
+    return None if tail.startswith(b"null") else tail[1 : tail.index(b'"', 1)].decode()
+
+
 # What one worker does with a request: (error or None, next_cursor of a page or None).
 Call = Callable[[Request], Awaitable[tuple[str | None, str | None]]]
 
@@ -98,9 +104,8 @@ async def drive_stores(
     from pymongo import AsyncMongoClient
 
     from services.gateway.query import tweet_query
-    from services.gateway.routes.staging import COLUMNS, staged_row, to_item
     from services.gateway.stores import mysql_pool
-    from services.gateway.tweet_pages import staged_rows
+    from services.gateway.tweet_pages import STAGED_JSON, staged_page
 
     pool = await mysql_pool(settings.mysql, maxsize=args.concurrency)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -126,13 +131,18 @@ async def drive_stores(
                     cursor=p.get("cursor"),
                 )
                 async with pool.acquire() as conn, conn.cursor() as cur:
-                    rows = await staged_rows(cur, query, per_item, COLUMNS)
-                return None, query.page([to_item(r) for r in rows])["next_cursor"]
+                    page = await staged_page(cur, query, per_item)
+                return None, next_cursor(page)
             tid = req.path.rsplit("/", 1)[1]
 
-            async def staged() -> Any:
+            async def staged() -> Any:  # the gateway's statement (services/gateway/routes/curated.py)
                 async with pool.acquire() as conn, conn.cursor() as cur:
-                    return await staged_row(cur, int(tid))
+                    await cur.execute(
+                        f"SELECT {STAGED_JSON}, t.clean_text, ct.revision FROM tweets t LEFT JOIN"
+                        " curated_tweets ct ON ct.twitter_id = t.twitter_id WHERE t.twitter_id = %s",
+                        (int(tid),),
+                    )
+                    return await cur.fetchone()
 
             doc, _ = await asyncio.gather(tweets.find_one({"_id": tid}, {"_id": 0}), staged())
             return (None if doc is not None else f"no curated document {tid}"), None

@@ -2,7 +2,7 @@
 
 FastAPI validates a route's return value against its ``response_model`` and then serialises it.
 For ``/staging`` and ``/curated`` pages, ``/curated/{id}`` and ``/stats`` the data already has the
-model's shape (built by ``to_item``, read from the curated documents, or a ``Stats`` built once a
+model's shape (rendered by MySQL, read from the curated documents, or a ``Stats`` built once a
 second), so that validation is pure cost on every request (≈ 10 % of the gateway's CPU in the main
 mix, 23 % on ``/curated`` pages). These routes return ``json_answer(...)``: a ``Response`` that
 FastAPI passes through, serialised by pydantic-core's ``to_json`` (the same serialiser, the same

@@ -22,14 +22,18 @@ exist: a curated page never lists a missing document, on MongoDB 7 or FerretDB a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from services.gateway.query import TweetQuery
+from pydantic_core import to_json
+
+from lake.adapters.staging_repo import TWEET_COLUMNS
+from services.gateway.query import Cursor, TweetQuery
 
 Key = tuple[datetime, int]  # (created_at, twitter_id): the order of every page
+# The staged row as the API shows it: the table's columns but the load time.
+STAGED_COLUMNS = tuple(c for c in TWEET_COLUMNS if c != "staged_at")
 
 
 class QueryTooCostly(Exception):
@@ -214,26 +218,63 @@ async def _page_keys(cur: Any, q: TweetQuery, p: Plan, per_item: int) -> list[Ke
     )
 
 
-async def staged_rows(
-    cur: Any, q: TweetQuery, per_item: int, columns: Sequence[str]
-) -> list[tuple[Any, ...]]:
-    """The page's ``limit + 1`` first staged rows (``columns`` of ``tweets``), in page order."""
+def staged_json(alias: str = "t") -> str:
+    """SQL rendering a staged row (``alias``) as the API's JSON object (``StagedTweet``), bytes.
+
+    MySQL renders it (``JSON_OBJECT``), so the gateway neither parses 18 columns per row nor
+    serialises them again: a page's answer is the rows' bytes joined (profiled: parsing rows,
+    building items and serialising them were ≈ 30 % of the gateway's CPU in the main mix). The
+    values are the API's: the id as a decimal string (ids exceed 2^53), the time as
+    ``YYYY-MM-DDTHH:MM:SSZ``, ``polarity`` as a number with 4 decimals, ``location`` null when
+    empty. JSON_OBJECT escapes strings and keeps non-ASCII characters as UTF-8."""
+    fields = []
+    for c in STAGED_COLUMNS:
+        if c == "twitter_id":
+            expr = f"CAST({alias}.twitter_id AS CHAR)"
+        elif c == "created_at":  # '%%': the statement is formatted with its arguments
+            expr = f"DATE_FORMAT({alias}.created_at, '%%Y-%%m-%%dT%%H:%%i:%%sZ')"
+        else:
+            expr = f"{alias}.{c}"
+        fields.append(f"'{c}', {expr}")
+    return f"CAST(JSON_OBJECT({', '.join(fields)}) AS BINARY)"
+
+
+STAGED_JSON = staged_json("t")
+
+
+async def staged_page(cur: Any, q: TweetQuery, per_item: int) -> bytes:
+    """The ``/staging`` answer for ``q``: ``{"items": [...], "next_cursor": ...}`` as JSON bytes,
+    its items rendered by MySQL (:func:`staged_json`)."""
     p = plan(q, STAGING)
-    select = ", ".join(f"t.{c}" for c in columns)
+    select = f"{STAGED_JSON}, t.created_at, t.twitter_id"
     if not p.checks:  # the walk is the page: one statement
         walk, args = p.walk(q.after, q.limit + 1)
         await cur.execute(
             f"SELECT {select} FROM ({walk}) w JOIN tweets t ON t.twitter_id = w.twitter_id{p.order('w')}",
             args,
         )
-        return list(await cur.fetchall())
-    keys = await _page_keys(cur, q, p, per_item)
-    if not keys:
-        return []
-    ids = [tid for _, tid in keys]
-    await cur.execute(
-        f"SELECT {select}, t.twitter_id FROM tweets t WHERE t.twitter_id IN ({', '.join(['%s'] * len(ids))})",
-        ids,
-    )
-    by_id = {int(row[-1]): row[:-1] for row in await cur.fetchall()}
-    return [by_id[tid] for tid in ids if tid in by_id]
+        rows = list(await cur.fetchall())
+    else:
+        keys = await _page_keys(cur, q, p, per_item)
+        rows = []
+        if keys:
+            ids = [tid for _, tid in keys]
+            await cur.execute(
+                f"SELECT {select} FROM tweets t WHERE t.twitter_id IN ({', '.join(['%s'] * len(ids))})",
+                ids,
+            )
+            by_id = {int(row[2]): row for row in await cur.fetchall()}
+            rows = [by_id[tid] for tid in ids if tid in by_id]
+    shown = rows[: q.limit]
+    cursor = None
+    if len(rows) > q.limit:  # the extra row only says that another page exists
+        _, created, tid = shown[-1]
+        cursor = Cursor(created.replace(tzinfo=UTC), int(tid)).encode()
+    return b'{"items":[' + b",".join(r[0] for r in shown) + b'],"next_cursor":' + to_json(cursor) + b"}"
+
+
+async def staged_row_json(cur: Any, tid: int) -> bytes | None:
+    """The staged row of one tweet as the API's JSON object (:func:`staged_json`), or None."""
+    await cur.execute(f"SELECT {STAGED_JSON} FROM tweets t WHERE t.twitter_id = %s", (tid,))
+    row = await cur.fetchone()
+    return None if row is None else bytes(row[0])

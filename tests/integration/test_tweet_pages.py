@@ -180,3 +180,74 @@ def test_a_high_follower_threshold_is_served_by_the_followers_index(mysql):
         mysql, f"followers >= {top} AND {curated} AND sentiment = 'positive'"
     )
     assert len(keys) == 11 and reads <= 6 * PER_ITEM * 11
+
+
+TRICKY = (
+    ('quotes " and \\ backslash', "Zoë 😀", "Île-de-France, “FR”"),
+    ("tab\tnew line\ncarriage\rnul\x00end", "控制 \u2028 sep", None),
+    ("</script><b>&amp;</b> 'single'", "a" * 255, ""),
+)
+
+
+def test_staged_rows_rendered_by_mysql_are_the_apis_values_for_every_kind_of_text(mysql: MySQLSettings):
+    """``staged_json`` (MySQL's JSON_OBJECT) gives, once parsed, exactly the values the API
+    documents for ``StagedTweet``: escapes, non-ASCII and control characters, NULL, a zero and a
+    negative polarity, an id beyond 2^53, the UTC time with ``Z``."""
+    import json
+    from decimal import Decimal
+
+    from services.gateway.routes.staging import StagedTweet
+    from services.gateway.tweet_pages import STAGED_COLUMNS, STAGED_JSON, staged_page
+
+    rows = []
+    for i, (text, name, location) in enumerate(TRICKY):
+        row = list(_tweet(N + 10 + i))
+        row[0] = 9_223_372_036_854_775_000 + i  # beyond 2^53: must stay a string, exact
+        row[4], row[5], row[10], row[11] = name, location, text, text.strip()
+        row[12] = ("0.0000", "-0.0500", "0.9999")[i]
+        row[14] = "run-json"
+        rows.append(tuple(row))
+    with connect(mysql, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO tweets VALUES ({', '.join(['%s'] * len(rows[0]))})", rows)
+        try:
+            cur.execute(
+                f"SELECT {STAGED_JSON}, {', '.join(f't.{c}' for c in STAGED_COLUMNS)} FROM tweets t"
+                " WHERE t.run_id = %s ORDER BY t.twitter_id",
+                ("run-json",),
+            )
+            found = cur.fetchall()
+        finally:
+            cur.execute("DELETE FROM tweets WHERE run_id = 'run-json'")
+    assert len(found) == len(TRICKY)
+    for rendered, *values in found:
+        want = dict(zip(STAGED_COLUMNS, values, strict=True))
+        want["twitter_id"] = str(want["twitter_id"])
+        want["created_at"] = want["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert isinstance(want["polarity"], Decimal)
+        want["polarity"] = float(want["polarity"])
+        got = json.loads(rendered)
+        assert got == want and list(got) == list(STAGED_COLUMNS)
+        StagedTweet.model_validate_json(rendered)  # the documented model reads it back
+
+    async def page() -> bytes:
+        conn = await asyncmy.connect(
+            host=mysql.host,
+            port=mysql.port,
+            user=mysql.user,
+            password=mysql.password.get_secret_value(),
+            database=mysql.database,
+            autocommit=True,
+        )
+        try:
+            async with conn.cursor() as cur:
+                return await staged_page(cur, q(company="Apple", limit=3), PER_ITEM)
+        finally:
+            await conn.ensure_closed()
+
+    answer = json.loads(asyncio.run(page()))
+    assert [i["twitter_id"] for i in answer["items"]] == [
+        str(t) for t in expected(mysql, "company = 'Apple'", 3)
+    ]
+    assert Cursor.decode(answer["next_cursor"]) == Cursor(
+        datetime.fromisoformat(answer["items"][-1]["created_at"]), int(answer["items"][-1]["twitter_id"])
+    )

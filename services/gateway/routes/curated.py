@@ -17,9 +17,9 @@ from services.gateway.answers import json_answer, json_bytes
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.metrics import CURATED_CACHE
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
-from services.gateway.routes.staging import COLUMNS, StagedTweet, to_item
+from services.gateway.routes.staging import StagedTweet
 from services.gateway.stores import Stores
-from services.gateway.tweet_pages import CURATED, page_keys
+from services.gateway.tweet_pages import CURATED, STAGED_JSON, page_keys
 
 router = APIRouter(tags=["curated"])
 
@@ -168,33 +168,36 @@ async def get_curated(
     cache = stores.curated_cache if stores.curated_cache.max_bytes else None
     key = (tid, "detail+tokens" if include_tokens else "detail")
 
-    async def staged() -> tuple[dict[str, Any] | None, int | None]:
-        """The staged row and the catalogue's revision of the document (None: not catalogued)."""
+    async def staged() -> tuple[bytes, str | None, int | None]:
+        """The staged row as JSON (``null`` if none, :func:`staged_json`), its clean text, and
+        the catalogue's revision of the document (None: not catalogued)."""
         async with stores.mysql.acquire() as conn, conn.cursor() as cur:
             await cur.execute(
-                f"SELECT {', '.join(f't.{c}' for c in COLUMNS)}, ct.revision FROM tweets t"
+                f"SELECT {STAGED_JSON}, t.clean_text, ct.revision FROM tweets t"
                 " LEFT JOIN curated_tweets ct ON ct.twitter_id = t.twitter_id WHERE t.twitter_id = %s",
                 (tid,),
             )
             found = await cur.fetchone()
         if found is None:
-            return None, None
-        return to_item(found[:-1]), None if found[-1] is None else int(found[-1])
+            return b"null", None, None
+        return bytes(found[0]), found[1], None if found[2] is None else int(found[2])
 
     if cache is not None and key in cache:  # the catalogue says whether the entry is still current
-        row, revision = await staged()
+        row, clean, revision = await staged()
         if revision is not None and (cached := cache.get(key, revision)) is not None:
             CURATED_CACHE.labels("hit").inc()
-            return json_bytes(b"{" + cached + b',"staged":' + to_json(row) + b"}")
+            return json_bytes(b"{" + cached + b',"staged":' + row + b"}")
         stored = await stores.tweets.find_one({"_id": str(tid)})
     else:  # both stores at once: the answer waits for the slower one, not for the sum
-        stored, (row, revision) = await asyncio.gather(stores.tweets.find_one({"_id": str(tid)}), staged())
+        stored, (row, clean, revision) = await asyncio.gather(
+            stores.tweets.find_one({"_id": str(tid)}), staged()
+        )
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no curated tweet {tid}")
     tokenizers = await _tokenizers(stores, [stored]) if include_tokens else {}
-    doc = api_document(stored, None if row is None else row["clean_text"], tokenizers, include_tokens)
+    doc = api_document(stored, clean, tokenizers, include_tokens)
     body = b'"document":' + to_json(doc) + b',"lineage":' + to_json(doc["lineage"])
     if cache is not None and revision is not None:
         CURATED_CACHE.labels("miss").inc()
         cache.put(key, revision, body)
-    return json_bytes(b"{" + body + b',"staged":' + to_json(row) + b"}")
+    return json_bytes(b"{" + body + b',"staged":' + row + b"}")

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 
-from lake.adapters.staging_repo import TWEET_COLUMNS
-from services.gateway.answers import json_answer
+from services.gateway.answers import json_bytes
 from services.gateway.deps import Analyst, StoresDep
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
-from services.gateway.tweet_pages import staged_rows
+from services.gateway.tweet_pages import staged_page, staged_row_json
 
 router = APIRouter(tags=["staging"])
-
-# The staged row as the API shows it: the table's columns but the load time.
-COLUMNS = tuple(c for c in TWEET_COLUMNS if c != "staged_at")
 
 
 class StagedTweet(BaseModel):
@@ -52,22 +48,6 @@ class StagedPage(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-def to_item(row: tuple[Any, ...]) -> dict[str, Any]:
-    item = dict(zip(COLUMNS, row, strict=True))
-    item["twitter_id"] = str(item["twitter_id"])
-    item["created_at"] = item["created_at"].replace(tzinfo=UTC)
-    if isinstance(item["polarity"], Decimal):
-        item["polarity"] = float(item["polarity"])
-    return item
-
-
-async def staged_row(cur: Any, tid: int) -> dict[str, Any] | None:
-    """The staged row of one tweet as the API shows it, or None."""
-    await cur.execute(f"SELECT {', '.join(COLUMNS)} FROM tweets WHERE twitter_id = %s", (tid,))
-    row = await cur.fetchone()
-    return None if row is None else to_item(row)
-
-
 @router.get(
     "/staging",
     response_model=StagedPage,
@@ -79,8 +59,7 @@ async def list_staging(
 ) -> Any:
     per_item = stores.settings.gateway.scan_rows_per_item
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        rows = await staged_rows(cur, query, per_item, COLUMNS)
-    return json_answer(query.page([to_item(r) for r in rows]))
+        return json_bytes(await staged_page(cur, query, per_item))
 
 
 @router.get(
@@ -96,7 +75,7 @@ async def get_staging(
 ) -> Any:
     tid = twitter_id_path(twitter_id)
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        row = await staged_row(cur, tid)
+        row = await staged_row_json(cur, tid)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no staged tweet {tid}")
         await cur.execute(
@@ -105,4 +84,6 @@ async def get_staging(
         companies = [r[0] for r in await cur.fetchall()]
         await cur.execute("SELECT hashtag FROM tweet_hashtags WHERE twitter_id = %s ORDER BY hashtag", (tid,))
         hashtags = [r[0] for r in await cur.fetchall()]
-    return {**row, "companies": companies, "hashtags": hashtags}
+    return json_bytes(
+        row.rstrip()[:-1] + b',"companies":' + to_json(companies) + b',"hashtags":' + to_json(hashtags) + b"}"
+    )
