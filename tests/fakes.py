@@ -3,7 +3,11 @@ stores are never faked."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from lake.events import Event
+
+E = TypeVar("E", bound=Event)
 
 
 class CollectingPublisher:
@@ -32,5 +36,5 @@ class CollectingPublisher:
     def close(self) -> None:
         pass
 
-    def of(self, kind: type[Event]) -> list[Event]:
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]

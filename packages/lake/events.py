@@ -72,11 +72,20 @@ class IngestRequested(Event):
     requested_by: str = "cli"
 
 
-class RawChunkReady(Event):
+class ChunkEvent(Event):
+    """An event about one chunk of a run: keyed ``<run_id>:<chunk_id>`` so a run's chunks spread over
+    the partitions (``lake.adapters.broker.ChunkPartitioner``) and one chunk's replays stay together."""
+
+    chunk_id: int = Field(ge=0)
+
+    def partition_key(self) -> str:
+        return f"{self.run_id}:{self.chunk_id}"
+
+
+class RawChunkReady(ChunkEvent):
     """One chunk of one raw object: a byte range holding whole CSV records."""
 
     topic: ClassVar[str] = RAW_READY
-    chunk_id: int = Field(ge=0)
     bucket: str
     key: str
     byte_start: int = Field(ge=0)
@@ -92,9 +101,6 @@ class RawChunkReady(Event):
         description="a replay from stage: the chunk's earlier staged rows are replaced, not kept",
     )
 
-    def partition_key(self) -> str:
-        return f"{self.run_id}:{self.chunk_id}"
-
 
 class ChunkCounts(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -104,9 +110,8 @@ class ChunkCounts(BaseModel):
     staged_rows: int = 0
 
 
-class StagedChunkReady(Event):
+class StagedChunkReady(ChunkEvent):
     topic: ClassVar[str] = STAGED_READY
-    chunk_id: int = Field(ge=0)
     bucket: str
     key: str = Field(description="Parquet object with the rows this chunk staged for the first time")
     counts: ChunkCounts
@@ -115,18 +120,11 @@ class StagedChunkReady(Event):
         description="a replay: documents of the chunk that it no longer stages are removed",
     )
 
-    def partition_key(self) -> str:
-        return f"{self.run_id}:{self.chunk_id}"
 
-
-class CuratedChunkReady(Event):
+class CuratedChunkReady(ChunkEvent):
     topic: ClassVar[str] = CURATED_READY
-    chunk_id: int = Field(ge=0)
     curated_docs: int = Field(ge=0)
     parquet_keys: list[str]
-
-    def partition_key(self) -> str:
-        return f"{self.run_id}:{self.chunk_id}"
 
 
 class DeadLettered(BaseModel):

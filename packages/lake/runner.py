@@ -14,14 +14,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
 
 from lake.adapters.broker import Publisher
 from lake.adapters.dead_letters import DeadLetterStore
-from lake.events import DeadLettered, Event, dlq, parse
+from lake.events import ChunkEvent, DeadLettered, Event, dlq, parse
 from lake.observability import CHUNK_SECONDS, EVENTS, log_context
 from lake.settings import Settings
 
@@ -32,19 +33,28 @@ class PermanentError(Exception):
     """Retrying cannot help (bad input, checksum mismatch): dead-letter at once."""
 
 
-Handler = Callable[[Event], None]
-OnDeadLetter = Callable[[Event | None, str], None]
+E = TypeVar("E", bound=Event)
 
 
-class ConsumerLoop:
+@dataclass(frozen=True)
+class Wiring(Generic[E]):
+    """What a service's composition root (its ``build()``) hands to the consumer loop: the event
+    type it consumes (its topic is the type's), the handler of one such event, and what to do when
+    one is dead-lettered (``None`` for an event that did not even validate)."""
+
+    event_type: type[E]
+    handle: Callable[[E], None]
+    on_dead_letter: Callable[[E | None, str], None] | None = None
+
+
+class ConsumerLoop(Generic[E]):
     def __init__(
         self,
         service: str,
         settings: Settings,
         consumer: KafkaConsumer,
         publisher: Publisher,
-        handler: Handler,
-        on_dead_letter: OnDeadLetter | None = None,
+        wiring: Wiring[E],
         backoff_s: float = 0.5,
         letters: DeadLetterStore | None = None,
     ) -> None:
@@ -52,8 +62,7 @@ class ConsumerLoop:
         self.settings = settings
         self.consumer = consumer
         self.publisher = publisher
-        self.handler = handler
-        self.on_dead_letter = on_dead_letter
+        self.wiring = wiring
         self.backoff_s = backoff_s
         self.letters = letters
         self.stopping = threading.Event()
@@ -91,22 +100,26 @@ class ConsumerLoop:
         token = log_context.set({"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
         started = time.perf_counter()
         try:
-            event: Event | None = None
             try:
-                event = parse(msg.topic, msg.value, self.settings.kafka.topic_prefix)
+                parsed = parse(msg.topic, msg.value, self.settings.kafka.topic_prefix)
+                if not isinstance(parsed, self.wiring.event_type):  # a misrouted topic
+                    raise ValueError(
+                        f"{type(parsed).__name__} on {msg.topic}: {self.service} consumes"
+                        f" {self.wiring.event_type.__name__}"
+                    )
             except (ValidationError, ValueError, KeyError) as exc:
                 self._dead_letter(msg, None, exc, attempts=1)
                 return
-            ctx = {"run_id": event.run_id}
-            chunk_id = getattr(event, "chunk_id", None)
-            if chunk_id is not None:
-                ctx["chunk_id"] = chunk_id
+            event: E = parsed
+            ctx: dict[str, Any] = {"run_id": event.run_id}
+            if isinstance(event, ChunkEvent):
+                ctx["chunk_id"] = event.chunk_id
             log_context.set({**log_context.get(), **ctx})
             attempts = 0
             while True:
                 attempts += 1
                 try:
-                    self.handler(event)
+                    self.wiring.handle(event)
                     self.publisher.flush()
                     EVENTS.labels(self.service, "ok").inc()
                     break
@@ -129,7 +142,7 @@ class ConsumerLoop:
             CHUNK_SECONDS.labels(self.service).observe(time.perf_counter() - started)
             log_context.reset(token)
 
-    def _dead_letter(self, msg: Any, event: Event | None, exc: BaseException, attempts: int) -> None:
+    def _dead_letter(self, msg: Any, event: E | None, exc: BaseException, attempts: int) -> None:
         error = f"{type(exc).__name__}: {exc}"
         log.error("dead-lettering event after %d attempt(s): %s", attempts, error)
         EVENTS.labels(self.service, "dead_lettered").inc()
@@ -156,7 +169,7 @@ class ConsumerLoop:
                     offset=msg.offset,
                     service=self.service,
                     run_id=letter.run_id,
-                    chunk_id=getattr(event, "chunk_id", None),
+                    chunk_id=event.chunk_id if isinstance(event, ChunkEvent) else None,
                     error_type=letter.error_type,
                     error=letter.error,
                     attempts=attempts,
@@ -167,9 +180,9 @@ class ConsumerLoop:
                 )
             except Exception:
                 log.exception("could not record the dead letter in MySQL; it is on %s", dlq(msg.topic))
-        if self.on_dead_letter is not None:
+        if self.wiring.on_dead_letter is not None:
             try:
-                self.on_dead_letter(event, error)
+                self.wiring.on_dead_letter(event, error)
             except Exception:
                 log.exception("could not record the dead letter on the run")
         self.consumer.commit(

@@ -6,14 +6,15 @@ from lake.adapters.broker import Publisher
 from lake.adapters.curated_repo import CuratedRepository, make_client
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
-from lake.events import STAGED_READY
+from lake.events import StagedChunkReady
+from lake.runner import Wiring
 from lake.service import run_service
 from lake.settings import Settings
 from lake.transform.tokenize import load_tokenizer
 from services.curator.handler import Curator
 
 
-def build(settings: Settings, publisher: Publisher) -> tuple:  # type: ignore[type-arg]
+def build(settings: Settings, publisher: Publisher) -> Wiring[StagedChunkReady]:
     tokenizer = load_tokenizer(settings.pipeline.tokenizer, settings.pipeline.max_tokens)
     curator = Curator(
         settings,
@@ -23,8 +24,8 @@ def build(settings: Settings, publisher: Publisher) -> tuple:  # type: ignore[ty
         tokenizer,
         publisher,
     )
-    return curator.handle, curator.on_dead_letter
+    return Wiring(StagedChunkReady, curator.handle, curator.on_dead_letter)
 
 
 if __name__ == "__main__":
-    run_service("curator", STAGED_READY, build)
+    run_service("curator", build)

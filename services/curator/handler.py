@@ -23,7 +23,7 @@ from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
-from lake.events import CuratedChunkReady, Event, StagedChunkReady
+from lake.events import CuratedChunkReady, StagedChunkReady
 from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
@@ -59,8 +59,7 @@ class Curator:
         curated.register_tokenizer(self.tokenizer_record)
         self.finalizer = RunFinalizer(settings, store, staging, curated, self.catalog)
 
-    def handle(self, event: Event) -> None:
-        assert isinstance(event, StagedChunkReady)
+    def handle(self, event: StagedChunkReady) -> None:
         started = datetime.now(UTC)
         status = self.staging.run_status(event.run_id)
         finished = status is not None and status[0] != "running"
@@ -118,7 +117,8 @@ class Curator:
         log.info("chunk curated", extra={"fields": {"curated_docs": written, "parquet_parts": len(keys)}})
         self.finalizer.finalize_if_ready(event.run_id)
 
-    def on_dead_letter(self, event: Event | None, error: str) -> None:
+    def on_dead_letter(self, event: StagedChunkReady | None, error: str) -> None:
         if event is not None:
-            chunk = getattr(event, "chunk_id", "?")
-            self.staging.fail_run(event.run_id, f"chunk {chunk} dead-lettered by the curator: {error}")
+            self.staging.fail_run(
+                event.run_id, f"chunk {event.chunk_id} dead-lettered by the curator: {error}"
+            )

@@ -15,7 +15,7 @@ from pathlib import Path
 from lake.adapters.broker import Publisher
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
-from lake.events import Event, GeneratedSource, IngestRequested, KaggleSource, PathSource, RawChunkReady
+from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource, RawChunkReady
 from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
@@ -35,8 +35,7 @@ class Ingestor:
         self.repo = repo
         self.publisher = publisher
 
-    def handle(self, event: Event) -> None:
-        assert isinstance(event, IngestRequested)
+    def handle(self, event: IngestRequested) -> None:
         run_id = event.run_id
         if self.repo.raw_complete(run_id):
             # Idempotent per run id: the scheduler may request the same run again (a retry, a
@@ -150,6 +149,6 @@ class Ingestor:
             raise SourceRefused(f"{uri}: no .csv object under this prefix")
         return out
 
-    def on_dead_letter(self, event: Event | None, error: str) -> None:
+    def on_dead_letter(self, event: IngestRequested | None, error: str) -> None:
         if event is not None:
             self.repo.fail_run(event.run_id, f"ingest refused: {error}")

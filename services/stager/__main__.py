@@ -5,18 +5,19 @@ from __future__ import annotations
 from lake.adapters.broker import Publisher
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
-from lake.events import RAW_READY
+from lake.events import RawChunkReady
+from lake.runner import Wiring
 from lake.service import run_service
 from lake.settings import Settings
 from services.stager.handler import Stager
 
 
-def build(settings: Settings, publisher: Publisher) -> tuple:  # type: ignore[type-arg]
+def build(settings: Settings, publisher: Publisher) -> Wiring[RawChunkReady]:
     stager = Stager(
         settings, S3ObjectStore.from_settings(settings.s3), StagingRepository(settings.mysql), publisher
     )
-    return stager.handle, stager.on_dead_letter
+    return Wiring(RawChunkReady, stager.handle, stager.on_dead_letter)
 
 
 if __name__ == "__main__":
-    run_service("stager", RAW_READY, build)
+    run_service("stager", build)

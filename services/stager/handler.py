@@ -21,7 +21,7 @@ import polars as pl
 from lake.adapters.broker import Publisher
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.staging_repo import StagingRepository
-from lake.events import ChunkCounts, Event, RawChunkReady, StagedChunkReady
+from lake.events import ChunkCounts, RawChunkReady, StagedChunkReady
 from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
@@ -41,8 +41,7 @@ class Stager:
         self.publisher = publisher
         self.rules = settings.pipeline.rules()
 
-    def handle(self, event: Event) -> None:
-        assert isinstance(event, RawChunkReady)
+    def handle(self, event: RawChunkReady) -> None:
         started = datetime.now(UTC)
         try:
             check_header(event.columns, event.key)
@@ -117,10 +116,9 @@ class Stager:
             RECORDS.labels("stager", outcome.removesuffix("_rows")).inc(getattr(counts, outcome))
         log.info("chunk staged", extra={"fields": counts.model_dump()})
 
-    def on_dead_letter(self, event: Event | None, error: str) -> None:
+    def on_dead_letter(self, event: RawChunkReady | None, error: str) -> None:
         if event is not None:
-            chunk = getattr(event, "chunk_id", "?")
-            self.repo.fail_run(event.run_id, f"chunk {chunk} dead-lettered by the stager: {error}")
+            self.repo.fail_run(event.run_id, f"chunk {event.chunk_id} dead-lettered by the stager: {error}")
 
 
 STAGED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {

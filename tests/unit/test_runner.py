@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from lake.adapters.broker import Publisher
 from lake.events import Event, IngestRequested
-from lake.runner import ConsumerLoop, PermanentError
+from lake.runner import ConsumerLoop, PermanentError, Wiring
 from lake.settings import Settings
 from tests.fakes import CollectingPublisher
 
@@ -68,7 +68,13 @@ def event(n: int) -> IngestRequested:
 class Harness:
     """A loop over ``values`` with a collecting publisher, its back-off sleeps recorded."""
 
-    def __init__(self, values: list[bytes], monkeypatch: pytest.MonkeyPatch, max_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        values: list[bytes],
+        monkeypatch: pytest.MonkeyPatch,
+        max_attempts: int = 3,
+        consumes: type[Event] = IngestRequested,
+    ) -> None:
         self.sleeps: list[float] = []
         monkeypatch.setattr("lake.runner.time.sleep", self.sleeps.append)
         settings = Settings()
@@ -82,8 +88,7 @@ class Harness:
             settings.model_copy(update={"kafka": kafka}),
             cast(KafkaConsumer, self.consumer),
             cast(Publisher, self.pub),
-            lambda e: self.handler(e),
-            lambda e, err: self.failed.append((e, err)),
+            Wiring(consumes, lambda e: self.handler(e), lambda e, err: self.failed.append((e, err))),
             backoff_s=0.25,
         )
 
@@ -166,3 +171,16 @@ def test_a_stop_during_a_retry_leaves_the_event_uncommitted_for_redelivery(monke
     h.run(handler)
     assert h.consumer.commits == [] and h.pub.raw == [] and h.failed == [] and h.sleeps == []
     assert [m.offset for m in h.consumer.messages] == [1]  # the next event was never taken
+
+
+def test_an_event_of_another_type_than_the_service_consumes_is_dead_lettered_at_once(monkeypatch):
+    """A misrouted topic (the handler is typed on its own event): no handler call, no retry."""
+    from lake.events import RawChunkReady
+
+    h = Harness([event(1).dumps()], monkeypatch, consumes=RawChunkReady)
+    calls: list[Event] = []
+    h.run(calls.append)
+    [letter] = dead_letters(h.pub)
+    assert calls == [] and h.sleeps == [] and letter["attempts"] == 1
+    assert letter["error"] == "ValueError: IngestRequested on ingest.requested: tester consumes RawChunkReady"
+    assert h.failed and h.failed[0][0] is None and h.consumer.commits == [1]
