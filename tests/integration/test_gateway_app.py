@@ -89,6 +89,7 @@ def test_a_store_that_is_down_gives_503_naming_it(settings: Settings, keys):
         }
         health = client.get("/health")
         assert health.status_code == 503 and health.json()["services"]["mongodb"] is False
+        assert health.json()["status"] == health.json()["api_status"] == "degraded"
 
 
 def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Settings, keys):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.gateway.deps import StoresDep
 from services.gateway.stores import Stores
@@ -24,7 +25,11 @@ class Check(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "degraded"] = Field(description="ok: every store answers")
+    api_status: Literal["ok", "degraded"] = Field(
+        description="the same as status, under the name the reference implementation's clients read"
+    )
+    timestamp: datetime = Field(description="when the probes ran (ISO-8601, UTC)")
     services: dict[str, bool]
     checks: dict[str, Check]
 
@@ -64,10 +69,15 @@ async def probes(stores: Stores) -> dict[str, Check]:
     return dict(zip(names, results, strict=True))
 
 
-async def shared_probes(stores: Stores) -> dict[str, Check]:
-    """One round of probes serves every caller for a second (``Stores.health``): a load balancer or a burst of
-    callers never multiplies the load on the stores (or on the non-thread-safe Kafka client)."""
-    return await stores.health.get(lambda: probes(stores))
+async def shared_probes(stores: Stores) -> tuple[datetime, dict[str, Check]]:
+    """One round of probes, and when it ran, serves every caller for a second (``Stores.health``):
+    a load balancer or a burst of callers never multiplies the load on the stores (or on the
+    non-thread-safe Kafka client)."""
+
+    async def timed_round() -> tuple[datetime, dict[str, Check]]:
+        return datetime.now(UTC), await probes(stores)
+
+    return await stores.health.get(timed_round)
 
 
 @router.get(
@@ -77,9 +87,14 @@ async def shared_probes(stores: Stores) -> dict[str, Check]:
     summary="Liveness of every store (no authentication)",
 )
 async def health(stores: StoresDep, response: Response) -> Health:
-    checks = await shared_probes(stores)
+    at, checks = await shared_probes(stores)
     ok = all(c.ok for c in checks.values())
     response.status_code = 200 if ok else 503
+    status = "ok" if ok else "degraded"
     return Health(
-        status="ok" if ok else "degraded", services={k: c.ok for k, c in checks.items()}, checks=checks
+        status=status,
+        api_status=status,
+        timestamp=at,
+        services={k: c.ok for k, c in checks.items()},
+        checks=checks,
     )
