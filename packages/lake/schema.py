@@ -1,4 +1,5 @@
-"""The raw CSV schema of the Kaggle dataset and the limits a staged record must respect."""
+"""The raw CSV schema of the Kaggle dataset, the staged row, and the limits a staged record must
+respect."""
 
 from __future__ import annotations
 
@@ -67,3 +68,34 @@ COUNT_MAX = 2**32 - 1  # INT UNSIGNED
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
 SENTIMENTS = ("positive", "neutral", "negative")
+
+
+# The staged row: the ``tweets`` table's columns in order, each with its kind. Defined here once:
+# the staging repository's column list (``TWEET_COLUMNS``), the stager's Parquet schema
+# (``STAGED_SCHEMA``) and the API's staged tweet (``STAGED_API_COLUMNS``, ``StagedTweet``) derive
+# from it; tests check the migration's table and the API model against it. Kinds: ``id`` (BIGINT
+# UNSIGNED, a decimal string in the API), ``time`` (DATETIME, UTC), ``text``, ``text?`` (nullable),
+# ``count`` (INT UNSIGNED), ``int``, ``polarity`` (DECIMAL(5,4)), ``stamp`` (load time, not shown).
+STAGED_ROW: tuple[tuple[str, str], ...] = (
+    ("twitter_id", "id"),
+    ("created_at", "time"),
+    ("company", "text"),
+    ("screenname", "text"),
+    ("username", "text"),
+    ("location", "text?"),
+    ("followers", "count"),
+    ("friends", "count"),
+    ("retweet_count", "count"),
+    ("search_query", "text"),
+    ("text", "text"),
+    ("clean_text", "text"),
+    ("polarity", "polarity"),
+    ("sentiment", "text"),
+    ("run_id", "text"),
+    ("chunk_id", "int"),
+    ("raw_key", "text"),
+    ("record_no", "int"),
+    ("staged_at", "stamp"),
+)
+STAGED_COLUMNS: tuple[str, ...] = tuple(name for name, _ in STAGED_ROW)
+STAGED_API_COLUMNS: tuple[str, ...] = tuple(name for name, kind in STAGED_ROW if kind != "stamp")

@@ -28,12 +28,12 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from lake.adapters.staging_repo import TWEET_COLUMNS
+from lake.schema import STAGED_API_COLUMNS
 from services.gateway.query import Cursor, TweetQuery
 
 Key = tuple[datetime, int]  # (created_at, twitter_id): the order of every page
-# The staged row as the API shows it: the table's columns but the load time.
-STAGED_COLUMNS = tuple(c for c in TWEET_COLUMNS if c != "staged_at")
+# The staged row as the API shows it (lake.schema.STAGED_ROW): the table's columns but the load time.
+STAGED_COLUMNS = STAGED_API_COLUMNS
 
 
 class QueryTooCostly(Exception):

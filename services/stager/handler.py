@@ -24,6 +24,7 @@ from lake.adapters.staging_repo import StagingRepository
 from lake.events import ChunkCounts, RawChunkReady, StagedChunkReady
 from lake.observability import RECORDS
 from lake.runner import PermanentError
+from lake.schema import STAGED_ROW
 from lake.settings import Settings
 from lake.transform.chunking import check_header
 from lake.transform.stage import rejected_key, stage_records, staged_key
@@ -121,25 +122,18 @@ class Stager:
             self.repo.fail_run(event.run_id, f"chunk {event.chunk_id} dead-lettered by the stager: {error}")
 
 
-STAGED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "twitter_id": pl.Int64,
-    "created_at": pl.Datetime("us", "UTC"),
-    "company": pl.Utf8,
-    "followers": pl.Int64,
-    "friends": pl.Int64,
-    "retweet_count": pl.Int64,
-    "location": pl.Utf8,
-    "screenname": pl.Utf8,
-    "username": pl.Utf8,
-    "search_query": pl.Utf8,
+POLARS_OF_KIND: dict[str, pl.DataType | type[pl.DataType]] = {
+    "id": pl.Int64,
+    "time": pl.Datetime("us", "UTC"),
     "text": pl.Utf8,
-    "clean_text": pl.Utf8,
+    "text?": pl.Utf8,
+    "count": pl.Int64,
+    "int": pl.Int64,
     "polarity": pl.Float64,
-    "sentiment": pl.Utf8,
-    "run_id": pl.Utf8,
-    "chunk_id": pl.Int64,
-    "raw_key": pl.Utf8,
-    "record_no": pl.Int64,
+}
+# The staged Parquet copy: the staged row's columns (lake.schema.STAGED_ROW) but the load time.
+STAGED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    name: POLARS_OF_KIND[kind] for name, kind in STAGED_ROW if kind != "stamp"
 }
 
 

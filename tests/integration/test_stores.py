@@ -62,6 +62,35 @@ def test_bootstrap_gives_existing_topics_the_partitions_they_lack_and_never_remo
         client.close()
 
 
+def test_the_migrated_tweets_table_has_the_staged_rows_columns_in_order(settings: Settings):
+    """The migrations spell the staged row in SQL; ``lake.schema.STAGED_ROW`` is its definition."""
+    import re
+
+    from lake.schema import STAGED_ROW
+
+    sql_type_of_kind = {  # MariaDB shows display widths, MySQL 8 does not
+        "id": r"bigint(\(20\))? unsigned",
+        "time": r"datetime",
+        "text": r"varchar\(\d+\)|text",
+        "text?": r"varchar\(\d+\)",
+        "count": r"int(\(10\))? unsigned",
+        "int": r"int(\(11\))?",
+        "polarity": r"decimal\(5,4\)",
+        "stamp": r"datetime\(3\)",
+    }
+    with connect(settings.mysql) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, column_type, is_nullable FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = 'tweets' ORDER BY ordinal_position",
+            (settings.mysql.database,),
+        )
+        columns = cur.fetchall()
+    assert [c[0] for c in columns] == [name for name, _ in STAGED_ROW]
+    for (name, kind), (_, sql_type, nullable) in zip(STAGED_ROW, columns, strict=True):
+        assert re.fullmatch(sql_type_of_kind[kind], sql_type), (name, sql_type)
+        assert (nullable == "YES") == kind.endswith("?"), name
+
+
 def test_mysql_keeps_emoji_and_unicode_in_utf8mb4(settings: Settings):
     text = "Ünïcödé 😀🔥 東京 → “quotes”"
     with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:

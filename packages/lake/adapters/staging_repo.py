@@ -18,29 +18,10 @@ import pymysql
 
 from lake.adapters.mysql import connect
 from lake.events import RawChunkReady
+from lake.schema import STAGED_COLUMNS
 from lake.settings import MySQLSettings
 
-TWEET_COLUMNS = (
-    "twitter_id",
-    "created_at",
-    "company",
-    "screenname",
-    "username",
-    "location",
-    "followers",
-    "friends",
-    "retweet_count",
-    "search_query",
-    "text",
-    "clean_text",
-    "polarity",
-    "sentiment",
-    "run_id",
-    "chunk_id",
-    "raw_key",
-    "record_no",
-    "staged_at",
-)
+TWEET_COLUMNS = STAGED_COLUMNS  # lake.schema.STAGED_ROW: the tweets table's columns in order
 DEADLOCK_CODES = {1205, 1213}
 DUPLICATE_KEY = 1062  # lock wait timeout, deadlock: the whole transaction is retried
 BATCH = 1000
