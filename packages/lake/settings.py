@@ -140,6 +140,12 @@ class GatewaySettings(BaseSettings):
         description="gateway processes on the port (one event loop, so at most one core, each); metrics"
         " are then summed over them (Prometheus multiprocess mode)",
     )
+    stall_after_s: float = Field(
+        default=600,
+        gt=0,
+        description="/health reports a layer stalled (200, degraded) when its consumers have had lag"
+        " this long and none of its chunks finished meanwhile",
+    )
 
 
 class Settings(BaseSettings):

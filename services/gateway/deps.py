@@ -68,6 +68,18 @@ async def current_role(
     return str(row[1])
 
 
+async def optional_role(
+    stores: StoresDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str | None:
+    """The key's role, or None without a valid key (for answers that say more to a key holder)."""
+    if creds is None:
+        return None
+    try:
+        return await current_role(stores, creds)
+    except HTTPException:
+        return None
+
+
 def require(role: str):  # type: ignore[no-untyped-def]
     async def check(actual: Annotated[str, Depends(current_role)]) -> str:
         if not auth.allows(actual, role):

@@ -65,6 +65,8 @@ class Stores:
     health: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=1.0))
     stats: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=1.0))
     pipeline: SharedAnswer = field(default_factory=lambda: SharedAnswer(ttl=2.0))
+    # /health: since when each layer's consumers have had lag (monotonic), to tell a stall
+    lag_since: dict[str, float] = field(default_factory=dict)
     # curated tokenizers' records by key (lake.transform.curated_store), loaded when a new one shows
     tokenizers: dict[str, dict[str, Any]] = field(default_factory=dict)
     # rendered /curated documents by (twitter_id, revision); sized from the settings in __post_init__

@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field
 from lake import auth
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.errors import unavailable_as
-from services.gateway.routes import pipeline, runs, stats
+from services.gateway.kafka_state import current as kafka_state
+from services.gateway.routes import runs, stats
 
 router = APIRouter(tags=["dashboard"])
 PAGE = Path(__file__).resolve().parent.parent / "static" / "dashboard" / "index.html"
@@ -95,7 +96,7 @@ async def _pipeline(stores: StoresDep) -> tuple[PipelineSummary | None, str | No
     """Kafka's part of the overview, shared by every dashboard for 2 s (a snapshot is six admin
     calls); the dashboard still shows the stores when Kafka is down."""
     try:
-        state = await stores.pipeline.get(lambda: pipeline.current(stores))
+        state = await stores.pipeline.get(lambda: kafka_state(stores))
     except (KafkaError, OSError) as exc:
         await stores.close_kafka()
         return None, f"kafka: {type(exc).__name__}"
