@@ -105,7 +105,7 @@ async def drive_stores(
 
     from services.gateway.query import tweet_query
     from services.gateway.stores import mysql_pool
-    from services.gateway.tweet_pages import STAGED_JSON, staged_page
+    from services.gateway.tweet_pages import staged_lookup, staged_page
 
     pool = await mysql_pool(settings.mysql, maxsize=args.concurrency)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -135,14 +135,9 @@ async def drive_stores(
                 return None, next_cursor(page)
             tid = req.path.rsplit("/", 1)[1]
 
-            async def staged() -> Any:  # the gateway's statement (services/gateway/routes/curated.py)
+            async def staged() -> Any:
                 async with pool.acquire() as conn, conn.cursor() as cur:
-                    await cur.execute(
-                        f"SELECT {STAGED_JSON}, t.clean_text, ct.revision FROM tweets t LEFT JOIN"
-                        " curated_tweets ct ON ct.twitter_id = t.twitter_id WHERE t.twitter_id = %s",
-                        (int(tid),),
-                    )
-                    return await cur.fetchone()
+                    return await staged_lookup(cur, int(tid))
 
             doc, _ = await asyncio.gather(tweets.find_one({"_id": tid}, {"_id": 0}), staged())
             return (None if doc is not None else f"no curated document {tid}"), None

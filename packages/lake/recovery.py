@@ -28,7 +28,9 @@ from typing import Any
 from lake.adapters.broker import Publisher
 from lake.adapters.dead_letters import COLUMNS, PRIOR_ATTEMPTS, REDRIVE_OF, Letter, Scope
 from lake.adapters.staging_repo import StagingRepository
+from lake.events import ChunkCounts, StagedChunkReady
 from lake.settings import Settings
+from lake.transform.stage import staged_key
 
 CLAIM_TIMEOUT_S = 300
 
@@ -150,8 +152,7 @@ def replay_run(settings: Settings, run_id: str, layer: str, requested_by: str) -
       it, is published again marked as a replay: each stager replaces what the chunk staged with
       what the rules give now, and the curators then rewrite, add or remove its documents."""
     from lake.adapters.broker import make_producer
-    from lake.events import ChunkCounts, Event, StagedChunkReady
-    from lake.transform.stage import staged_key
+    from lake.events import Event
 
     if layer not in ("curate", "stage"):
         raise ValueError(f"unknown layer {layer!r}: curate or stage")
@@ -162,17 +163,7 @@ def replay_run(settings: Settings, run_id: str, layer: str, requested_by: str) -
         if layer == "stage":
             events = list(repo.reopen_for_stage_replay(run_id, requested_by))
         else:
-            events = [
-                StagedChunkReady(
-                    run_id=run_id,
-                    chunk_id=chunk_id,
-                    bucket=settings.s3.staging_bucket,
-                    key=staged_key(run_id, chunk_id),
-                    counts=ChunkCounts(**counts),
-                    replay=True,
-                )
-                for chunk_id, counts in repo.reopen_for_replay(run_id, requested_by)
-            ]
+            events = list(curate_again(settings, run_id, repo.reopen_for_replay(run_id, requested_by)))
         try:
             for event in events:
                 publisher.publish(event)
@@ -184,3 +175,21 @@ def replay_run(settings: Settings, run_id: str, layer: str, requested_by: str) -
     finally:
         publisher.close()
         repo.close()
+
+
+def curate_again(
+    settings: Settings, run_id: str, chunks: list[tuple[int, dict[str, int]]]
+) -> list[StagedChunkReady]:
+    """The ``staged.ready`` events a replay from curate publishes: one per staged chunk (chunk id,
+    counts, as ``StagingRepository.reopen_for_replay`` returns them), marked as a replay."""
+    return [
+        StagedChunkReady(
+            run_id=run_id,
+            chunk_id=chunk_id,
+            bucket=settings.s3.staging_bucket,
+            key=staged_key(run_id, chunk_id),
+            counts=ChunkCounts(**counts),
+            replay=True,
+        )
+        for chunk_id, counts in chunks
+    ]

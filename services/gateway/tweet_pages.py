@@ -278,3 +278,18 @@ async def staged_row_json(cur: Any, tid: int) -> bytes | None:
     await cur.execute(f"SELECT {STAGED_JSON} FROM tweets t WHERE t.twitter_id = %s", (tid,))
     row = await cur.fetchone()
     return None if row is None else bytes(row[0])
+
+
+async def staged_lookup(cur: Any, tid: int) -> tuple[bytes, str | None, int | None]:
+    """For ``/curated/{id}``, in one primary-key query: the staged row as JSON (``null`` if none,
+    :func:`staged_json`), its clean text, and the catalogue's revision of the document (None: not
+    catalogued)."""
+    await cur.execute(
+        f"SELECT {STAGED_JSON}, t.clean_text, ct.revision FROM tweets t"
+        " LEFT JOIN curated_tweets ct ON ct.twitter_id = t.twitter_id WHERE t.twitter_id = %s",
+        (tid,),
+    )
+    found = await cur.fetchone()
+    if found is None:
+        return b"null", None, None
+    return bytes(found[0]), found[1], None if found[2] is None else int(found[2])

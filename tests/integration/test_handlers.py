@@ -16,7 +16,6 @@ from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
 from lake.events import (
-    ChunkCounts,
     GeneratedSource,
     IngestRequested,
     PathSource,
@@ -391,7 +390,7 @@ def test_a_replay_from_curate_rebuilds_the_curated_layer_with_the_same_counts(
     pipeline, repo, store, settings
 ):
     from lake.adapters.staging_repo import RunNotReplayable
-    from lake.transform.stage import staged_key
+    from lake.recovery import curate_again
 
     pub, ingestor, stager, curator, curated = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
@@ -413,16 +412,8 @@ def test_a_replay_from_curate_rebuilds_the_curated_layer_with_the_same_counts(
     assert repo.run_counts(run_id)["curated_docs"] == 0  # curated again from scratch
     with pytest.raises(RunNotReplayable, match="is running"):
         repo.reopen_for_replay(run_id, "test")
-    for chunk_id, counts in chunks:  # as lake.recovery.replay_curate publishes them
-        curator.handle(
-            StagedChunkReady(
-                run_id=run_id,
-                chunk_id=chunk_id,
-                bucket=settings.s3.staging_bucket,
-                key=staged_key(run_id, chunk_id),
-                counts=ChunkCounts(**counts),
-            )
-        )
+    for event in curate_again(settings, run_id, chunks):  # what lake.recovery.replay_run publishes
+        curator.handle(event)
     assert repo.run_status(run_id) == ("succeeded", None)
     assert repo.run_counts(run_id) == before
     assert assert_compacted(store, settings, run_id, before["staged_rows"]) == keys  # same keys, none left

@@ -4,7 +4,8 @@ measured with the server's own handler counters, on a database of 20,000 tweets 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -103,33 +104,40 @@ INDEX_READS = (
 )
 
 
+@contextlib.asynccontextmanager
+async def cursor_of(cfg: MySQLSettings) -> AsyncIterator[Any]:
+    """A cursor on a connection of its own (asyncmy, autocommit, as the gateway's pool)."""
+    conn = await asyncmy.connect(
+        host=cfg.host,
+        port=cfg.port,
+        user=cfg.user,
+        password=cfg.password.get_secret_value(),
+        database=cfg.database,
+        autocommit=True,
+    )
+    try:
+        async with conn.cursor() as cur:
+            yield cur
+    finally:
+        await conn.ensure_closed()
+
+
 def measured(cfg: MySQLSettings, query: TweetQuery, layer: Layer) -> tuple[list[Any] | str, int]:
     """The page's keys (or 'too costly') and the index entries the server read for it."""
 
     async def go() -> tuple[list[Any] | str, int]:
-        conn = await asyncmy.connect(
-            host=cfg.host,
-            port=cfg.port,
-            user=cfg.user,
-            password=cfg.password.get_secret_value(),
-            database=cfg.database,
-            autocommit=True,
-        )
-        try:
-            async with conn.cursor() as cur:
+        async with cursor_of(cfg) as cur:
 
-                async def reads() -> int:
-                    await cur.execute("SHOW SESSION STATUS LIKE 'Handler_read%%'")
-                    return sum(int(v) for k, v in await cur.fetchall() if k in INDEX_READS)
+            async def reads() -> int:
+                await cur.execute("SHOW SESSION STATUS LIKE 'Handler_read%%'")
+                return sum(int(v) for k, v in await cur.fetchall() if k in INDEX_READS)
 
-                before = await reads()
-                try:
-                    keys: list[Any] | str = await page_keys(cur, query, layer, PER_ITEM)
-                except QueryTooCostly:
-                    keys = "too costly"
-                return keys, await reads() - before
-        finally:
-            await conn.ensure_closed()
+            before = await reads()
+            try:
+                keys: list[Any] | str = await page_keys(cur, query, layer, PER_ITEM)
+            except QueryTooCostly:
+                keys = "too costly"
+            return keys, await reads() - before
 
     return asyncio.run(go())
 
@@ -230,19 +238,8 @@ def test_staged_rows_rendered_by_mysql_are_the_apis_values_for_every_kind_of_tex
         StagedTweet.model_validate_json(rendered)  # the documented model reads it back
 
     async def page() -> bytes:
-        conn = await asyncmy.connect(
-            host=mysql.host,
-            port=mysql.port,
-            user=mysql.user,
-            password=mysql.password.get_secret_value(),
-            database=mysql.database,
-            autocommit=True,
-        )
-        try:
-            async with conn.cursor() as cur:
-                return await staged_page(cur, q(company="Apple", limit=3), PER_ITEM)
-        finally:
-            await conn.ensure_closed()
+        async with cursor_of(mysql) as cur:
+            return await staged_page(cur, q(company="Apple", limit=3), PER_ITEM)
 
     answer = json.loads(asyncio.run(page()))
     assert [i["twitter_id"] for i in answer["items"]] == [

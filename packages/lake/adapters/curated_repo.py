@@ -111,8 +111,8 @@ class CuratedRepository:
 
     def remove_absent(self, run_id: str, chunk_id: int, ids: Iterable[int]) -> int:
         """Delete the documents of ``ids`` that still carry this chunk's lineage (a replay from stage
-        no longer stages them, and ``CuratedCatalog.remove_absent`` already took them off the
-        catalogue); the number deleted. A document another chunk of the run has taken meanwhile
+        no longer stages them, and ``CuratedCatalog.add_chunk`` with ``replay`` already took them off
+        the catalogue); the number deleted. A document another chunk of the run has taken meanwhile
         is left alone. Each delete filters on ``_id`` alone (FerretDB's one indexed filter)."""
         wanted = [str(t) for t in ids]
         deleted = 0

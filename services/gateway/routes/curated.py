@@ -19,7 +19,7 @@ from services.gateway.metrics import CURATED_CACHE
 from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
 from services.gateway.routes.staging import StagedTweet
 from services.gateway.stores import Stores
-from services.gateway.tweet_pages import CURATED, STAGED_JSON, page_keys
+from services.gateway.tweet_pages import CURATED, page_keys, staged_lookup
 
 router = APIRouter(tags=["curated"])
 
@@ -169,18 +169,8 @@ async def get_curated(
     key = (tid, "detail+tokens" if include_tokens else "detail")
 
     async def staged() -> tuple[bytes, str | None, int | None]:
-        """The staged row as JSON (``null`` if none, :func:`staged_json`), its clean text, and
-        the catalogue's revision of the document (None: not catalogued)."""
         async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                f"SELECT {STAGED_JSON}, t.clean_text, ct.revision FROM tweets t"
-                " LEFT JOIN curated_tweets ct ON ct.twitter_id = t.twitter_id WHERE t.twitter_id = %s",
-                (tid,),
-            )
-            found = await cur.fetchone()
-        if found is None:
-            return b"null", None, None
-        return bytes(found[0]), found[1], None if found[2] is None else int(found[2])
+            return await staged_lookup(cur, tid)
 
     if cache is not None and key in cache:  # the catalogue says whether the entry is still current
         row, clean, revision = await staged()
