@@ -1,29 +1,17 @@
 """Gateway filters: cursors round-trip, bad input is a clear 422."""
 
-import asyncio
 from datetime import UTC, date, datetime
 
 import pytest
 from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
 
-from services.gateway.query import Cursor, TweetQuery, tweet_query, twitter_id_path
+from services.gateway.query import Cursor, TweetQuery, parse_tweet_query, twitter_id_path
 
 
 def query(**kw: object) -> TweetQuery:
-    params: dict[str, object] = {
-        "start_date": None,
-        "end_date": None,
-        "sentiment": None,
-        "company": None,
-        "hashtag": None,
-        "q": None,
-        "min_followers": None,
-        "sort": "-created_at",
-        "limit": 50,
-        "cursor": None,
-    }
-    params.update(kw)
-    return asyncio.run(tweet_query(**params))  # type: ignore[arg-type]
+    """The query of a request whose parameters are ``kw`` (as strings, as they come)."""
+    return parse_tweet_query({k: str(v) for k, v in kw.items() if v is not None})
 
 
 def test_a_cursor_round_trips_and_garbage_is_a_clear_422():
@@ -50,3 +38,23 @@ def test_an_end_before_the_start_and_a_bad_id_are_refused():
     for bad in ("0", "12ab", "99999999999999999999", "-1"):
         with pytest.raises(HTTPException):
             twitter_id_path(bad)
+
+
+def test_parameters_are_validated_in_one_go_and_named_in_the_error():
+    q = query(start_date="2020-09-01", sentiment="positive", company="Apple", limit="7", hashtag="#IPhone12")
+    assert (q.start_date, q.sentiment, q.company, q.limit, q.hashtag) == (
+        date(2020, 9, 1),
+        "positive",
+        "Apple",
+        7,
+        "iphone12",
+    )
+    assert (q.sort, q.end_date, q.cursor) == ("-created_at", None, None)
+    assert query(unknown="x").limit == 50  # unknown parameters are ignored, as FastAPI ignores them
+    with pytest.raises(RequestValidationError) as err:
+        query(limit="0", sentiment="happy", company="")
+    assert {e["loc"] for e in err.value.errors()} == {
+        ("query", "limit"),
+        ("query", "sentiment"),
+        ("query", "company"),
+    }

@@ -7,7 +7,7 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
@@ -16,7 +16,7 @@ from lake.transform.curated_store import api_document
 from services.gateway.answers import json_answer, json_bytes
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.metrics import CURATED_CACHE
-from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
+from services.gateway.query import TweetQueryDep, tweet_query_openapi, twitter_id_path
 from services.gateway.routes.staging import StagedTweet
 from services.gateway.stores import Stores
 from services.gateway.tweet_pages import CURATED, page_keys, staged_lookup
@@ -117,11 +117,12 @@ async def _catalogued(
     response_model=CuratedPage,
     summary="Curated documents: filters, sort, cursor pagination; tokens only when asked (viewer)",
     responses={422: {"description": "invalid filters, or `query_too_costly`: too sparse (docs/api.md)"}},
+    openapi_extra=tweet_query_openapi(),
 )
 async def list_curated(
     stores: StoresDep,
     _: Viewer,
-    query: Annotated[TweetQuery, Depends(tweet_query)],
+    query: TweetQueryDep,
     include_tokens: Annotated[
         bool, Query(description="include the BERT token ids", examples=[False])
     ] = False,

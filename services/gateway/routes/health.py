@@ -10,13 +10,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from lake import auth
-from services.gateway.deps import StoresDep, optional_role
+from services.gateway.deps import OptionalRole, StoresDep
 from services.gateway.kafka_state import current as kafka_state
 from services.gateway.stores import Stores
 
@@ -156,9 +156,7 @@ async def shared_probes(stores: Stores) -> Round:
     responses={503: {"model": Health}},
     summary="Liveness of every store and stalled layers (no key needed; a viewer key sees more)",
 )
-async def health(
-    stores: StoresDep, response: Response, role: Annotated[str | None, Depends(optional_role)]
-) -> Health:
+async def health(stores: StoresDep, response: Response, role: OptionalRole) -> Health:
     at, checks, states, stalled = await shared_probes(stores)
     ok = all(c.ok for c in checks.values())
     response.status_code = 200 if ok else 503

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
 
 from services.gateway.answers import json_bytes
 from services.gateway.deps import Analyst, StoresDep
-from services.gateway.query import TweetQuery, tweet_query, twitter_id_path
+from services.gateway.query import TweetQueryDep, tweet_query_openapi, twitter_id_path
 from services.gateway.tweet_pages import staged_page, staged_row_json
 
 router = APIRouter(tags=["staging"])
@@ -53,10 +53,9 @@ class StagedPage(BaseModel):
     response_model=StagedPage,
     summary="Staged tweets: filters, sort and cursor pagination (analyst)",
     responses={422: {"description": "invalid filters, or `query_too_costly`: too sparse (docs/api.md)"}},
+    openapi_extra=tweet_query_openapi(),
 )
-async def list_staging(
-    stores: StoresDep, _: Analyst, query: Annotated[TweetQuery, Depends(tweet_query)]
-) -> Any:
+async def list_staging(stores: StoresDep, _: Analyst, query: TweetQueryDep) -> Any:
     per_item = stores.settings.gateway.scan_rows_per_item
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         return json_bytes(await staged_page(cur, query, per_item))
