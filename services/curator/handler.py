@@ -62,7 +62,10 @@ class Curator:
     def handle(self, event: StagedChunkReady) -> None:
         started = datetime.now(UTC)
         status = self.staging.run_status(event.run_id)
-        finished = status is not None and status[0] != "running"
+        # compacted: only a run that succeeded (finalising compacts, then marks it succeeded). A
+        # failed run is not: its chunks curated meanwhile keep their parts for the compaction after
+        # a redrive (skipping them here lost those chunks' Parquet rows; tests/e2e/test_faults.py)
+        finished = status is not None and status[0] == "succeeded"
         frame = pl.read_parquet(io.BytesIO(self.store.get_bytes(event.bucket, event.key)))
         companies = self.staging.companies_of(frame["twitter_id"].to_list())
         meta = self.tokenizer.meta()
@@ -94,7 +97,7 @@ class Curator:
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
         keys: list[str] = []
-        if not finished:  # once a run is compacted, its per-chunk parts are gone for good
+        if not finished:  # once a run is compacted, its per-chunk parts are never read again
             for (company, month), parts in sorted(tables.items()):
                 key = cp.chunk_part_key(event.run_id, company, month, event.chunk_id)
                 self.store.put_bytes(
