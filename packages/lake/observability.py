@@ -6,6 +6,7 @@ import contextvars
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,11 @@ log_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("lo
 
 RECORDS = Counter("lake_records_total", "Records handled, by service and outcome", ["service", "outcome"])
 EVENTS = Counter("lake_events_total", "Events consumed, by service and outcome", ["service", "outcome"])
+STORE_WAITS = Counter(
+    "lake_store_waits_total",
+    "Back-off steps taken because a store was unavailable, by service and store",
+    ["service", "store"],
+)
 CHUNK_SECONDS = Histogram(
     "lake_chunk_seconds",
     "Time to process one chunk event",
@@ -45,9 +51,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class LibraryQuiet(logging.Filter):
+    """At most one record per library logger and level every ``every_s`` seconds; the next one
+    says how many were left out. While Kafka is down, kafka-python logs each reconnect and
+    metadata retry (≈ 100 lines per service in 8 s, measured): the service's own back-off line
+    is the one that matters."""
+
+    def __init__(self, prefixes: tuple[str, ...], every_s: float = 10.0) -> None:
+        super().__init__()
+        self.prefixes, self.every_s = prefixes, every_s
+        self.last: dict[tuple[str, int], float] = {}
+        self.dropped: dict[tuple[str, int], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not record.name.startswith(self.prefixes):
+            return True
+        key, now = (record.name, record.levelno), time.monotonic()
+        if now - self.last.get(key, -self.every_s) < self.every_s:
+            self.dropped[key] = self.dropped.get(key, 0) + 1
+            return False
+        self.last[key] = now
+        if dropped := self.dropped.pop(key, 0):
+            record.msg = f"{record.getMessage()} ({dropped} similar lines left out in {self.every_s:.0f} s)"
+            record.args = None
+        return True
+
+
 def setup_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(LibraryQuiet(("kafka.",)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

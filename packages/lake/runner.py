@@ -4,6 +4,9 @@ Delivery is at-least-once: the offset is committed only after the handler's writ
 published are acknowledged. Handlers are idempotent, so a replay after a crash changes nothing.
 An event that does not validate is dead-lettered at once; one whose handler keeps failing is
 dead-lettered after ``max_attempts`` tries with exponential backoff; the loop then moves on.
+A store that is unreachable (``lake.faults``) does not spend attempts: the loop waits for it with
+bounded back-off, one log line and one ``lake_store_waits_total`` count per step, for up to
+``store_wait_s``, then dead-letters the event with an error naming the store.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pydantic import ValidationError
 from lake.adapters.broker import Publisher
 from lake.adapters.dead_letters import DeadLetterStore
 from lake.events import ChunkEvent, DeadLettered, Event, dlq, parse
-from lake.observability import CHUNK_SECONDS, EVENTS, log_context
+from lake.faults import unavailable_store
+from lake.observability import CHUNK_SECONDS, EVENTS, STORE_WAITS, log_context
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +37,52 @@ class PermanentError(Exception):
     """Retrying cannot help (bad input, checksum mismatch): dead-letter at once."""
 
 
+class StoreUnavailable(Exception):
+    """A store stayed unavailable longer than LAKE_KAFKA_STORE_WAIT_S: the event is dead-lettered
+    with this error, which names the store (redrive it once the store is back)."""
+
+
+def backoff_delay(settings: Settings, step: int) -> float:
+    """The wait before retry ``step`` (1, 2, …): doubling from LAKE_KAFKA_RETRY_BACKOFF_S, at most
+    LAKE_KAFKA_RETRY_BACKOFF_MAX_S."""
+    kafka = settings.kafka
+    return float(min(kafka.retry_backoff_max_s, kafka.retry_backoff_s * 2 ** min(step - 1, 30)))
+
+
+def when_stores_answer(service: str, settings: Settings, what: str, make: Callable[[], T]) -> T:
+    """``make()``, waited for like the loop waits: while it fails because a store is unreachable,
+    one line and one ``lake_store_waits_total`` count per back-off step, up to
+    LAKE_KAFKA_STORE_WAIT_S; any other error, or a store still down after that, is raised."""
+    waited, step = 0.0, 0
+    while True:
+        try:
+            return make()
+        except Exception as exc:
+            store = unavailable_store(exc)
+            if store is None or waited >= settings.kafka.store_wait_s:
+                raise
+            step += 1
+            delay = min(backoff_delay(settings, step), settings.kafka.store_wait_s - waited)
+            log.warning(
+                "%s unavailable while %s (%s); waiting %.1f s before trying again (%.0f of %.0f s waited)",
+                store,
+                what,
+                type(exc).__name__,
+                delay,
+                waited,
+                settings.kafka.store_wait_s,
+            )
+            STORE_WAITS.labels(service, store).inc()
+            time.sleep(delay)
+            waited += delay
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 E = TypeVar("E", bound=Event)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,7 +104,6 @@ class ConsumerLoop(Generic[E]):
         consumer: KafkaConsumer,
         publisher: Publisher,
         wiring: Wiring[E],
-        backoff_s: float = 0.5,
         letters: DeadLetterStore | None = None,
     ) -> None:
         self.service = service
@@ -63,7 +111,6 @@ class ConsumerLoop(Generic[E]):
         self.consumer = consumer
         self.publisher = publisher
         self.wiring = wiring
-        self.backoff_s = backoff_s
         self.letters = letters
         self.stopping = threading.Event()
 
@@ -115,7 +162,8 @@ class ConsumerLoop(Generic[E]):
             if isinstance(event, ChunkEvent):
                 ctx["chunk_id"] = event.chunk_id
             log_context.set({**log_context.get(), **ctx})
-            attempts = 0
+            attempts, waits, waited = 0, 0, 0.0
+            kafka = self.settings.kafka
             while True:
                 attempts += 1
                 try:
@@ -130,20 +178,54 @@ class ConsumerLoop(Generic[E]):
                     if self.stopping.is_set():
                         log.warning("stopping with the event unfinished: it is redelivered after restart")
                         return  # offset left uncommitted on purpose
-                    if attempts >= self.settings.kafka.max_attempts:
-                        self._dead_letter(msg, event, exc, attempts)  # commits its offset
-                        return
-                    delay = self.backoff_s * 2 ** (attempts - 1)
-                    log.warning("attempt %d failed: %s; retrying in %.1fs", attempts, exc, delay)
+                    store = unavailable_store(exc)
+                    if store is not None:  # wait for the store; this is not the event's fault
+                        attempts -= 1
+                        if waited >= kafka.store_wait_s:
+                            gone = StoreUnavailable(
+                                f"{store} unavailable for {waited:.0f} s: {describe(exc)}"
+                            )
+                            self._dead_letter(msg, event, gone, attempts + 1)
+                            return
+                        waits += 1
+                        delay = min(self._delay(waits), kafka.store_wait_s - waited)
+                        log.warning(
+                            "%s unavailable (%s); waiting %.1f s before trying again (%.0f of %.0f s waited)",
+                            store,
+                            type(exc).__name__,
+                            delay,
+                            waited,
+                            kafka.store_wait_s,
+                        )
+                        STORE_WAITS.labels(self.service, store).inc()
+                        waited += delay
+                    else:
+                        if attempts >= kafka.max_attempts:
+                            self._dead_letter(msg, event, exc, attempts)  # commits its offset
+                            return
+                        delay = self._delay(attempts)
+                        log.warning(
+                            "attempt %d failed: %s; retrying in %.1f s", attempts, describe(exc), delay
+                        )
                     EVENTS.labels(self.service, "retry").inc()
-                    time.sleep(delay)
+                    self._wait(delay)
+                    if self.stopping.is_set():
+                        log.warning("stopping with the event unfinished: it is redelivered after restart")
+                        return
             self.consumer.commit({tp: OffsetAndMetadata(msg.offset + 1, "", -1)})
         finally:
             CHUNK_SECONDS.labels(self.service).observe(time.perf_counter() - started)
             log_context.reset(token)
 
+    def _delay(self, step: int) -> float:
+        return backoff_delay(self.settings, step)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but wake at once on a stop signal (the event is then left for redelivery)."""
+        self.stopping.wait(seconds)
+
     def _dead_letter(self, msg: Any, event: E | None, exc: BaseException, attempts: int) -> None:
-        error = f"{type(exc).__name__}: {exc}"
+        error = describe(exc)
         log.error("dead-lettering event after %d attempt(s): %s", attempts, error)
         EVENTS.labels(self.service, "dead_lettered").inc()
         letter = DeadLettered(

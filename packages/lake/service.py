@@ -11,7 +11,7 @@ from lake.adapters.broker import Publisher, make_consumer, make_producer
 from lake.adapters.dead_letters import DeadLetterStore
 from lake.adapters.staging_repo import StagingRepository
 from lake.observability import serve_metrics, setup_logging
-from lake.runner import ConsumerLoop, E, Wiring
+from lake.runner import ConsumerLoop, E, Wiring, when_stores_answer
 from lake.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,17 @@ def run_service(service: str, build: Callable[[Settings, Publisher], Wiring[E]])
     setup_logging(service, os.environ.get("LAKE_LOG_LEVEL", "INFO"))
     serve_metrics(int(os.environ.get("LAKE_METRICS_PORT", "0")))
     client_id = f"{service}-{socket.gethostname()}-{os.getpid()}"
-    publisher = Publisher(make_producer(settings, client_id), settings)
-    wiring = build(settings, publisher)
+    # started while a store is down (a restart of the whole stack, a fault): wait for it, don't exit
+    producer = when_stores_answer(service, settings, "starting", lambda: make_producer(settings, client_id))
+    publisher = Publisher(producer, settings)
+    wiring = when_stores_answer(service, settings, "starting", lambda: build(settings, publisher))
     topic = wiring.event_type.topic
-    consumer = make_consumer(settings, settings.topic(topic), settings.group(service), client_id)
+    consumer = when_stores_answer(
+        service,
+        settings,
+        "starting",
+        lambda: make_consumer(settings, settings.topic(topic), settings.group(service), client_id),
+    )
     letters = DeadLetterStore(StagingRepository(settings.mysql))
     loop = ConsumerLoop(service, settings, consumer, publisher, wiring, letters=letters)
     loop.install_signal_handlers()

@@ -34,7 +34,19 @@ class KafkaSettings(BaseSettings):
     )
     replication_factor: int = Field(default=1, ge=1, description="replication factor of created topics")
     group_prefix: str = Field(default="lake", description="prefix of the consumer group names")
-    max_attempts: int = Field(default=3, ge=1, description="tries of one event before it is dead-lettered")
+    max_attempts: int = Field(
+        default=3, ge=1, description="tries of one event whose handler fails before it is dead-lettered"
+    )
+    retry_backoff_s: float = Field(
+        default=0.5, gt=0, description="first wait before a retry; each further wait doubles"
+    )
+    retry_backoff_max_s: float = Field(default=30.0, gt=0, description="longest single wait between retries")
+    store_wait_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="how long a service waits, with back-off, for an unavailable store (Kafka, MySQL,"
+        " MongoDB, S3) before dead-lettering the event; these waits do not count as attempts",
+    )
 
 
 class S3Settings(BaseSettings):

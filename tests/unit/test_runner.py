@@ -74,11 +74,18 @@ class Harness:
         monkeypatch: pytest.MonkeyPatch,
         max_attempts: int = 3,
         consumes: type[Event] = IngestRequested,
+        **kafka_settings: float,
     ) -> None:
         self.sleeps: list[float] = []
-        monkeypatch.setattr("lake.runner.time.sleep", self.sleeps.append)
         settings = Settings()
-        kafka = settings.kafka.model_copy(update={"max_attempts": max_attempts, "topic_prefix": ""})
+        kafka = settings.kafka.model_copy(
+            update={
+                "max_attempts": max_attempts,
+                "topic_prefix": "",
+                "retry_backoff_s": 0.25,
+                **kafka_settings,
+            }
+        )
         self.consumer = Consumer(values, self)
         self.pub = CollectingPublisher()
         self.failed: list[tuple[Event | None, str]] = []
@@ -89,8 +96,8 @@ class Harness:
             cast(KafkaConsumer, self.consumer),
             cast(Publisher, self.pub),
             Wiring(consumes, lambda e: self.handler(e), lambda e, err: self.failed.append((e, err))),
-            backoff_s=0.25,
         )
+        monkeypatch.setattr(self.loop, "_wait", self.sleeps.append)
 
     def run(self, handler: Any) -> Harness:
         self.handler = handler
@@ -184,3 +191,140 @@ def test_an_event_of_another_type_than_the_service_consumes_is_dead_lettered_at_
     assert calls == [] and h.sleeps == [] and letter["attempts"] == 1
     assert letter["error"] == "ValueError: IngestRequested on ingest.requested: tester consumes RawChunkReady"
     assert h.failed and h.failed[0][0] is None and h.consumer.commits == [1]
+
+
+def test_an_unavailable_store_is_waited_for_with_bounded_back_off_one_line_per_step(monkeypatch, caplog):
+    """Five connection failures of MySQL: five waits (doubling, capped), one warning each naming the
+    store and no traceback, counted in lake_store_waits_total; no attempt spent, no dead letter."""
+    import pymysql
+
+    from lake.observability import STORE_WAITS
+
+    before = STORE_WAITS.labels("tester", "mysql")._value.get()
+    h = Harness([event(1).dumps()], monkeypatch, max_attempts=2, retry_backoff_max_s=2.0)
+    calls: list[str] = []
+
+    def handler(e: Event) -> None:
+        calls.append(e.run_id)
+        if len(calls) <= 5:
+            raise pymysql.err.OperationalError(2003, "Can't connect to MySQL server")
+
+    with caplog.at_level("WARNING", logger="lake.runner"):
+        h.run(handler)
+    assert h.sleeps == [0.25, 0.5, 1.0, 2.0, 2.0] and len(calls) == 6
+    assert h.consumer.commits == [1] and h.pub.raw == [] and h.failed == []
+    lines = [r for r in caplog.records if r.name == "lake.runner"]
+    assert len(lines) == 5 and all(r.exc_info is None for r in lines)
+    assert lines[0].getMessage() == (
+        "mysql unavailable (OperationalError); waiting 0.2 s before trying again (0 of 600 s waited)"
+    )
+    assert STORE_WAITS.labels("tester", "mysql")._value.get() - before == 5
+
+
+def test_a_store_down_longer_than_the_wait_budget_dead_letters_the_event_naming_the_store(monkeypatch):
+    import pymongo.errors
+
+    h = Harness([event(1).dumps()], monkeypatch, store_wait_s=1.0)
+
+    def handler(e: Event) -> None:
+        raise pymongo.errors.AutoReconnect("connection refused")
+
+    h.run(handler)
+    assert h.sleeps == [0.25, 0.5, 0.25]  # the last wait ends at the budget
+    [letter] = dead_letters(h.pub)
+    assert (
+        letter["error"] == "StoreUnavailable: mongodb unavailable for 1 s: AutoReconnect: connection refused"
+    )
+    assert letter["attempts"] == 1 and h.consumer.commits == [1]
+
+
+def test_which_store_an_error_says_is_unavailable():
+    import botocore.exceptions
+    import kafka.errors
+    import pymongo.errors
+    import pymysql
+
+    from lake.faults import unavailable_store
+
+    def caused(outer: Exception, inner: Exception) -> Exception:
+        try:
+            try:
+                raise inner
+            except Exception as exc:
+                raise outer from exc
+        except Exception as exc:
+            return exc
+
+    assert unavailable_store(pymysql.err.OperationalError(2013, "Lost connection")) == "mysql"
+    assert (
+        unavailable_store(caused(RuntimeError("load failed"), pymysql.err.InterfaceError(0, ""))) == "mysql"
+    )
+    assert unavailable_store(pymysql.err.OperationalError(1213, "Deadlock found")) is None  # the work's
+    assert unavailable_store(pymongo.errors.ServerSelectionTimeoutError("no server")) == "mongodb"
+    assert unavailable_store(pymongo.errors.DuplicateKeyError("dup")) is None
+    assert unavailable_store(botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3")) == "s3"
+    assert unavailable_store(kafka.errors.KafkaTimeoutError("flush")) == "kafka"
+    assert unavailable_store(OSError("disk")) is None
+
+
+def test_library_warnings_are_kept_to_one_line_per_logger_and_level_every_ten_seconds(monkeypatch):
+    import logging
+
+    from lake.observability import LibraryQuiet
+
+    now = [100.0]
+    monkeypatch.setattr("lake.observability.time.monotonic", lambda: now[0])
+    quiet = LibraryQuiet(("kafka.",))
+
+    def record(name: str, level: int = logging.ERROR) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, "Connection failed: %s", ("ECONNREFUSED",), None)
+
+    kept = []
+    for step in range(25):  # 25 errors 0.5 s apart: 12.5 s
+        now[0] = 100.0 + step * 0.5
+        r = record("kafka.net.manager")
+        if quiet.filter(r):
+            kept.append(r.getMessage())
+    assert kept == [
+        "Connection failed: ECONNREFUSED",
+        "Connection failed: ECONNREFUSED (19 similar lines left out in 10 s)",
+    ]
+    assert quiet.filter(record("kafka.cluster"))  # another logger has its own allowance
+    assert quiet.filter(record("kafka.net.manager", logging.INFO))  # below WARNING: untouched
+    assert all(quiet.filter(record("lake.runner")) for _ in range(3))  # our own lines: untouched
+
+
+def test_a_service_started_while_a_store_is_down_waits_for_it_and_other_errors_are_raised(monkeypatch):
+    import pymongo.errors
+
+    from lake.runner import when_stores_answer
+
+    sleeps: list[float] = []
+    monkeypatch.setattr("lake.runner.time.sleep", sleeps.append)
+    settings = Settings()
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"retry_backoff_s": 0.25, "store_wait_s": 1.0})}
+    )
+    tries: list[int] = []
+
+    def make() -> int:
+        tries.append(1)
+        if len(tries) < 3:
+            raise pymongo.errors.ServerSelectionTimeoutError("connection refused")
+        return 7
+
+    assert when_stores_answer("tester", settings, "starting", make) == 7 and sleeps == [0.25, 0.5]
+
+    def broken() -> int:
+        raise ValueError("a bad setting")
+
+    with pytest.raises(ValueError):
+        when_stores_answer("tester", settings, "starting", broken)
+
+    def down() -> int:
+        raise pymongo.errors.AutoReconnect("refused")
+
+    sleeps.clear()
+    with pytest.raises(pymongo.errors.AutoReconnect):  # still down after the budget: raised
+        when_stores_answer("tester", settings, "starting", down)
+    assert sleeps == [0.25, 0.5, 0.25]
