@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError
 from pydantic import ValidationError
 
 from lake.adapters.broker import Publisher
@@ -181,14 +182,18 @@ class ConsumerLoop(Generic[E]):
                     store = unavailable_store(exc)
                     if store is not None:  # wait for the store; this is not the event's fault
                         attempts -= 1
-                        if waited >= kafka.store_wait_s:
+                        # MySQL holds the dead letters and the run ledger: a letter written while
+                        # it is down could never be listed or redriven, so MySQL is waited for
+                        if waited >= kafka.store_wait_s and store != "mysql":
                             gone = StoreUnavailable(
                                 f"{store} unavailable for {waited:.0f} s: {describe(exc)}"
                             )
                             self._dead_letter(msg, event, gone, attempts + 1)
                             return
                         waits += 1
-                        delay = min(self._delay(waits), kafka.store_wait_s - waited)
+                        delay = self._delay(waits)
+                        if store != "mysql":
+                            delay = min(delay, kafka.store_wait_s - waited)
                         log.warning(
                             "%s unavailable (%s); waiting %.1f s before trying again (%.0f of %.0f s waited)",
                             store,
@@ -212,7 +217,7 @@ class ConsumerLoop(Generic[E]):
                     if self.stopping.is_set():
                         log.warning("stopping with the event unfinished: it is redelivered after restart")
                         return
-            self.consumer.commit({tp: OffsetAndMetadata(msg.offset + 1, "", -1)})
+            self._commit(msg)
         finally:
             CHUNK_SECONDS.labels(self.service).observe(time.perf_counter() - started)
             log_context.reset(token)
@@ -221,8 +226,22 @@ class ConsumerLoop(Generic[E]):
         return backoff_delay(self.settings, step)
 
     def _wait(self, seconds: float) -> None:
-        """Sleep, but wake at once on a stop signal (the event is then left for redelivery)."""
-        self.stopping.wait(seconds)
+        """Sleep, but wake within 0.2 s of a stop signal (the event is then left for redelivery).
+        Slices of ``time.sleep``, not ``Event.wait``: the signal handler sets the event on this same
+        thread, and ``Event.set`` would block on the lock ``Event.wait`` holds at that moment."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.2))
+
+    def _commit(self, msg: Any) -> None:
+        """Commit past ``msg``. If its partition was reassigned meanwhile (a wait longer than the
+        poll interval), the new owner redoes the event (handlers are idempotent): log, go on."""
+        try:
+            self.consumer.commit(
+                {TopicPartition(msg.topic, msg.partition): OffsetAndMetadata(msg.offset + 1, "", -1)}
+            )
+        except CommitFailedError as exc:
+            log.warning("offset not committed, the partition moved to another consumer: %s", exc)
 
     def _dead_letter(self, msg: Any, event: E | None, exc: BaseException, attempts: int) -> None:
         error = describe(exc)
@@ -267,6 +286,4 @@ class ConsumerLoop(Generic[E]):
                 self.wiring.on_dead_letter(event, error)
             except Exception:
                 log.exception("could not record the dead letter on the run")
-        self.consumer.commit(
-            {TopicPartition(msg.topic, msg.partition): OffsetAndMetadata(msg.offset + 1, "", -1)}
-        )
+        self._commit(msg)

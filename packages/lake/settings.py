@@ -44,8 +44,8 @@ class KafkaSettings(BaseSettings):
     store_wait_s: float = Field(
         default=600.0,
         ge=0,
-        description="how long a service waits, with back-off, for an unavailable store (Kafka, MySQL,"
-        " MongoDB, S3) before dead-lettering the event; these waits do not count as attempts",
+        description="how long a service waits, with back-off, for an unavailable store (Kafka, MongoDB,"
+        " S3; MySQL without limit) before dead-lettering the event; these waits do not count as attempts",
     )
 
 

@@ -50,6 +50,7 @@ async def role_of(stores: Stores, authorization: str | None) -> str | None:
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
+    token = token.strip()  # as FastAPI's HTTPBearer parsed it
     if scheme.lower() != "bearer" or not token:
         return None
     key_id = auth.key_id_of(token)

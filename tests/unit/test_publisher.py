@@ -11,6 +11,7 @@ from kafka.future import Future
 
 from lake.adapters.broker import DeliveryFailed, Publisher
 from lake.events import IngestRequested
+from lake.faults import unavailable_store
 from lake.settings import Settings
 
 
@@ -51,6 +52,7 @@ def test_flush_raises_for_a_failed_or_unanswered_event_and_forgets_them():
     producer.futures[0].success("metadata")
     producer.futures[1].failure(KafkaTimeoutError("broker gone"))
     # the third is never answered
-    with pytest.raises(DeliveryFailed, match=r"2 of 3 events not delivered: .*broker gone"):
+    with pytest.raises(DeliveryFailed, match=r"2 of 3 events not delivered: .*broker gone") as err:
         pub.flush()
+    assert unavailable_store(err.value) == "kafka"  # the client's error is the cause: Kafka is down
     pub.flush()  # reported once: the caller retries the whole unit of work

@@ -328,3 +328,35 @@ def test_a_service_started_while_a_store_is_down_waits_for_it_and_other_errors_a
     with pytest.raises(pymongo.errors.AutoReconnect):  # still down after the budget: raised
         when_stores_answer("tester", settings, "starting", down)
     assert sleeps == [0.25, 0.5, 0.25]
+
+
+def test_mysql_is_waited_for_past_the_budget_since_its_dead_letters_could_not_be_recorded(monkeypatch):
+    import pymysql
+
+    h = Harness([event(1).dumps()], monkeypatch, store_wait_s=1.0)
+    calls: list[int] = []
+
+    def handler(e: Event) -> None:
+        calls.append(1)
+        if len(calls) <= 5:
+            raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server")
+
+    h.run(handler)
+    assert h.sleeps == [0.25, 0.5, 1.0, 2.0, 4.0]  # past the 1 s budget, not cut at it
+    assert h.pub.raw == [] and h.failed == [] and h.consumer.commits == [1]
+
+
+def test_a_commit_refused_after_a_rebalance_is_logged_and_the_loop_goes_on(monkeypatch, caplog):
+    from kafka.errors import CommitFailedError
+
+    h = Harness([event(1).dumps(), event(2).dumps()], monkeypatch)
+
+    def refuse(offsets: Any) -> None:
+        raise CommitFailedError("the group rebalanced")
+
+    monkeypatch.setattr(h.consumer, "commit", refuse)
+    done: list[str] = []
+    with caplog.at_level("WARNING", logger="lake.runner"):
+        h.run(lambda e: done.append(e.run_id))
+    assert done == ["run-1", "run-2"]
+    assert sum("partition moved to another consumer" in r.getMessage() for r in caplog.records) == 2

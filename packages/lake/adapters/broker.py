@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
@@ -153,7 +153,11 @@ class Publisher:
         lost = [f for f in pending if not f.succeeded()]
         if lost:
             first = lost[0].exception if lost[0].is_done else f"no answer within {timeout:.0f} s"
-            raise DeliveryFailed(f"{len(lost)} of {len(pending)} events not delivered: {first}")
+            cause = lost[0].exception if isinstance(lost[0].exception, BaseException) else None
+            # the client's error as the cause: lake.faults then sees a broker that is down
+            raise DeliveryFailed(f"{len(lost)} of {len(pending)} events not delivered: {first}") from (
+                cause or KafkaTimeoutError(f"no answer within {timeout:.0f} s")
+            )
 
     def close(self) -> None:
         self.producer.close(timeout=5)
