@@ -12,7 +12,8 @@
 -- the data's days, sentiments, URL-encoded companies and tweet ids, the request head's fixed
 -- tail, the window [start, stop), the seed and the output file. A thread stops itself at its first
 -- answer after `stop`: every request in flight during the window is awaited to its end, and none
--- is sent after it. The output file has one line per item: "W connect read write status timeout"
+-- is sent after it. With `stop_file`, the window ends when that file holds a time (written by
+-- bench/wrk.py when what the scenario waits for is over; each thread reads it every half second). The output file has one line per item: "W connect read write status timeout"
 -- (wrk's socket error counters), "R endpoint sent answered status" (status 0: no answer, the
 -- connection failed), "P endpoint sent" (sent before `stop`, unanswered when wrk stopped),
 -- "E endpoint message" (a thread's first non-2xx answer of that endpoint).
@@ -33,6 +34,17 @@ local cfg = dofile(os.getenv("BENCH_API_WRK_CONFIG"))
 local random, max, find, match = math.random, math.max, string.find, string.match
 local FOLLOW_CURSOR = cfg.follow_cursor
 
+-- The window's end: cfg.stop, or the time in cfg.stop_file once bench/wrk.py wrote it there.
+local function read_stop_file()
+  local f = io.open(cfg.stop_file, "r")
+  if f == nil then
+    return nil
+  end
+  local value = tonumber(f:read("*a"))
+  f:close()
+  return value
+end
+
 -- main state: the threads, for done() ------------------------------------------------------------
 local threads = {}
 
@@ -51,6 +63,15 @@ pending_sent, pending_ep = nil, nil -- the request on the wire
 local pending_page, pending_base = nil, nil -- its path and filters when it is a page
 local next_page = {} -- path -> filters and cursor of the next page of the last one
 local verified = false
+local stop, stop_read_at = cfg.stop, 0
+
+local function past_stop(t)
+  if cfg.stop_file ~= nil and t - stop_read_at >= 0.5 then
+    stop_read_at = t
+    stop = read_stop_file() or stop
+  end
+  return t >= stop
+end
 
 function init(args)
   math.randomseed(cfg.seed * 1000 + id)
@@ -120,7 +141,7 @@ function request()
     record(pending_ep, pending_sent, t, 0, "")
   end
   pending_sent, pending_ep, pending_page, pending_base = t, ep, page, base
-  if t >= cfg.stop then
+  if past_stop(t) then
     wrk.thread:stop()
   end
   return req
@@ -144,13 +165,14 @@ function response(status, headers, body)
     end
     next_page[page] = cursor and { pending_base, cursor } or nil
   end
-  if t >= cfg.stop then
+  if past_stop(t) then
     wrk.thread:stop()
   end
 end
 
 -- main state, after every thread stopped ---------------------------------------------------------
 function done(summary, latency, requests)
+  local stop = cfg.stop_file ~= nil and read_stop_file() or cfg.stop
   local out = assert(io.open(cfg.out, "w"))
   local e = summary.errors
   out:write(string.format("W %d %d %d %d %d\n", e.connect, e.read, e.write, e.status, e.timeout))
@@ -161,7 +183,7 @@ function done(summary, latency, requests)
       out:write(string.format("R %d %.6f %.6f %d\n", eps[i], sent[i], answered[i], st[i]))
     end
     local waiting = thread:get("pending_sent")
-    if waiting ~= nil and waiting < cfg.stop then
+    if waiting ~= nil and waiting < stop then
       out:write(string.format("P %d %.6f\n", thread:get("pending_ep"), waiting))
     end
     for ep, msg in pairs(thread:get("first_error")) do

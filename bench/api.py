@@ -17,6 +17,12 @@ thread) through these scenarios, each warmed up for ``--warmup`` seconds and the
   same filter generator with the same seed, the same cursor following): the two compare;
 - ``curated-latest``: ``/curated?limit=10`` alone (no filter: the 10 newest curated documents);
 - ``curated``: filtered, cursor-paginated ``/curated`` pages (as ``staging``, on ``/curated``);
+- ``mix-during-ingest``: the main mix while the pipeline (one ingestor, ``--replicas`` stagers and
+  curators, started here) ingests ``--ingest-rows`` generated rows of a new seed into the namespace,
+  nothing reset. First the same ingestion of another new seed runs with no load: the baseline. Then
+  the mix starts with the second run's request and is measured from ``--warmup`` seconds after it
+  to the run's end (wrk's window ends when the run does). Each invocation adds these two runs to the
+  namespace (``make bench`` resets it);
 - ``stores``: the main mix's own store calls made from this process with no gateway (after it
   stopped): the rate the stores allow on this machine, a ceiling for any gateway (``bench.stores``).
 
@@ -35,7 +41,10 @@ and ``errors``; ``stats_p99_ms``; ``stores_requests_per_s`` and ``stores_p99_ms`
 stores p99); ``endpoints``, keyed ``"<scenario> <endpoint>"`` (``"mix /staging"``,
 ``"staging /staging"``, ``"curated /curated"``, ``"curated-latest /curated?limit=10"``,
 ``"stores /curated/{twitter_id}"``…: one endpoint can be in several scenarios), each with its
-``scenario`` and ``endpoint``; ``cpu_cores`` per scenario. Results are recorded by hand in
+``scenario`` and ``endpoint``; ``cpu_cores`` per scenario; ``mix_during_ingest``: the mix's
+``requests_per_s``, ``p99_ms`` and ``errors`` during the run, their ratios to the idle ``mix``
+(``requests_vs_idle_mix``, ``p99_vs_idle_mix``), and the ``ingestion``: its ``rows``,
+``seconds_idle``, ``seconds_under_mix``, ``duration_vs_idle`` and both runs' counts. Results are recorded by hand in
 docs/benchmarks.md.
 
 The client is wrk (Debian's package: ``apt-get install wrk``; without it the benchmark stops with
@@ -56,7 +65,9 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import timedelta
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -65,7 +76,17 @@ import httpx
 
 from bench import wrk
 from bench.measure import CpuMeter, Dataset, Recorder, ScenarioResult, result_of
-from bench.pipeline import BENCH_DIR, NAMESPACE, ROOT, cpu_seconds, say, server_pids
+from bench.pipeline import (
+    BENCH_DIR,
+    NAMESPACE,
+    ROOT,
+    Services,
+    cpu_seconds,
+    generated_file,
+    say,
+    server_pids,
+    wait_for,
+)
 from bench.stores import SENTIMENTS, drive_stores, run_fast
 
 PORT = 18100
@@ -82,8 +103,11 @@ GATEWAY_SCENARIOS: dict[str, list[wrk.Pick]] = {
     "curated-latest": [wrk.Pick(1.0, "fixed", "/curated?limit=10", "/curated?limit=10")],
     "curated": [wrk.Pick(1.0, "page", "/curated", "/curated")],
 }
-SCENARIOS = (*GATEWAY_SCENARIOS, "stores")
-SAME_SEED = {"staging": "curated"}  # the same filters, page for page, until the answers differ
+# The main mix again, while the pipeline ingests ``--ingest-rows`` new rows into the namespace
+INGEST = "mix-during-ingest"
+SCENARIOS = (*GATEWAY_SCENARIOS, INGEST, "stores")
+# the same filters, page for page, until the answers differ
+SAME_SEED = {"staging": "curated", INGEST: "mix"}
 
 
 # --- the data in the namespace --------------------------------------------------------------------
@@ -247,6 +271,17 @@ def drive(
     time.sleep(max(0.0, rec.stop - time.monotonic()))
     cores = meter.cores()
     cache_after = curated_cache_counts(url, auth)
+    result = collect(name, run, rec, args, cores)
+    hits, misses = (cache_after[k] - cache_before[k] for k in ("hit", "miss"))
+    if hits + misses:
+        result.curated_cache = {"hits": hits, "misses": misses, "hit_share": round(hits / (hits + misses), 3)}
+    return result
+
+
+def collect(
+    name: str, run: wrk.Run, rec: Recorder, args: argparse.Namespace, cores: dict[str, float]
+) -> ScenarioResult:
+    """Wait for wrk's last answers, and record every request by the window's rules."""
     out, stopped = run.finish()
     for ep, sent, answered, status in out.records:
         error = None
@@ -257,13 +292,121 @@ def drive(
         rec.add(run.endpoints[ep], sent, answered, error)
     for ep, sent in out.unanswered:
         rec.add(run.endpoints[ep], sent, stopped, f"no answer {args.drain:g} s after the window")
-    result = result_of(name, rec, args.seconds, cores)
-    hits, misses = (cache_after[k] - cache_before[k] for k in ("hit", "miss"))
-    if hits + misses:
-        result.curated_cache = {"hits": hits, "misses": misses, "hit_share": round(hits / (hits + misses), 3)}
+    result = result_of(name, rec, rec.stop - rec.start, cores)
     if sockets := {k: v for k, v in out.socket_errors.items() if k in ("connect", "read", "write") and v}:
         result.first_errors["wrk socket errors"] = ", ".join(f"{k} {v}" for k, v in sockets.items())
     return result
+
+
+# --- the main mix while the pipeline ingests --------------------------------------------------------
+@dataclass
+class Ingestion:
+    """What :func:`drive_during_ingestion` measured besides the mix: the runs' seconds and counts."""
+
+    rows: int
+    seconds_idle: float
+    seconds_under_mix: float
+    runs: dict[str, dict[str, int]]  # run id -> counts
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "seconds_idle": round(self.seconds_idle, 1),
+            "seconds_under_mix": round(self.seconds_under_mix, 1),
+            "duration_vs_idle": ratio(self.seconds_under_mix, self.seconds_idle),
+            "runs": self.runs,
+        }
+
+
+def ingest_seeds(settings: Any) -> tuple[int, int]:
+    """Two generator seeds whose tweets the namespace does not hold yet (each invocation of this
+    scenario adds two runs ``bench-api-…``; the namespace's own run is of seed 7)."""
+    from lake.adapters.mysql import connect
+
+    with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM runs WHERE run_id LIKE 'bench-api-%%'")
+        done = int(cur.fetchone()[0])  # type: ignore[index]
+    return 1000 + done, 1001 + done
+
+
+def request(publisher: Any, path: Path, label: str) -> str:
+    """Request a run of ``path``: its id."""
+    from lake.events import IngestRequested, PathSource
+
+    run_id = f"bench-api-{label}-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    event = IngestRequested(run_id=run_id, request=PathSource(path=str(path)), requested_by="bench")
+    publisher.publish(event)
+    publisher.flush()
+    return run_id
+
+
+def succeeded(settings: Any, run_id: str, rows: int, timeout: float) -> None:
+    status, error = wait_for(settings, run_id, rows, timeout)
+    if status != "succeeded":
+        raise SystemExit(f"[bench] run {run_id} {status}: {error}")
+
+
+def drive_during_ingestion(
+    url: str, token: str, params: wrk.Params, args: argparse.Namespace, pids: dict[str, int]
+) -> tuple[ScenarioResult, Ingestion]:
+    """The main mix while ``--ingest-rows`` rows of a new seed are ingested into the namespace
+    (nothing reset): first the same ingestion of another new seed with no load (the baseline), then
+    the mix from the second run's request to its end, measured from ``--warmup`` seconds after it."""
+    from lake.adapters.broker import Publisher, make_producer
+    from lake.adapters.staging_repo import StagingRepository
+    from lake.cli import bootstrap
+    from lake.settings import Settings
+
+    os.environ["LAKE_KAFKA_TOPIC_PREFIX"] = f"bench-{uuid.uuid4().hex[:6]}."  # the services' topics
+    settings = Settings()
+    bootstrap(settings)
+    rows = args.ingest_rows
+    files = [generated_file(rows, seed) for seed in ingest_seeds(settings)]
+    log_dir = BENCH_DIR / "logs"
+    services = Services(log_dir, args.replicas)
+    publisher = Publisher(make_producer(settings, "bench-api"), settings)
+    try:
+        services.wait_ready()
+        say(f"scenario {INGEST}: {rows:,} rows ingested with no load (the baseline); logs in {log_dir}")
+        t0 = time.perf_counter()
+        idle_run = request(publisher, files[0], "idle")
+        succeeded(settings, idle_run, rows, args.ingest_timeout)
+        idle_seconds = time.perf_counter() - t0
+        say(f"baseline: {idle_seconds:.1f} s; now the same with the main mix, {args.warmup:g} s of warm-up")
+        t0 = time.perf_counter()
+        start = time.monotonic() + args.warmup
+        seed = args.seed + SCENARIOS.index(SAME_SEED[INGEST])
+        auth = {"Authorization": f"Bearer {token}"}
+        run = wrk.Run(
+            url, auth, GATEWAY_SCENARIOS["mix"], params, (start, start + args.ingest_timeout),
+            seed, args.concurrency, args.drain, open_ended=True,
+        )  # fmt: skip
+        loaded_run = request(publisher, files[1], "loaded")
+        services_pids = {name: proc.pid for name, proc in services.procs.items()}
+        meter = CpuMeter(pids | services_pids, lambda: cpu_seconds(run.proc.pid) + time.process_time())
+        time.sleep(max(0.0, start - time.monotonic()))
+        meter.begin()
+        try:
+            succeeded(settings, loaded_run, rows, args.ingest_timeout)
+        finally:
+            end = time.monotonic()
+            run.end_window(end)
+        loaded_seconds = time.perf_counter() - t0
+        if end <= start:
+            raise SystemExit(f"[bench] the run ended in the {args.warmup:g} s warm-up: raise --ingest-rows")
+        cores = meter.cores()
+        result = collect(INGEST, run, Recorder(start, end), args, cores)
+    finally:
+        publisher.close()
+        services.stop()
+        for path in files:
+            path.unlink(missing_ok=True)
+    repo = StagingRepository(settings.mysql)
+    try:
+        counts = {r: repo.run_counts(r) for r in (idle_run, loaded_run)}
+    finally:
+        repo.close()
+    return result, Ingestion(rows, idle_seconds, loaded_seconds, counts)
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -285,6 +428,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--ingest-rows", type=int, default=113_000, help=f"rows of each ingestion of {INGEST}"
+    )
+    parser.add_argument("--ingest-timeout", type=float, default=1800, help=f"seconds per run of {INGEST}")
+    parser.add_argument("--replicas", type=int, default=2, help=f"stagers and curators of {INGEST}")
+    parser.add_argument(
         "--scenarios",
         type=lambda v: [x.strip() for x in v.split(",")],
         default=list(SCENARIOS),
@@ -293,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if unknown := set(args.scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenarios {sorted(unknown)}; choose among {SCENARIOS}")
-    if set(args.scenarios) & set(GATEWAY_SCENARIOS):
+    if set(args.scenarios) & {*GATEWAY_SCENARIOS, INGEST}:
         wrk.require_wrk()  # before loading anything
 
     os.environ.update(NAMESPACE)
@@ -311,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = BENCH_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     results: list[ScenarioResult] = []
+    ingestion: Ingestion | None = None
     gateway = Gateway(args.port, log_dir / "gateway-api.log", args.workers)
     token: str | None = None
     try:
@@ -324,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in GATEWAY_SCENARIOS:
             if name in args.scenarios:
                 results.append(drive(name, gateway.url, token, params, args, pids))
+        if INGEST in args.scenarios:
+            result, ingestion = drive_during_ingestion(gateway.url, token, params, args, pids)
+            results.append(result)
     finally:
         gateway.stop()
         if token is not None:
@@ -335,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     if "stores" in args.scenarios:  # after the gateway stopped: the machine is the stores' and ours
         stores = {n: p for n, p in server_pids().items() if n in ("mariadb", "ferretdb")}
         results.append(run_fast(drive_stores(settings, data, args, stores)))
-    report(args, data, results)
+    report(args, data, results, ingestion)
     return 0
 
 
@@ -344,13 +496,16 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def summary(
-    counts: dict[str, int], args: argparse.Namespace, results: list[ScenarioResult]
+    counts: dict[str, int],
+    args: argparse.Namespace,
+    results: list[ScenarioResult],
+    ingestion: Ingestion | None,
 ) -> dict[str, Any]:
     """The last stdout line (see the module docstring)."""
     by_name = {r.name: r.overall for r in results}
     none = {"requests_per_s": None, "p50_ms": None, "p99_ms": None, "errors": None}
-    mix, stats, stores, staging, curated = (
-        by_name.get(n, none) for n in ("mix", "stats", "stores", "staging", "curated")
+    mix, stats, stores, staging, curated, loaded = (
+        by_name.get(n, none) for n in ("mix", "stats", "stores", "staging", "curated", INGEST)
     )
     endpoints: dict[str, dict[str, Any]] = {}
     for r in results:
@@ -371,6 +526,15 @@ def summary(
         "curated_list_share_of_staging": ratio(curated["requests_per_s"], staging["requests_per_s"]),
         "mix_share_of_stores": ratio(mix["requests_per_s"], stores["requests_per_s"]),
         "mix_p99_vs_stores": ratio(mix["p99_ms"], stores["p99_ms"]),
+        # the main mix while the pipeline ingests, beside the idle mix; the run beside its idle twin
+        "mix_during_ingest": {
+            "requests_per_s": loaded["requests_per_s"],
+            "p99_ms": loaded["p99_ms"],
+            "errors": loaded["errors"],
+            "requests_vs_idle_mix": ratio(loaded["requests_per_s"], mix["requests_per_s"]),
+            "p99_vs_idle_mix": ratio(loaded["p99_ms"], mix["p99_ms"]),
+            "ingestion": ingestion.summary() if ingestion else None,
+        },
         "endpoints": endpoints,
         "cpu_cores": {r.name: r.cpu_cores for r in results},
         # documents of /curated pages served from the gateway's cache, in the window (docs/api.md)
@@ -378,7 +542,9 @@ def summary(
     }
 
 
-def report(args: argparse.Namespace, data: Dataset, results: list[ScenarioResult]) -> None:
+def report(
+    args: argparse.Namespace, data: Dataset, results: list[ScenarioResult], ingestion: Ingestion | None
+) -> None:
     c = data.counts
     print(
         f"gateway: {c['staged_rows']:,} staged tweets, {c['curated_docs']:,} curated (run {data.run_id},"
@@ -412,8 +578,15 @@ def report(args: argparse.Namespace, data: Dataset, results: list[ScenarioResult
     for r in results:
         for ep, err in r.first_errors.items():
             print(f"first error of {ep} ({r.name}): {err}")
+    if ingestion is not None:
+        print(
+            f"{INGEST}: {ingestion.rows:,} rows ingested in {ingestion.seconds_under_mix:.1f} s under the"
+            f" main mix, {ingestion.seconds_idle:.1f} s with no load"
+            f" ({ingestion.seconds_under_mix / ingestion.seconds_idle:.2f}x);"
+            f" runs {json.dumps(ingestion.runs)}"
+        )
     print("record these figures in docs/benchmarks.md (section 'Gateway: make bench-api')")
-    print(json.dumps(summary(c, args, results)))
+    print(json.dumps(summary(c, args, results, ingestion)))
 
 
 if __name__ == "__main__":

@@ -120,7 +120,9 @@ def parse_output(text: str) -> Output:
 class Run:
     """wrk running one scenario against ``url`` from now until ``stop`` (``time.monotonic()``),
     measuring from ``start``, with ``connections`` connections (one per thread); then every thread
-    waits for the answer to its last request, for at most ``drain`` seconds."""
+    waits for the answer to its last request, for at most ``drain`` seconds. With
+    ``open_ended=True``, ``stop`` is only the latest end: :meth:`end_window` ends the window
+    earlier, when what the scenario waits for is over (wrk's threads read the new end from a file)."""
 
     def __init__(
         self,
@@ -132,6 +134,7 @@ class Run:
         seed: int,
         connections: int,
         drain: float,
+        open_ended: bool = False,
     ) -> None:
         wrk = require_wrk()
         self.endpoints = list(dict.fromkeys(p.endpoint for p in picks))
@@ -157,6 +160,9 @@ class Run:
             "page_limit": params.page_limit,
             "follow_cursor": params.follow_cursor,
         }
+        self.stop_file = self.dir / "stop.txt" if open_ended else None
+        if self.stop_file is not None:
+            config["stop_file"] = str(self.stop_file)
         (self.dir / "scenario.lua").write_text("return " + lua(config) + "\n")
         seconds = math.ceil(self.stop - time.monotonic() + drain)
         cmd = [wrk, f"-t{connections}", f"-c{connections}", f"-d{seconds}s", f"--timeout={seconds + 60}s"]
@@ -167,6 +173,16 @@ class Run:
                 stderr=err,
                 env=os.environ | {"BENCH_API_WRK_CONFIG": str(self.dir / "scenario.lua")},
             )
+
+    def end_window(self, at: float) -> None:
+        """End an open-ended window at ``at`` (``time.monotonic()``, now or later): each thread stops at
+        its first answer after it."""
+        if self.stop_file is None:
+            raise ValueError("end_window needs a Run made with open_ended=True")
+        self.stop = min(self.stop, at)
+        tmp = self.stop_file.with_suffix(".part")
+        tmp.write_text(f"{self.stop:.6f}")
+        tmp.replace(self.stop_file)  # whole or absent for the threads reading it
 
     def threads(self) -> int:
         """wrk's living threads, its main thread included (0 once it exited)."""

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from bench import wrk
-from bench.api import summary
+from bench.api import INGEST, Ingestion, summary
 from bench.measure import ScenarioResult
 
 
@@ -59,7 +59,7 @@ def test_the_summary_keys_endpoints_by_scenario_and_gives_the_ratios():
         result("curated", 30.0, 2000.0, ["/curated"]),
         result("stores", 800.0, 300.0, ["/staging", "/curated/{twitter_id}"]),
     ]
-    s = summary({"raw_rows": 1000, "staged_rows": 990}, args, results)
+    s = summary({"raw_rows": 1000, "staged_rows": 990}, args, results, None)
     assert (s["requests_per_s"], s["p99_ms"], s["stores_requests_per_s"], s["stats_p99_ms"]) == (
         400.0,
         600.0,
@@ -79,7 +79,34 @@ def test_the_summary_keys_endpoints_by_scenario_and_gives_the_ratios():
     }
     assert s["endpoints"]["staging /staging"]["scenario"] == "staging"
     assert s["endpoints"]["staging /staging"]["endpoint"] == "/staging"
-    assert summary({"raw_rows": 1, "staged_rows": 1}, args, results[:1])["mix_share_of_stores"] is None
+    assert summary({"raw_rows": 1, "staged_rows": 1}, args, results[:1], None)["mix_share_of_stores"] is None
+    assert s["mix_during_ingest"]["ingestion"] is None
+    assert s["mix_during_ingest"]["requests_vs_idle_mix"] is None
+
+
+def test_the_summary_sets_the_mix_during_an_ingestion_beside_the_idle_mix_and_the_idle_run():
+    args = argparse.Namespace(concurrency=64, seconds=15.0)
+    results = [
+        result("mix", 400.0, 600.0, ["/staging", "/curated/{twitter_id}"]),
+        result(INGEST, 300.0, 900.0, ["/staging", "/curated/{twitter_id}"]),
+    ]
+    runs = {"bench-api-idle-1": {"raw_rows": 113}, "bench-api-loaded-1": {"raw_rows": 113}}
+    s = summary({"raw_rows": 1000, "staged_rows": 990}, args, results, Ingestion(113, 40.0, 50.0, runs))
+    assert s["mix_during_ingest"] == {
+        "requests_per_s": 300.0,
+        "p99_ms": 900.0,
+        "errors": 0,
+        "requests_vs_idle_mix": 0.75,
+        "p99_vs_idle_mix": 1.5,
+        "ingestion": {
+            "rows": 113,
+            "seconds_idle": 40.0,
+            "seconds_under_mix": 50.0,
+            "duration_vs_idle": 1.25,
+            "runs": runs,
+        },
+    }
+    assert {"mix-during-ingest /staging", "mix /staging"} <= set(s["endpoints"])
 
 
 class Server:
@@ -207,3 +234,36 @@ def test_wrk_runs_the_script_follows_cursors_per_connection_and_awaits_the_last_
                 followed += 1
             last_page = query
     assert followed > 0
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_an_open_ended_window_ends_when_told_and_its_last_answers_are_awaited(server):
+    params = wrk.Params(days=["2020-07-01"] * 8, span=0, sentiments=["positive"], companies=[], ids=["1"])
+    start = time.monotonic() + 0.2
+    run = wrk.Run(
+        f"http://127.0.0.1:{server.port}",
+        {},
+        [wrk.Pick(1.0, "fixed", "/ok", "/ok")],
+        params,
+        (start, start + 600),  # the latest end
+        seed=1,
+        connections=2,
+        drain=5,
+        open_ended=True,
+    )
+    time.sleep(0.8)
+    end = time.monotonic()
+    run.end_window(end)
+    out, stopped = run.finish()
+    assert end <= stopped < end + 5  # not the 600 s
+    assert out.records and all(status == 200 for *_, status in out.records)
+    assert all(sent < end + 2 for _, sent, _, _ in out.records)  # each thread reads the end twice a second
+    assert any(answered >= end for _, _, answered, _ in out.records)  # answers after the end awaited
+    assert not out.unanswered
+    closed = wrk.Run(
+        f"http://127.0.0.1:{server.port}", {}, [wrk.Pick(1.0, "fixed", "/ok", "/ok")], params,
+        (time.monotonic() + 0.3, time.monotonic() + 1), seed=1, connections=1, drain=1,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="open_ended"):
+        closed.end_window(end)
+    closed.finish()
