@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pymongo
 import pytest
+from fastapi.testclient import TestClient
 from pydantic_core import from_json, to_json
 
 from lake.cli import create_key, wait_for_run
@@ -22,6 +23,7 @@ from lake.events import GeneratedSource
 from lake.runs import request_run
 from lake.settings import Settings
 from lake.transform.curated_store import api_document
+from services.gateway.app import create_app
 from tests.e2e.conftest import Services
 
 pytestmark = pytest.mark.e2e
@@ -223,3 +225,56 @@ def test_the_reference_implementations_documented_calls_answer(http, docs):
     staged = http.get("/staging", params={"start_date": day, "end_date": day, "sentiment": "positive"})
     assert staged.status_code == 200
     assert staged.json()["items"] and all(i["sentiment"] == "positive" for i in staged.json()["items"])
+
+
+def test_the_hot_routes_answer_as_fastapis_own_routes_do(http, docs, settings, viewer_key):
+    """The running gateway serves /staging, /curated and /curated/{id} from ``HotRoutes``; the same
+    app built with ``hot_routes=False`` serves them through FastAPI. Every answer, refusals and
+    errors included, is the same: status, body, and the headers a client reads."""
+    newest = max(docs, key=lambda d: (d["created_at"], int(d["_id"])))
+    day = str(newest["created_at"].date())
+    analyst = dict(http.headers)
+    viewer = {"Authorization": f"Bearer {viewer_key}"}
+    first = http.get("/staging", params={"start_date": day, "end_date": day, "limit": 3}).json()
+    assert first["next_cursor"]
+    requests: list[tuple[str, dict[str, str]]] = [
+        (f"/staging?start_date={day}&end_date={day}&limit=3", analyst),
+        (f"/staging?start_date={day}&end_date={day}&limit=3&cursor={first['next_cursor']}", analyst),
+        (f"/staging?sentiment=positive&company=Apple&sort=created_at&limit=7&start_date={day}", analyst),
+        ("/staging?limit=3&limit=4&unknown=1", analyst),  # the last value of a repeated parameter
+        ("/curated?limit=10", viewer),
+        (f"/curated?limit=2&include_tokens=true&start_date={day}", viewer),
+        (f"/curated/{newest['_id']}", viewer),
+        (f"/curated/{newest['_id']}?include_tokens=off", viewer),
+        (f"/curated/{newest['_id']}?include_tokens=0", analyst),
+        # refusals and errors
+        ("/staging?limit=3", viewer),  # 403: staging needs an analyst
+        ("/staging?limit=3", {}),  # 401
+        ("/curated?limit=3", {"Authorization": "Bearer lk_nope_nope"}),  # 401
+        ("/curated?limit=3", {"Authorization": "Basic abc"}),  # 401
+        ("/staging?limit=0", analyst),
+        ("/staging?limit=3&cursor=not-a-cursor", analyst),
+        ("/staging?start_date=2020-02-30", analyst),
+        ("/staging?start_date=2020-09-02&end_date=2020-09-01", analyst),
+        ("/staging?sentiment=glad&company=%3Cscript%3E", analyst),
+        ("/curated?include_tokens=banana&limit=3", viewer),
+        ("/curated?q=zzqqxxjj&limit=10", viewer),  # 422 query_too_costly, from the page's own code
+        ("/curated/abc", viewer),
+        ("/curated/1", viewer),  # 404
+        (f"/curated/{newest['_id']}?include_tokens=maybe", viewer),
+        ("/curated/", viewer),
+        ("/staging/", analyst),
+    ]
+    app = create_app(settings, hot_routes=False)
+    with (
+        TestClient(app, raise_server_exceptions=False, follow_redirects=False) as plain,
+        httpx.Client(base_url=http.base_url, timeout=60) as live,  # no default key
+    ):
+        for target, headers in requests:
+            hot, framework = live.get(target, headers=headers), plain.get(target, headers=headers)
+            assert hot.status_code == framework.status_code, target
+            assert hot.content == framework.content, target
+            for name in ("content-type", "www-authenticate", "x-content-type-options", "cache-control"):
+                assert hot.headers.get(name) == framework.headers.get(name), (target, name)
+        statuses = {live.get(t, headers=h).status_code for t, h in requests}
+    assert statuses >= {200, 401, 403, 404, 422}

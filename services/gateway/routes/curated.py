@@ -13,10 +13,10 @@ from pydantic_core import to_json
 
 from lake.adapters.curated_repo import TOKENIZERS
 from lake.transform.curated_store import api_document
-from services.gateway.answers import json_answer, json_bytes
+from services.gateway.answers import json_bytes
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.metrics import CURATED_CACHE
-from services.gateway.query import TweetQueryDep, tweet_query_openapi, twitter_id_path
+from services.gateway.query import TweetQuery, TweetQueryDep, tweet_query_openapi, twitter_id_path
 from services.gateway.routes.staging import StagedTweet
 from services.gateway.stores import Stores
 from services.gateway.tweet_pages import CURATED, page_keys, staged_lookup
@@ -127,12 +127,17 @@ async def list_curated(
         bool, Query(description="include the BERT token ids", examples=[False])
     ] = False,
 ) -> Any:
+    return json_bytes(await curated_page(stores, query, include_tokens))
+
+
+async def curated_page(stores: Stores, query: TweetQuery, include_tokens: bool) -> bytes:
+    """The answer of ``GET /curated`` (also served by ``services.gateway.hot_routes``)."""
     per_item = stores.settings.gateway.scan_rows_per_item
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         keys = await page_keys(cur, query, CURATED, per_item)
     tids = [tid for _, tid in keys[: query.limit]]
     if not tids:  # never ask the store for no ids: FerretDB reads every document for `$in: []`
-        return json_answer({"items": [], "next_cursor": None})
+        return to_json({"items": [], "next_cursor": None})
     catalogued = await _catalogued(stores, tids, include_tokens)
     # the list projection answers; the document store only for tokens (which only it keeps) and
     # for tweets catalogued before the projection existed
@@ -150,7 +155,7 @@ async def list_curated(
     # the catalogue lists a document only once it exists, and nothing deletes one: none is missing
     items = b",".join(bodies[tid] for tid in tids if tid in bodies)
     cursor = to_json(query.next_cursor(keys))
-    return json_bytes(b'{"items":[' + items + b'],"next_cursor":' + cursor + b"}")
+    return b'{"items":[' + items + b'],"next_cursor":' + cursor + b"}"
 
 
 @router.get(
@@ -165,7 +170,11 @@ async def get_curated(
     twitter_id: Annotated[str, Path(description="decimal id", examples=["1307025660663005184"])],
     include_tokens: Annotated[bool, Query(description="include the BERT token ids", examples=[True])] = True,
 ) -> Any:
-    tid = twitter_id_path(twitter_id)
+    return json_bytes(await curated_detail(stores, twitter_id_path(twitter_id), include_tokens))
+
+
+async def curated_detail(stores: Stores, tid: int, include_tokens: bool) -> bytes:
+    """The answer of ``GET /curated/{twitter_id}`` (also served by ``services.gateway.hot_routes``)."""
     cache = stores.curated_cache if stores.curated_cache.max_bytes else None
     key = (tid, "detail+tokens" if include_tokens else "detail")
 
@@ -177,7 +186,7 @@ async def get_curated(
         row, clean, revision = await staged()
         if revision is not None and (cached := cache.get(key, revision)) is not None:
             CURATED_CACHE.labels("hit").inc()
-            return json_bytes(b"{" + cached + b',"staged":' + row + b"}")
+            return b"{" + cached + b',"staged":' + row + b"}"
         stored = await stores.tweets.find_one({"_id": str(tid)})
     else:  # both stores at once: the answer waits for the slower one, not for the sum
         stored, (row, clean, revision) = await asyncio.gather(
@@ -191,4 +200,4 @@ async def get_curated(
     if cache is not None and revision is not None:
         CURATED_CACHE.labels("miss").inc()
         cache.put(key, revision, body)
-    return json_bytes(b"{" + body + b',"staged":' + row + b"}")
+    return b"{" + body + b',"staged":' + row + b"}"

@@ -11,7 +11,8 @@ from pydantic_core import to_json
 
 from services.gateway.answers import json_bytes
 from services.gateway.deps import Analyst, StoresDep
-from services.gateway.query import TweetQueryDep, tweet_query_openapi, twitter_id_path
+from services.gateway.query import TweetQuery, TweetQueryDep, tweet_query_openapi, twitter_id_path
+from services.gateway.stores import Stores
 from services.gateway.tweet_pages import staged_page, staged_row_json
 
 router = APIRouter(tags=["staging"])
@@ -56,9 +57,14 @@ class StagedPage(BaseModel):
     openapi_extra=tweet_query_openapi(),
 )
 async def list_staging(stores: StoresDep, _: Analyst, query: TweetQueryDep) -> Any:
+    return json_bytes(await staging_page(stores, query))
+
+
+async def staging_page(stores: Stores, query: TweetQuery) -> bytes:
+    """The answer of ``GET /staging`` (also served by ``services.gateway.hot_routes``)."""
     per_item = stores.settings.gateway.scan_rows_per_item
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        return json_bytes(await staged_page(cur, query, per_item))
+        return await staged_page(cur, query, per_item)
 
 
 @router.get(
