@@ -44,8 +44,8 @@ stores p99); ``endpoints``, keyed ``"<scenario> <endpoint>"`` (``"mix /staging"`
 ``scenario`` and ``endpoint``; ``cpu_cores`` per scenario; ``mix_during_ingest``: the mix's
 ``requests_per_s``, ``p99_ms`` and ``errors`` during the run, their ratios to the idle ``mix``
 (``requests_vs_idle_mix``, ``p99_vs_idle_mix``), and the ``ingestion``: its ``rows``,
-``seconds_idle``, ``seconds_under_mix``, ``duration_vs_idle`` and both runs' counts. Results are recorded by hand in
-docs/benchmarks.md.
+``seconds_idle``, ``seconds_under_mix``, ``duration_vs_idle`` and both runs' counts. Results are
+recorded by hand in docs/benchmarks.md.
 
 The client is wrk (Debian's package: ``apt-get install wrk``; without it the benchmark stops with
 that hint), because the load generator shares the machine's 2 cores with the gateway and the
