@@ -14,7 +14,7 @@ AIRFLOW_VENV ?= .venv-airflow
 export LAKE_AIRFLOW_VENV := $(abspath $(AIRFLOW_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv airflow-venv airflow-run up services demo test check lint unit down reset status bench bench-api wrk
+.PHONY: help venv airflow-venv airflow airflow-run up services demo test check lint unit down reset status bench bench-api wrk
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ $(AIRFLOW_VENV)/.installed: airflow/requirements.txt
 	@touch $@
 
 airflow-venv: $(AIRFLOW_VENV)/.installed ## install Airflow 3 and the Kafka provider in their own environment (once)
+
+airflow: services airflow-venv ## Airflow's UI on 127.0.0.1:8081 (LAKE_AIRFLOW_PORT), scheduler, DAG processor, triggerer; prints how to log in
+	@$(PY) -m infra.airflow_local up
 
 airflow-run: services airflow-venv ## one DAG run (airflow dags test) on the local stack; ROWS=, SEED=, DATE= (one run per date)
 	@$(PY) -m infra.airflow_local run $(if $(DATE),--date $(DATE)) --conf '{"source": "generated", "rows": $(ROWS), "seed": $(SEED)}'

@@ -12,6 +12,7 @@ plus the four services. ``python -m infra.stack up|down|reset|status|services|te
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import os
@@ -86,10 +87,15 @@ class Proc:
 
     def pid(self) -> int | None:
         try:
-            pid = int(self.pidfile.read_text().split()[0])
+            fields = self.pidfile.read_text().split()
+            pid = int(fields[0])
         except (FileNotFoundError, ValueError, IndexError):
             return None
-        return pid if _alive(pid) and _ours(pid) else None
+        if not _alive(pid):
+            return None
+        if len(fields) > 1:  # the process's start time: a reused PID has another
+            return pid if _started_at(pid) == fields[1] else None
+        return pid if _ours(pid) else None
 
     def start(self, argv: list[str], env: dict[str, str]) -> int:
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +111,7 @@ class Proc:
                 cwd=ROOT,
                 start_new_session=True,
             )
-        self.pidfile.write_text(f"{proc.pid}\n")
+        self.pidfile.write_text(f"{proc.pid} {_started_at(proc.pid)}\n")
         return proc.pid
 
     def stop(self, timeout: float = 30.0) -> bool:
@@ -113,13 +119,18 @@ class Proc:
         self.pidfile.unlink(missing_ok=True)
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)
+        # started in a session of its own: the signal goes to its children too (Airflow's workers)
+        group = _group_leader(pid)
+        (os.killpg if group else os.kill)(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if _alive(pid):
             say(f"{self.name} (pid {pid}) ignored SIGTERM for {timeout:.0f}s: killing it")
             os.kill(pid, signal.SIGKILL)
+        if group:  # children that outlived it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
         return True
 
     def tail(self, lines: int = 30) -> str:
@@ -141,6 +152,24 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _started_at(pid: int) -> str:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat``), or "" without it.
+    With the PID it names one process, even after the PID is reused; unlike the environment, a
+    process cannot rewrite it (Airflow's ``setproctitle`` overwrites its environment's memory)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
 
 
 def _ours(pid: int) -> bool:
@@ -288,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "services":
         up_services(args.replicas)
     elif args.cmd == "down":
-        down()
+        down(("airflow", *SERVICES, *SERVERS))
     elif args.cmd == "reset":
-        down()
+        down(("airflow", *SERVICES, *SERVERS))
         shutil.rmtree(run_dir() / "data", ignore_errors=True)
         shutil.rmtree(run_dir() / "work", ignore_errors=True)
         say("local data deleted")

@@ -13,13 +13,16 @@ Airflow moves no data: the platform's services do. The DAG
    the gateway (``LAKE_GATEWAY_URL``, ``LAKE_GATEWAY_API_KEY`` of an analyst key), and fails when
    the run failed or rejected more than ``max_rejected_share`` of its rows.
 
-Trigger by hand with a conf, e.g. ``{"source": "generated", "rows": 50000, "seed": 42}`` or
-``{"source": "path", "path": "/data/bigtech"}``; the run's report is the last task's XCom and is
-served by the gateway at ``/runs/{run_id}``.
+It runs daily; ``LAKE_AIRFLOW_SCHEDULE`` (in the DAG processor's environment) sets another cron
+or preset, or ``none`` for triggered runs only. Trigger by hand with a conf, e.g.
+``{"source": "generated", "rows": 50000, "seed": 42}`` or ``{"source": "path", "path":
+"/data/bigtech"}``; the run's report is the last task's XCom and is served by the gateway at
+``/runs/{run_id}``.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,11 +39,12 @@ from bigtech_lake_sensor import LakeRunSensor
 
 DAG_ID = "bigtech_ingest"
 KAFKA_CONNECTION = "lake_kafka"
+SCHEDULE = os.environ.get("LAKE_AIRFLOW_SCHEDULE", "@daily")
 
 
 @dag(
     dag_id=DAG_ID,
-    schedule="@daily",
+    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

@@ -114,6 +114,18 @@ def rejected_share(report: dict[str, Any]) -> float:
     return int(report.get("rejected_rows") or 0) / raw if raw else 0.0
 
 
+COUNTS = ("raw_rows", "rejected_rows", "duplicate_rows", "staged_rows", "curated_docs")
+
+
+def progress_line(report: dict[str, Any]) -> str:
+    """A run's state in one log line: its id, status, the five counts and the rejected share."""
+    counts = ", ".join(f"{name} {int(report.get(name) or 0):,}" for name in COUNTS)
+    return (
+        f"run {report.get('run_id')} {report.get('status')}: {counts};"
+        f" rejected share {rejected_share(report):.2%}"
+    )
+
+
 class GatewayError(RuntimeError):
     """The gateway answered with an error status; ``permanent`` when asking again cannot help."""
 

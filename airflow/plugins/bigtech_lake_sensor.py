@@ -27,6 +27,7 @@ from bigtech_lake_client import (
     GatewayError,
     gateway_configured,
     ingest_topic,
+    progress_line,
     rejected_share,
     run_report,
 )
@@ -62,7 +63,7 @@ class LakeRunTrigger(BaseTrigger):
         return TriggerEvent({"status": "error", "kind": kind, "run_id": self.run_id, "error": message})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        last_status = None
+        last_status, last_line = None, None
         while True:
             try:
                 # urllib in a thread: the triggerer's event loop is shared by every waiting task
@@ -78,9 +79,14 @@ class LakeRunTrigger(BaseTrigger):
                 report = None
             now = time.time()
             if report is not None:
-                if report["status"] != last_status:
-                    self.log.info("run %s is %s", self.run_id, report["status"])
-                    last_status = report["status"]
+                last_status = report["status"]
+                # the run's progress in the task's log, one line whenever a count moves
+                if report["status"] != NOT_FOUND and (line := progress_line(report)) != last_line:
+                    self.log.info("%s", line)
+                    last_line = line
+                elif report["status"] == NOT_FOUND and last_line is None:
+                    self.log.info("run %s not known to the gateway yet", self.run_id)
+                    last_line = ""
                 if report["status"] in TERMINAL:
                     yield TriggerEvent({"status": report["status"], "run_id": self.run_id, "report": report})
                     return
@@ -144,8 +150,7 @@ class LakeRunSensor(BaseSensorOperator):
                 raise AirflowFailException(event["error"])
             raise RuntimeError(event["error"])  # not picked up yet: retried
         report: dict[str, Any] = event["report"]
-        counts = {k: report.get(k) for k in ("raw_rows", "staged_rows", "rejected_rows", "duplicate_rows")}
-        self.log.info("run %s %s: %s", self.run_id, report["status"], counts)
+        self.log.info("%s", progress_line(report))
         if report["status"] == "failed":
             # retrying the wait cannot change a failed run. Two ways on (docs/api.md, "Recovery"):
             # redrive its dead letters, then clear this DAG run: the reopened run is no longer

@@ -219,7 +219,12 @@ OTHER_ENV: dict[str, tuple[str, str]] = {
     "LAKE_GATEWAY_URL": ("http://127.0.0.1:8000", "Airflow: where the DAG reaches the gateway"),
     "LAKE_GATEWAY_API_KEY": ("", "Airflow: the key the DAG's sensor sends to the gateway (analyst role)"),
     "LAKE_AIRFLOW_VENV": (".venv-airflow", "local Airflow: its own virtualenv (make airflow-venv)"),
-    "LAKE_TEST_ARTIFACTS": ("artifacts", "tests: where the dashboard test keeps its screenshot"),
+    "LAKE_AIRFLOW_PORT": ("8081", "local Airflow (make airflow): port of its UI and API server on 127.0.0.1"),
+    "LAKE_AIRFLOW_SCHEDULE": (
+        "@daily",
+        "the DAG's schedule (cron or preset; none: triggered runs only); make airflow sets none unless given",
+    ),
+    "LAKE_TEST_ARTIFACTS": ("artifacts", "tests: where the browser tests keep their screenshots"),
     "LAKE_CHROMIUM": ("chromium on PATH", "tests: the browser the dashboard test drives"),
 }
 

@@ -81,3 +81,22 @@ def test_a_delivery_error_fails_the_publishing_task(client: ModuleType):
     client.raise_on_delivery_error(None, object())  # delivered: nothing happens
     with pytest.raises(RuntimeError, match="not delivered to Kafka: broker down"):
         client.raise_on_delivery_error("broker down", object())
+
+
+def test_the_progress_line_names_the_run_its_five_counts_and_the_rejected_share(client: ModuleType):
+    report = {
+        "run_id": "bigtech_ingest-20260105T000000",
+        "status": "running",
+        "raw_rows": 20000,
+        "rejected_rows": 40,
+        "duplicate_rows": 300,
+        "staged_rows": 19660,
+        "curated_docs": 12000,
+    }
+    assert client.progress_line(report) == (
+        "run bigtech_ingest-20260105T000000 running: raw_rows 20,000, rejected_rows 40,"
+        " duplicate_rows 300, staged_rows 19,660, curated_docs 12,000; rejected share 0.20%"
+    )
+    assert client.progress_line({"run_id": "r", "status": "requested"}).endswith(
+        "curated_docs 0; rejected share 0.00%"
+    )
