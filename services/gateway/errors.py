@@ -1,10 +1,14 @@
-"""One error model for every 4xx/5xx: ``{"error": {"code": ..., "message": ...}}``; no stack traces."""
+"""One error model for every 4xx/5xx: ``{"error": {"code": ..., "message": ...}}``; no stack traces.
+
+The one place where an error becomes an HTTP answer: query and read code raise domain errors
+(``query.InvalidQuery``, ``tweet_pages.QueryTooCostly``, ``stores.StoreUnavailable``) or let the
+store clients' errors through, and ``install`` maps them — a store client's error by what
+``lake.faults`` says it means, as the services read it (a statement time-out is 422
+``query_too_costly`` on every route; a store that cannot be reached is 503 naming it)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import asyncmy.errors
 import botocore.exceptions
@@ -16,6 +20,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lake.faults import ran_too_long, unavailable_store
+from services.gateway.query import InvalidQuery
+from services.gateway.stores import StoreUnavailable
 from services.gateway.tweet_pages import QueryTooCostly
 
 log = logging.getLogger(__name__)
@@ -28,22 +35,6 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
-
-
-class StoreUnavailable(Exception):
-    def __init__(self, store: str, detail: str) -> None:
-        super().__init__(f"{store} unavailable: {detail}")
-        self.store = store
-
-
-@contextmanager
-def unavailable_as(store: str) -> Iterator[None]:
-    """Any failure inside the block is ``store`` being unavailable: 503 naming it (the error's
-    class only; the detail goes nowhere near the client). Keep only store calls inside."""
-    try:
-        yield
-    except Exception as exc:
-        raise StoreUnavailable(store, type(exc).__name__) from exc
 
 
 def _body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -63,13 +54,27 @@ CODES = {
 }
 
 
-STATEMENT_TIMEOUT = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+# The store clients' errors: what each means comes from ``lake.faults``, as in the services
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    asyncmy.errors.MySQLError,
+    pymongo.errors.PyMongoError,
+    botocore.exceptions.BotoCoreError,
+    kafka.errors.KafkaError,
+)
+TOO_LONG = "the query ran too long; narrow it with filters"
 
 
-def _store_down(store: str, exc: Exception) -> JSONResponse:
-    """A store that cannot be reached: 503 naming it (the detail goes to the log, not the client)."""
-    log.warning("%s unavailable: %s: %s", store, type(exc).__name__, exc)
-    return JSONResponse(_body("store_unavailable", f"{store} unavailable; try again later"), 503)
+def store_error(exc: Exception) -> JSONResponse:
+    """A store client's error: 422 ``query_too_costly`` for a statement stopped at its time limit,
+    503 naming the store when it cannot be reached (the detail goes to the log, not the client),
+    else 500."""
+    if ran_too_long(exc):
+        return JSONResponse(_body("query_too_costly", TOO_LONG), 422)
+    if (store := unavailable_store(exc)) is not None:
+        log.warning("%s unavailable: %s: %s", store, type(exc).__name__, exc)
+        return JSONResponse(_body("store_unavailable", f"{store} unavailable; try again later"), 503)
+    log.error("store error", exc_info=exc)
+    return JSONResponse(_body("internal_error", "internal error; see the gateway log"), 500)
 
 
 def install(app: FastAPI) -> None:
@@ -86,40 +91,28 @@ def install(app: FastAPI) -> None:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return JSONResponse(_body("invalid_request", "; ".join(parts)[:1000]), 422)
 
+    @app.exception_handler(InvalidQuery)
+    async def invalid_query(_: Request, exc: InvalidQuery) -> JSONResponse:
+        return JSONResponse(_body("invalid_request", str(exc)), 422)
+
     @app.exception_handler(QueryTooCostly)
     async def too_costly(_: Request, exc: QueryTooCostly) -> JSONResponse:
         return JSONResponse(_body("query_too_costly", str(exc)), 422)
 
-    @app.exception_handler(pymongo.errors.ExecutionTimeout)
-    async def mongo_too_long(_: Request, exc: pymongo.errors.ExecutionTimeout) -> JSONResponse:
-        return JSONResponse(_body("query_too_costly", "the query ran too long; narrow it with filters"), 422)
-
     @app.exception_handler(StoreUnavailable)
     async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse(_body("store_unavailable", str(exc)), 503)
+        log.warning("%s: %s", exc, exc.__cause__)
+        return JSONResponse(_body("store_unavailable", f"{exc.store} unavailable; try again later"), 503)
 
-    @app.exception_handler(asyncmy.errors.OperationalError)
-    @app.exception_handler(asyncmy.errors.InternalError)
-    async def mysql_down(_: Request, exc: asyncmy.errors.MySQLError) -> JSONResponse:
-        if exc.args and exc.args[0] in STATEMENT_TIMEOUT:
-            return JSONResponse(
-                _body("query_too_costly", "the query ran too long; narrow it with filters"), 422
-            )
-        return _store_down("mysql", exc)
+    async def store_failed(_: Request, exc: Exception) -> JSONResponse:
+        return store_error(exc)
 
-    @app.exception_handler(pymongo.errors.ConnectionFailure)
-    async def mongodb_down(_: Request, exc: pymongo.errors.ConnectionFailure) -> JSONResponse:
-        return _store_down("mongodb", exc)
-
-    @app.exception_handler(botocore.exceptions.HTTPClientError)
-    async def s3_down(_: Request, exc: botocore.exceptions.HTTPClientError) -> JSONResponse:
-        return _store_down("s3", exc)
-
-    @app.exception_handler(kafka.errors.KafkaError)
-    async def kafka_down(_: Request, exc: kafka.errors.KafkaError) -> JSONResponse:
-        return _store_down("kafka", exc)
+    for kind in STORE_ERRORS:
+        app.add_exception_handler(kind, store_failed)
 
     @app.exception_handler(Exception)
     async def crashed(_: Request, exc: Exception) -> JSONResponse:
+        if ran_too_long(exc) or unavailable_store(exc) is not None:  # a store's error, wrapped
+            return store_error(exc)
         log.exception("unhandled error")
         return JSONResponse(_body("internal_error", "internal error; see the gateway log"), 500)

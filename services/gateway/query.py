@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
@@ -25,6 +25,11 @@ Sort = Literal["-created_at", "created_at"]
 # what a cursor looks like: after the tweet 1305560412345678848 of 2020-09-14 12:30:00 UTC
 CURSOR_EXAMPLE = "eyJ0IjogIjIwMjAtMDktMTRUMTI6MzA6MDArMDA6MDAiLCAiaSI6ICIxMzA1NTYwNDEyMzQ1Njc4ODQ4In0"
 FIRST_DAY, LAST_DAY = date(2006, 3, 21), date(2999, 12, 30)  # Twitter's first day; before overflow
+
+
+class InvalidQuery(ValueError):
+    """A query parameter the API cannot use (its message says which and why): 422
+    ``invalid_request`` (``errors.install``)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Cursor:
             created = created if created.tzinfo else created.replace(tzinfo=UTC)
             return Cursor(created.astimezone(UTC), int(data["i"]))
         except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise HTTPException(422, "cursor: not a cursor this API returned") from exc
+            raise InvalidQuery("cursor: not a cursor this API returned") from exc
 
 
 @dataclass(frozen=True)
@@ -157,9 +162,9 @@ def parse_tweet_query(params: Mapping[str, str]) -> TweetQuery:
         ) from None
     for name, day in (("start_date", f.start_date), ("end_date", f.end_date)):
         if day is not None and not FIRST_DAY <= day <= LAST_DAY:
-            raise HTTPException(422, f"{name}: between {FIRST_DAY} and {LAST_DAY}")
+            raise InvalidQuery(f"{name}: between {FIRST_DAY} and {LAST_DAY}")
     if f.start_date and f.end_date and f.end_date < f.start_date:
-        raise HTTPException(422, "end_date is before start_date")
+        raise InvalidQuery("end_date is before start_date")
     assert f.sentiment is None or f.sentiment in SENTIMENTS
     return TweetQuery(
         f.start_date,
@@ -202,5 +207,5 @@ TweetQueryDep = Annotated[TweetQuery, Depends(tweet_query)]
 
 def twitter_id_path(twitter_id: str) -> int:
     if not re.fullmatch(r"[0-9]{1,19}", twitter_id) or not 1 <= int(twitter_id) <= 2**63 - 1:
-        raise HTTPException(422, "twitter_id: 1 to 19 digits")
+        raise InvalidQuery("twitter_id: 1 to 19 digits")
     return int(twitter_id)

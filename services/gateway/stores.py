@@ -22,6 +22,15 @@ from services.gateway.doc_cache import DocCache
 T = TypeVar("T")
 
 
+class StoreUnavailable(Exception):
+    """The read side could not reach ``store`` (its client's error is the cause): answered 503
+    naming the store, the detail only in the log (``errors.install``)."""
+
+    def __init__(self, store: str) -> None:
+        super().__init__(f"{store} unavailable")
+        self.store = store
+
+
 @dataclass
 class SharedAnswer:
     """One computation answers every caller for ``ttl`` seconds (single flight): a burst of callers

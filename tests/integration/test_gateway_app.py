@@ -92,6 +92,20 @@ def test_a_store_that_is_down_gives_503_naming_it(settings: Settings, keys):
         assert health.json()["status"] == health.json()["api_status"] == "degraded"
 
 
+def test_a_broker_that_cannot_be_reached_gives_503_naming_it_and_nothing_of_the_server(
+    settings: Settings, keys
+):
+    kafka = settings.kafka.model_copy(update={"bootstrap": "127.0.0.1:9"})
+    down = settings.model_copy(update={"kafka": kafka})
+    with TestClient(create_app(down), raise_server_exceptions=False) as client:
+        answer = client.get("/pipeline", headers=keys["analyst"])
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == {
+            "code": "store_unavailable",
+            "message": "kafka unavailable; try again later",
+        }
+
+
 def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Settings, keys):
     import uuid
     from datetime import UTC, datetime
@@ -110,12 +124,17 @@ def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Setti
     tight = settings.model_copy(
         update={"gateway": settings.gateway.model_copy(update={"query_timeout_s": 0.0002})}
     )
-    with TestClient(create_app(tight), raise_server_exceptions=False) as client:
-        answer = client.get(
-            "/staging", params={"q": "zzqx no such text", "limit": 5}, headers=keys["analyst"]
-        )
-        assert answer.status_code == 422, answer.text
-        assert answer.json()["error"]["code"] == "query_too_costly"
+    # one mapping for every route (errors.install): a statement stopped at its limit is 422
+    # query_too_costly, whether FastAPI's route or the hot path served the page
+    for hot_routes in (True, False):
+        with TestClient(create_app(tight, hot_routes=hot_routes), raise_server_exceptions=False) as client:
+            params = {"q": "zzqx no such text", "limit": "5"}
+            answer = client.get("/staging", params=params, headers=keys["analyst"])
+            assert answer.status_code == 422, (hot_routes, answer.text)
+            assert answer.json()["error"] == {
+                "code": "query_too_costly",
+                "message": "the query ran too long; narrow it with filters",
+            }
 
 
 def test_keys_are_created_listed_and_revoked_with_the_cli(settings: Settings, capsys):

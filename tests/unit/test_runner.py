@@ -239,6 +239,7 @@ def test_a_store_down_longer_than_the_wait_budget_dead_letters_the_event_naming_
 
 
 def test_which_store_an_error_says_is_unavailable():
+    import asyncmy.errors
     import botocore.exceptions
     import kafka.errors
     import pymongo.errors
@@ -265,6 +266,31 @@ def test_which_store_an_error_says_is_unavailable():
     assert unavailable_store(botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3")) == "s3"
     assert unavailable_store(kafka.errors.KafkaTimeoutError("flush")) == "kafka"
     assert unavailable_store(OSError("disk")) is None
+    # the gateway's driver (asyncmy) the same way
+    assert unavailable_store(asyncmy.errors.OperationalError(2003, "Can't connect")) == "mysql"
+    assert unavailable_store(asyncmy.errors.InterfaceError(0, "closed")) == "mysql"
+    assert unavailable_store(asyncmy.errors.OperationalError(1969, "max_statement_time")) is None
+
+
+def test_a_statement_stopped_at_its_time_limit_is_told_apart_from_a_store_that_is_down():
+    import asyncmy.errors
+    import pymongo.errors
+    import pymysql
+
+    from lake.faults import ran_too_long, unavailable_store
+
+    for exc in (
+        asyncmy.errors.InternalError(1969, "Query execution was interrupted (max_statement_time exceeded)"),
+        asyncmy.errors.OperationalError(3024, "maximum statement execution time exceeded"),
+        pymysql.err.OperationalError(3024, "maximum statement execution time exceeded"),
+        pymongo.errors.ExecutionTimeout("operation exceeded time limit"),
+    ):
+        assert ran_too_long(exc) and unavailable_store(exc) is None, exc
+    wrapped = RuntimeError("page failed")
+    wrapped.__cause__ = asyncmy.errors.InternalError(1969, "interrupted")
+    assert ran_too_long(wrapped)
+    assert not ran_too_long(asyncmy.errors.OperationalError(2013, "Lost connection"))
+    assert not ran_too_long(pymongo.errors.ServerSelectionTimeoutError("no server"))
 
 
 def test_library_warnings_are_kept_to_one_line_per_logger_and_level_every_ten_seconds(monkeypatch):

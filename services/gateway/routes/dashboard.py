@@ -23,7 +23,6 @@ from pydantic import BaseModel, Field
 
 from lake import auth
 from services.gateway.deps import StoresDep, Viewer
-from services.gateway.errors import unavailable_as
 from services.gateway.kafka_state import current as kafka_state
 from services.gateway.routes import runs, stats
 
@@ -145,9 +144,8 @@ async def waiting_letters(stores: StoresDep, run_ids: list[str], details: bool) 
 )
 async def overview(stores: StoresDep, role: Viewer) -> Overview:
     totals = stats.Stats.model_validate_json(await stats.shared_totals(stores))
-    with unavailable_as("mysql"):
-        reports = await runs.recent(stores, RECENT_RUNS)
-        letters = await waiting_letters(stores, [r.run_id for r in reports], auth.allows(role, "analyst"))
+    reports = await runs.recent(stores, RECENT_RUNS)
+    letters = await waiting_letters(stores, [r.run_id for r in reports], auth.allows(role, "analyst"))
     state, error = await _pipeline(stores)
     return Overview(
         generated_at=datetime.now(UTC),

@@ -10,8 +10,8 @@ from kafka.errors import KafkaError
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import Analyst, StoresDep
-from services.gateway.errors import StoreUnavailable
 from services.gateway.kafka_state import current
+from services.gateway.stores import StoreUnavailable
 
 router = APIRouter(tags=["pipeline"])
 
@@ -48,4 +48,4 @@ async def pipeline(stores: StoresDep, _: Analyst) -> Any:
         return await current(stores)
     except (KafkaError, OSError) as exc:
         await stores.close_kafka()
-        raise StoreUnavailable("kafka", f"{type(exc).__name__}: {exc}") from exc
+        raise StoreUnavailable("kafka") from exc

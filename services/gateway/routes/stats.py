@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 
 from services.gateway.answers import json_bytes
 from services.gateway.deps import StoresDep, Viewer
-from services.gateway.errors import unavailable_as
 from services.gateway.query import COMPANY_PATTERN, FIRST_DAY, LAST_DAY
 
 router = APIRouter(tags=["stats"])
@@ -53,20 +52,19 @@ async def shared_totals(stores: StoresDep) -> bytes:
 
 
 async def totals(stores: StoresDep) -> Stats:
-    with unavailable_as("mysql"):
-        async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(
-                "SELECT layer, COALESCE(SUM(raw_rows), 0), COALESCE(SUM(staged_rows), 0),"
-                " COALESCE(SUM(rejected_rows), 0), COALESCE(SUM(duplicate_rows), 0),"
-                f" COALESCE(SUM(curated_docs), 0) FROM chunk_progress WHERE {OF_RUNS} GROUP BY layer"
-            )
-            layers = {row[0]: [int(v) for v in row[1:]] for row in await cur.fetchall()}
-            await cur.execute(
-                f"SELECT facet, value, SUM(n) FROM chunk_facets WHERE {OF_RUNS} GROUP BY facet, value"
-            )
-            facets = await cur.fetchall()
-            await cur.execute("SELECT COUNT(*) FROM runs")
-            (runs,) = await cur.fetchone()
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(
+            "SELECT layer, COALESCE(SUM(raw_rows), 0), COALESCE(SUM(staged_rows), 0),"
+            " COALESCE(SUM(rejected_rows), 0), COALESCE(SUM(duplicate_rows), 0),"
+            f" COALESCE(SUM(curated_docs), 0) FROM chunk_progress WHERE {OF_RUNS} GROUP BY layer"
+        )
+        layers = {row[0]: [int(v) for v in row[1:]] for row in await cur.fetchall()}
+        await cur.execute(
+            f"SELECT facet, value, SUM(n) FROM chunk_facets WHERE {OF_RUNS} GROUP BY facet, value"
+        )
+        facets = await cur.fetchall()
+        await cur.execute("SELECT COUNT(*) FROM runs")
+        (runs,) = await cur.fetchone()
     raw = layers.get("raw", [0] * 5)
     staged = layers.get("staged", [0] * 5)
     return Stats(
@@ -123,10 +121,9 @@ async def daily(
         + " AND ".join(where)
         + " GROUP BY day, company, sentiment"
     )
-    with unavailable_as("mysql"):
-        async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-            await cur.execute(sql, args)
-            rows = await cur.fetchall()
+    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(sql, args)
+        rows = await cur.fetchall()
     days = sorted({r[0] for r in rows})
     index = {d: i for i, d in enumerate(days)}
     by_company: dict[str, list[int]] = {}
