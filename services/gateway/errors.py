@@ -1,7 +1,8 @@
 """One error model for every 4xx/5xx: ``{"error": {"code": ..., "message": ...}}``; no stack traces.
 
 The one place where an error becomes an HTTP answer: query and read code raise domain errors
-(``query.InvalidQuery``, ``tweet_pages.QueryTooCostly``, ``stores.StoreUnavailable``) or let the
+(``query.InvalidQuery``, ``tweet_pages.QueryTooCostly``, ``read.tweets.NotFound``,
+``stores.StoreUnavailable``) or let the
 store clients' errors through, and ``install`` maps them — a store client's error by what
 ``lake.faults`` says it means, as the services read it (a statement time-out is 422
 ``query_too_costly`` on every route; a store that cannot be reached is 503 naming it)."""
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lake.faults import ran_too_long, unavailable_store
 from services.gateway.query import InvalidQuery
+from services.gateway.read.tweets import NotFound
 from services.gateway.stores import StoreUnavailable
 from services.gateway.tweet_pages import QueryTooCostly
 
@@ -90,6 +92,10 @@ def install(app: FastAPI) -> None:
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return JSONResponse(_body("invalid_request", "; ".join(parts)[:1000]), 422)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(_body("not_found", str(exc)), 404)
 
     @app.exception_handler(InvalidQuery)
     async def invalid_query(_: Request, exc: InvalidQuery) -> JSONResponse:

@@ -32,8 +32,7 @@ from lake import auth
 from services.gateway.answers import MEDIA_TYPE
 from services.gateway.deps import role_of
 from services.gateway.query import parse_tweet_query, twitter_id_path
-from services.gateway.routes.curated import curated_detail, curated_page
-from services.gateway.routes.staging import staging_page
+from services.gateway.read.tweets import curated_detail, curated_page, staging_page
 from services.gateway.stores import Stores
 
 # A request read and checked: the call that makes its answer's bytes.

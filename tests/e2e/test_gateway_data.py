@@ -250,9 +250,8 @@ def test_roles_and_validation_of_the_data_endpoints(http, run, viewer_key):
 def test_answers_built_without_a_second_validation_are_exactly_their_models(http, run, analyst):
     # /staging pages, /curated/{id} and /stats skip FastAPI's response validation (answers.py): each
     # real answer must parse as its model and serialise back to the very same JSON.
-    from services.gateway.routes.curated import CuratedDetail
-    from services.gateway.routes.staging import StagedPage
-    from services.gateway.routes.stats import Stats
+    from services.gateway.read.stats import Stats
+    from services.gateway.read.tweets import CuratedDetail, StagedPage
 
     first = http.get("/staging", params={"limit": 5, "company": "Apple"}, headers=analyst).json()
     pages = [

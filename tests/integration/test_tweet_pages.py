@@ -204,7 +204,7 @@ def test_staged_rows_rendered_by_mysql_are_the_apis_values_for_every_kind_of_tex
     import json
     from decimal import Decimal
 
-    from services.gateway.routes.staging import StagedTweet
+    from services.gateway.read.tweets import StagedTweet
     from services.gateway.tweet_pages import STAGED_COLUMNS, STAGED_JSON, staged_page
 
     rows = []

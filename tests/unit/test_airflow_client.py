@@ -11,7 +11,7 @@ import pytest
 
 from infra import airflow_local
 from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource, parse
-from services.gateway.routes.runs import RUN_ID
+from services.gateway.read.runs import RUN_ID
 
 
 @pytest.fixture(scope="module")

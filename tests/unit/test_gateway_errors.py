@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from services.gateway import errors
 from services.gateway.query import InvalidQuery
+from services.gateway.read.tweets import NotFound
 from services.gateway.stores import StoreUnavailable
 from services.gateway.tweet_pages import QueryTooCostly
 
@@ -37,6 +38,7 @@ CASES: list[tuple[Exception, int, tuple[str, str]]] = [
     (StoreUnavailable("kafka"), 503, down("kafka")),
     (asyncmy.errors.ProgrammingError(1146, "Table 'lake.x' doesn't exist at 10.0.0.7"), 500, INTERNAL),
     (InvalidQuery("cursor: not a cursor"), 422, ("invalid_request", "cursor: not a cursor")),
+    (NotFound("no curated tweet 1"), 404, ("not_found", "no curated tweet 1")),
     (QueryTooCostly("too sparse; narrow it"), 422, ("query_too_costly", "too sparse; narrow it")),
 ]
 

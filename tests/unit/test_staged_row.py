@@ -9,7 +9,7 @@ from typing import Any, get_args
 
 from lake.adapters.staging_repo import TWEET_COLUMNS, StagingRepository
 from lake.schema import STAGED_API_COLUMNS, STAGED_COLUMNS, STAGED_ROW
-from services.gateway.routes.staging import StagedTweet
+from services.gateway.read.tweets import StagedTweet
 from services.stager.handler import STAGED_SCHEMA
 
 API_TYPE_OF_KIND: dict[str, Any] = {

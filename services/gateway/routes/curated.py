@@ -3,113 +3,16 @@ lineage back to the staged row and the raw record."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_core import to_json
+from fastapi import APIRouter, Path, Query
 
-from lake.adapters.curated_repo import TOKENIZERS
-from lake.transform.curated_store import api_document
 from services.gateway.answers import json_bytes
 from services.gateway.deps import StoresDep, Viewer
-from services.gateway.metrics import CURATED_CACHE
-from services.gateway.query import TweetQuery, TweetQueryDep, tweet_query_openapi, twitter_id_path
-from services.gateway.routes.staging import StagedTweet
-from services.gateway.stores import Stores
-from services.gateway.tweet_pages import CURATED, page_keys, staged_lookup
+from services.gateway.query import TweetQueryDep, tweet_query_openapi, twitter_id_path
+from services.gateway.read.tweets import CuratedDetail, CuratedPage, curated_detail, curated_page
 
 router = APIRouter(tags=["curated"])
-
-
-class Lineage(BaseModel):
-    run_id: str
-    chunk_id: int
-    raw_key: str
-    record_no: int
-
-
-class CuratedTweet(BaseModel):
-    """A curated document. With ``include_tokens`` it also carries ``tokens``: the BERT WordPiece
-    ``ids`` (unpadded, truncated at LAKE_MAX_TOKENS), their ``count``, the ``tokenizer`` name and
-    the vocabulary's ``vocab_sha256``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    twitter_id: str = Field(description="decimal string: ids exceed 2^53", examples=["1307025660663005184"])
-    created_at: datetime
-    date: str = Field(description="YYYY-MM-DD (UTC)")
-    year: int
-    month: int
-    day_of_week: int = Field(description="1 = Monday … 7 = Sunday")
-    day_name: str
-    hour: int
-    is_weekend: bool
-    company: str = Field(description="the company whose query collected the tweet first")
-    companies: list[str] = Field(description="every company whose query collected the tweet")
-    screenname: str
-    username: str
-    location: str | None
-    followers: int
-    friends: int
-    retweet_count: int
-    text: str
-    clean_text: str
-    hashtags: list[str]
-    mentions: list[str]
-    urls: list[str]
-    emoji: list[str]
-    polarity: float
-    sentiment: str
-    engagement: float = Field(description="2·log1p(retweets) + log1p(followers) + 0.5·log1p(friends)")
-    lineage: Lineage
-
-
-class CuratedPage(BaseModel):
-    items: list[CuratedTweet]
-    next_cursor: str | None
-
-
-class CuratedDetail(BaseModel):
-    document: CuratedTweet
-    lineage: Lineage
-    staged: StagedTweet | None = Field(description="the staged row the document was built from")
-
-
-async def _tokenizers(stores: Stores, docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The records of the tokenizers these documents name (a few per deployment, kept in memory)."""
-    if any(d.get("tokenizer") not in stores.tokenizers for d in docs if "tok" in d):
-        found = stores.mongo[stores.settings.mongo.database][TOKENIZERS].find()
-        stores.tokenizers = {r["_id"]: r for r in await found.to_list(None)}
-    return stores.tokenizers
-
-
-async def _catalogued(
-    stores: Stores, ids: list[int], include_tokens: bool
-) -> dict[int, tuple[bytes | None, str | None]]:
-    """Per catalogued tweet: its list item (migration 007), or None when its document is read from
-    the store (tokens asked, or catalogued before items were kept) with the staged ``clean_text``
-    (the document store does not repeat it). The staged rows are read only for those."""
-    marks = ", ".join(["%s"] * len(ids))
-    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        if include_tokens:
-            found: dict[int, bytes | None] = dict.fromkeys(ids)
-        else:
-            await cur.execute(
-                f"SELECT twitter_id, item FROM curated_tweets WHERE twitter_id IN ({marks})", ids
-            )
-            found = {int(t): item for t, item in await cur.fetchall()}
-        clean: dict[int, str | None] = {}
-        if unrendered := [t for t, item in found.items() if item is None]:
-            await cur.execute(
-                "SELECT twitter_id, clean_text FROM tweets"
-                f" WHERE twitter_id IN ({', '.join(['%s'] * len(unrendered))})",
-                unrendered,
-            )
-            clean = {int(t): c for t, c in await cur.fetchall()}
-        return {t: (item, clean.get(t)) for t, item in found.items()}
 
 
 @router.get(
@@ -130,34 +33,6 @@ async def list_curated(
     return json_bytes(await curated_page(stores, query, include_tokens))
 
 
-async def curated_page(stores: Stores, query: TweetQuery, include_tokens: bool) -> bytes:
-    """The answer of ``GET /curated`` (also served by ``services.gateway.hot_routes``)."""
-    per_item = stores.settings.gateway.scan_rows_per_item
-    async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        keys = await page_keys(cur, query, CURATED, per_item)
-    tids = [tid for _, tid in keys[: query.limit]]
-    if not tids:  # never ask the store for no ids: FerretDB reads every document for `$in: []`
-        return to_json({"items": [], "next_cursor": None})
-    catalogued = await _catalogued(stores, tids, include_tokens)
-    # the list projection answers; the document store only for tokens (which only it keeps) and
-    # for tweets catalogued before the projection existed
-    bodies = {t: body for t, (body, _) in catalogued.items() if body is not None}
-    if missing := [str(tid) for tid in tids if tid not in bodies]:
-        max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
-        # No projection: the packed token ids are a few dozen bytes, and FerretDB copies every
-        # document to project it (12 % of its CPU on a page).
-        docs = await stores.tweets.find({"_id": {"$in": missing}}).max_time_ms(max_ms).to_list(None)
-        tokenizers = await _tokenizers(stores, docs) if include_tokens else {}
-        for d in docs:
-            tid = int(d["_id"])
-            clean_text = catalogued.get(tid, (None, None))[1]
-            bodies[tid] = to_json(api_document(d, clean_text, tokenizers, include_tokens))
-    # the catalogue lists a document only once it exists, and nothing deletes one: none is missing
-    items = b",".join(bodies[tid] for tid in tids if tid in bodies)
-    cursor = to_json(query.next_cursor(keys))
-    return b'{"items":[' + items + b'],"next_cursor":' + cursor + b"}"
-
-
 @router.get(
     "/curated/{twitter_id}",
     response_model=CuratedDetail,
@@ -171,33 +46,3 @@ async def get_curated(
     include_tokens: Annotated[bool, Query(description="include the BERT token ids", examples=[True])] = True,
 ) -> Any:
     return json_bytes(await curated_detail(stores, twitter_id_path(twitter_id), include_tokens))
-
-
-async def curated_detail(stores: Stores, tid: int, include_tokens: bool) -> bytes:
-    """The answer of ``GET /curated/{twitter_id}`` (also served by ``services.gateway.hot_routes``)."""
-    cache = stores.curated_cache if stores.curated_cache.max_bytes else None
-    key = (tid, "detail+tokens" if include_tokens else "detail")
-
-    async def staged() -> tuple[bytes, str | None, int | None]:
-        async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-            return await staged_lookup(cur, tid)
-
-    if cache is not None and key in cache:  # the catalogue says whether the entry is still current
-        row, clean, revision = await staged()
-        if revision is not None and (cached := cache.get(key, revision)) is not None:
-            CURATED_CACHE.labels("hit").inc()
-            return b"{" + cached + b',"staged":' + row + b"}"
-        stored = await stores.tweets.find_one({"_id": str(tid)})
-    else:  # both stores at once: the answer waits for the slower one, not for the sum
-        stored, (row, clean, revision) = await asyncio.gather(
-            stores.tweets.find_one({"_id": str(tid)}), staged()
-        )
-    if stored is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no curated tweet {tid}")
-    tokenizers = await _tokenizers(stores, [stored]) if include_tokens else {}
-    doc = api_document(stored, clean, tokenizers, include_tokens)
-    body = b'"document":' + to_json(doc) + b',"lineage":' + to_json(doc["lineage"])
-    if cache is not None and revision is not None:
-        CURATED_CACHE.labels("miss").inc()
-        cache.put(key, revision, body)
-    return b"{" + body + b',"staged":' + row + b"}"

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from lake import auth
 from services.gateway.deps import StoresDep, Viewer
 from services.gateway.kafka_state import current as kafka_state
-from services.gateway.routes import runs, stats
+from services.gateway.read import runs, stats
 
 router = APIRouter(tags=["dashboard"])
 PAGE = Path(__file__).resolve().parent.parent / "static" / "dashboard" / "index.html"

@@ -15,7 +15,7 @@ from lake.adapters.objectstore import S3ObjectStore
 from lake.transform.chunking import InvalidRawFile, read_columns
 from lake.transform.csvrecords import iter_records
 from services.gateway.deps import Analyst, StoresDep
-from services.gateway.routes.runs import RUN_ID
+from services.gateway.read.runs import RUN_ID
 
 router = APIRouter(tags=["raw"])
 MAX_OFFSET = 2_000_000
