@@ -29,11 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from lake import auth
-from lake.events import GeneratedSource, KaggleSource, PathSource
+from lake.events import COUNT_NAMES, GeneratedSource, KaggleSource, PathSource
 from lake.runs import request_run
 from lake.settings import Settings, get_settings
-
-COUNT_NAMES = ("raw_rows", "rejected_rows", "duplicate_rows", "staged_rows", "curated_docs")
 
 
 def err(msg: str) -> None:

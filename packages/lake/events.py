@@ -102,6 +102,11 @@ class RawChunkReady(ChunkEvent):
     )
 
 
+# A run's five counts, by name everywhere (the run ledger's columns, the run report's fields):
+# raw rows in = staged + rejected + duplicates, and staged = curated once the run succeeded
+COUNT_NAMES = ("raw_rows", "rejected_rows", "duplicate_rows", "staged_rows", "curated_docs")
+
+
 class ChunkCounts(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     raw_rows: int = 0

@@ -5,11 +5,13 @@ from the run ledger in MySQL (``runs``, ``chunk_progress``, ``rejected_rows``, `
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from lake.events import COUNT_NAMES
 from services.gateway.stores import Stores
 
 RUN_ID = r"^[0-9A-Za-z_.:-]{1,64}$"
@@ -60,92 +62,127 @@ class RunReport(BaseModel):
     history: list[RunEvent] = Field(description="failures, redrives, replays, oldest first")
 
 
-async def report(stores: Stores, run_ids: list[str]) -> list[RunReport]:
-    if not run_ids:
-        return []
-    marks = ", ".join(["%s"] * len(run_ids))
+# Which layer's chunks carry each of a run's counts (``chunk_progress`` has one row per chunk and layer)
+COUNT_LAYER = {
+    "raw_rows": "raw",
+    "rejected_rows": "staged",
+    "duplicate_rows": "staged",
+    "staged_rows": "staged",
+    "curated_docs": "curated",
+}
+assert tuple(COUNT_LAYER) == COUNT_NAMES
+
+
+@dataclass
+class Ledger:
+    """What the run ledger holds for some runs, keyed by run id."""
+
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    layers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # run -> layer -> sums
+    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    letters: dict[str, tuple[int, int]] = field(default_factory=dict)  # (all, waiting)
+    history: dict[str, list[RunEvent]] = field(default_factory=dict)
+
+
+async def _rows(cur: Any, sql: str, run_ids: list[str]) -> list[dict[str, Any]]:
+    """``sql`` (with ``{marks}`` for the run ids) as rows by column name."""
+    await cur.execute(sql.format(marks=", ".join(["%s"] * len(run_ids))), run_ids)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+
+
+async def read_ledger(stores: Stores, run_ids: list[str]) -> Ledger:
+    sums = ", ".join(f"SUM({name}) AS {name}" for name in COUNT_NAMES)
+    out = Ledger()
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
+        for r in await _rows(
+            cur,
             "SELECT run_id, status, error, source, requested_by, requested_at, finished_at, total_chunks"
-            f" FROM runs WHERE run_id IN ({marks})",
+            " FROM runs WHERE run_id IN ({marks})",
             run_ids,
-        )
-        runs = {r[0]: r for r in await cur.fetchall()}
-        await cur.execute(
-            "SELECT run_id, layer, COUNT(*), MIN(started_at), MAX(finished_at), SUM(raw_rows),"
-            " SUM(rejected_rows), SUM(duplicate_rows), SUM(staged_rows), SUM(curated_docs)"
-            f" FROM chunk_progress WHERE run_id IN ({marks}) GROUP BY run_id, layer",
+        ):
+            out.runs[r["run_id"]] = r
+        for r in await _rows(
+            cur,
+            "SELECT run_id, layer, COUNT(*) AS chunks, MIN(started_at) AS started_at,"
+            f" MAX(finished_at) AS finished_at, {sums}"
+            " FROM chunk_progress WHERE run_id IN ({marks}) GROUP BY run_id, layer",
             run_ids,
-        )
-        progress: dict[str, dict[str, Any]] = {}
-        for r in await cur.fetchall():
-            progress.setdefault(r[0], {})[r[1]] = r[2:]
-        await cur.execute(
-            f"SELECT run_id, reason, COUNT(*) FROM rejected_rows WHERE run_id IN ({marks})"
+        ):
+            out.layers.setdefault(r["run_id"], {})[r["layer"]] = r
+        for r in await _rows(
+            cur,
+            "SELECT run_id, reason, COUNT(*) AS n FROM rejected_rows WHERE run_id IN ({marks})"
             " GROUP BY run_id, reason",
             run_ids,
-        )
-        reasons: dict[str, dict[str, int]] = {}
-        for rid, reason, n in await cur.fetchall():
-            reasons.setdefault(rid, {})[reason] = int(n)
-        await cur.execute(
-            "SELECT run_id, COUNT(*), SUM(redriven_at IS NULL) FROM dead_letters"
-            f" WHERE run_id IN ({marks}) GROUP BY run_id",
+        ):
+            out.reasons.setdefault(r["run_id"], {})[r["reason"]] = int(r["n"])
+        for r in await _rows(
+            cur,
+            "SELECT run_id, COUNT(*) AS n, SUM(redriven_at IS NULL) AS waiting FROM dead_letters"
+            " WHERE run_id IN ({marks}) GROUP BY run_id",
             run_ids,
-        )
-        letters = {rid: (int(n), int(w or 0)) for rid, n, w in await cur.fetchall()}
-        await cur.execute(
-            f"SELECT run_id, at, event, detail FROM run_history WHERE run_id IN ({marks}) ORDER BY seq",
+        ):
+            out.letters[r["run_id"]] = (int(r["n"]), int(r["waiting"] or 0))
+        for r in await _rows(
+            cur,
+            "SELECT run_id, at, event, detail FROM run_history WHERE run_id IN ({marks}) ORDER BY seq",
             run_ids,
-        )
-        history: dict[str, list[RunEvent]] = {}
-        for rid, at, event, detail in await cur.fetchall():
-            history.setdefault(rid, []).append(RunEvent(at=at, event=event, detail=detail))
-    out = []
-    for rid in run_ids:
-        if rid not in runs:
-            continue
-        _, st, error, source, by, requested, finished, total = runs[rid]
-        prog = progress.get(rid, {})
-        layers = {}
-        for layer in LAYERS:
-            n, t0, t1 = prog[layer][:3] if layer in prog else (0, None, None)
-            if total is not None and n >= total:
-                lst = "succeeded"
-            elif st == "failed":
-                lst = "failed" if n or layer == "raw" else "pending"
-            else:
-                lst = "running" if n else "pending"
-            layers[layer] = LayerReport(
-                status=lst, chunks_done=int(n), started_at=t0, finished_at=t1 if lst == "succeeded" else None
-            )
+        ):
+            event = RunEvent(at=r["at"], event=r["event"], detail=r["detail"])
+            out.history.setdefault(r["run_id"], []).append(event)
+    return out
 
-        def total_of(layer: str, i: int, prog: dict[str, Any] = prog) -> int:
-            return int(prog[layer][3 + i] or 0) if layer in prog else 0
 
-        out.append(
-            RunReport(
-                run_id=rid,
-                status=st,
-                error=error,
-                source=json.loads(source),
-                requested_by=by,
-                requested_at=requested,
-                finished_at=finished,
-                total_chunks=total,
-                raw_rows=total_of("raw", 0),
-                rejected_rows=total_of("staged", 1),
-                duplicate_rows=total_of("staged", 2),
-                staged_rows=total_of("staged", 3),
-                curated_docs=total_of("curated", 4),
-                layers=layers,
-                rejected_by_reason=reasons.get(rid, {}),
-                dead_letters=letters.get(rid, (0, 0))[0],
-                dead_letters_waiting=letters.get(rid, (0, 0))[1],
-                history=history.get(rid, []),
-            )
+def _layer_reports(run: dict[str, Any], layers: dict[str, dict[str, Any]]) -> dict[str, LayerReport]:
+    out = {}
+    total = run["total_chunks"]
+    for layer in LAYERS:
+        sums = layers.get(layer, {})
+        n = int(sums.get("chunks") or 0)
+        if total is not None and n >= total:
+            status = "succeeded"
+        elif run["status"] == "failed":
+            status = "failed" if n or layer == "raw" else "pending"
+        else:
+            status = "running" if n else "pending"
+        out[layer] = LayerReport(
+            status=status,
+            chunks_done=n,
+            started_at=sums.get("started_at"),
+            finished_at=sums.get("finished_at") if status == "succeeded" else None,
         )
     return out
+
+
+def _report(run_id: str, ledger: Ledger) -> RunReport:
+    run, layers = ledger.runs[run_id], ledger.layers.get(run_id, {})
+    counts = {name: int(layers.get(layer, {}).get(name) or 0) for name, layer in COUNT_LAYER.items()}
+    letters = ledger.letters.get(run_id, (0, 0))
+    return RunReport(
+        run_id=run_id,
+        status=run["status"],
+        error=run["error"],
+        source=json.loads(run["source"]),
+        requested_by=run["requested_by"],
+        requested_at=run["requested_at"],
+        finished_at=run["finished_at"],
+        total_chunks=run["total_chunks"],
+        **counts,
+        layers=_layer_reports(run, layers),
+        rejected_by_reason=ledger.reasons.get(run_id, {}),
+        dead_letters=letters[0],
+        dead_letters_waiting=letters[1],
+        history=ledger.history.get(run_id, []),
+    )
+
+
+async def report(stores: Stores, run_ids: list[str]) -> list[RunReport]:
+    """The reports of these runs (those that exist), in the order asked."""
+    if not run_ids:
+        return []
+    ledger = await read_ledger(stores, run_ids)
+    return [_report(run_id, ledger) for run_id in run_ids if run_id in ledger.runs]
 
 
 async def recent(stores: Stores, limit: int) -> list[RunReport]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from lake.events import COUNT_NAMES
+from services.gateway.read.runs import COUNT_LAYER
 from services.gateway.stores import Stores
 
 # Counts of recorded runs only: chunks written by a repository driven outside a run (a profiling
@@ -34,27 +36,26 @@ async def shared_totals(stores: Stores) -> bytes:
 
 
 async def totals(stores: Stores) -> Stats:
+    sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in COUNT_NAMES)
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        await cur.execute(
-            "SELECT layer, COALESCE(SUM(raw_rows), 0), COALESCE(SUM(staged_rows), 0),"
-            " COALESCE(SUM(rejected_rows), 0), COALESCE(SUM(duplicate_rows), 0),"
-            f" COALESCE(SUM(curated_docs), 0) FROM chunk_progress WHERE {OF_RUNS} GROUP BY layer"
-        )
-        layers = {row[0]: [int(v) for v in row[1:]] for row in await cur.fetchall()}
+        await cur.execute(f"SELECT layer, {sums} FROM chunk_progress WHERE {OF_RUNS} GROUP BY layer")
+        by_layer = {
+            row[0]: dict(zip(COUNT_NAMES, map(int, row[1:]), strict=True)) for row in await cur.fetchall()
+        }
         await cur.execute(
             f"SELECT facet, value, SUM(n) FROM chunk_facets WHERE {OF_RUNS} GROUP BY facet, value"
         )
         facets = await cur.fetchall()
         await cur.execute("SELECT COUNT(*) FROM runs")
         (runs,) = await cur.fetchone()
-    raw = layers.get("raw", [0] * 5)
-    staged = layers.get("staged", [0] * 5)
+    # each count from the layer whose chunks carry it (read.runs.COUNT_LAYER)
+    count = {name: by_layer.get(layer, {}).get(name, 0) for name, layer in COUNT_LAYER.items()}
     return Stats(
-        raw_row_count=raw[0],
-        staging_row_count=staged[1],
-        curated_row_count=layers.get("curated", [0] * 5)[4],
-        rejected_row_count=staged[2],
-        duplicate_row_count=staged[3],
+        raw_row_count=count["raw_rows"],
+        staging_row_count=count["staged_rows"],
+        curated_row_count=count["curated_docs"],
+        rejected_row_count=count["rejected_rows"],
+        duplicate_row_count=count["duplicate_rows"],
         runs=int(runs),
         by_company={v: int(n) for f, v, n in facets if f == "company"},
         by_sentiment={v: int(n) for f, v, n in facets if f == "sentiment"},
