@@ -84,6 +84,32 @@ class HeadersAndMetrics:
             metrics.observe(scope, status, time.perf_counter() - started)
 
 
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc, from the gateway's own assets (``fastapi_offline``), and the dashboard's."""
+    app.mount("/static", StaticFiles(directory=ASSETS), name="static")
+    app.mount("/dashboard/assets", StaticFiles(directory=DASHBOARD_ASSETS), name="dashboard-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} — Swagger UI",
+            swagger_js_url="/static/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} — ReDoc",
+            redoc_js_url="/static/redoc.standalone.js",
+            redoc_favicon_url="/static/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(settings: Settings | None = None, hot_routes: bool = True) -> FastAPI:
     """The gateway. ``hot_routes=False`` serves every request through FastAPI's routes (the tests
     compare both: ``services.gateway.hot_routes``)."""
@@ -123,28 +149,7 @@ def create_app(settings: Settings | None = None, hot_routes: bool = True) -> Fas
 
     app.add_middleware(HeadersAndMetrics)
 
-    app.mount("/static", StaticFiles(directory=ASSETS), name="static")
-    app.mount("/dashboard/assets", StaticFiles(directory=DASHBOARD_ASSETS), name="dashboard-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title=f"{app.title} — Swagger UI",
-            swagger_js_url="/static/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.png",
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title=f"{app.title} — ReDoc",
-            redoc_js_url="/static/redoc.standalone.js",
-            redoc_favicon_url="/static/favicon.png",
-            with_google_fonts=False,
-        )
+    _add_docs(app)
 
     for module in (health, stats, raw, staging, curated, runs, dead_letters, pipeline, dashboard, metrics):
         app.include_router(module.router)
