@@ -169,13 +169,8 @@ def _int(value: str, column: str, low: int, high: int) -> int | Rejection:
     return n
 
 
-def validate(
-    fields: list[str], columns: list[str], rules: Rules = DEFAULT_RULES
-) -> dict[str, Any] | Rejection:
-    """A staged row (plain dict of typed values) or the first rule the record breaks."""
-    if len(fields) != len(columns):
-        return Rejection.of("column_count", None, f"{len(fields)} fields, expected {len(columns)}")
-    raw = dict(zip(columns, fields, strict=True))
+def _unreadable(raw: dict[str, str]) -> Rejection | None:
+    """The first field that is not valid UTF-8 or is longer than its column allows."""
     for name in RAW_COLUMNS:
         value = raw[name]
         try:
@@ -185,29 +180,53 @@ def validate(
         limit = MAX_LEN.get(name)
         if limit is not None and len(value) > limit:
             return Rejection.of("field_too_long", name, value)
+    return None
 
-    twitter_id = _int(raw["twitter_id"], "twitter_id", TWITTER_ID_MIN, TWITTER_ID_MAX)
-    if isinstance(twitter_id, Rejection):
-        return twitter_id
-    stamp = raw["created_at"].strip()
+
+def _created_at(value: str) -> datetime | Rejection:
+    stamp = value.strip()
     try:
         if not CREATED_AT_RE.fullmatch(stamp):
             raise ValueError(stamp)
-        created_at = datetime.fromisoformat(stamp).replace(tzinfo=UTC)
+        return datetime.fromisoformat(stamp).replace(tzinfo=UTC)
     except ValueError:
-        return Rejection.of("invalid_created_at", "created_at", raw["created_at"])
+        return Rejection.of("invalid_created_at", "created_at", value)
+
+
+def _polarity(value: str) -> float | Rejection:
+    try:
+        polarity = float(value)
+    except ValueError:
+        return Rejection.of("invalid_polarity", "polarity", value)
+    if not math.isfinite(polarity) or not -1.0 <= polarity <= 1.0:
+        return Rejection.of("invalid_polarity", "polarity", value)
+    return polarity
+
+
+def validate(
+    fields: list[str], columns: list[str], rules: Rules = DEFAULT_RULES
+) -> dict[str, Any] | Rejection:
+    """A staged row (plain dict of typed values) or the first rule the record breaks."""
+    if len(fields) != len(columns):
+        return Rejection.of("column_count", None, f"{len(fields)} fields, expected {len(columns)}")
+    raw = dict(zip(columns, fields, strict=True))
+    if (broken := _unreadable(raw)) is not None:
+        return broken
+    twitter_id = _int(raw["twitter_id"], "twitter_id", TWITTER_ID_MIN, TWITTER_ID_MAX)
+    if isinstance(twitter_id, Rejection):
+        return twitter_id
+    created_at = _created_at(raw["created_at"])
+    if isinstance(created_at, Rejection):
+        return created_at
     counts: dict[str, int] = {}
     for name in ("followers", "friends", "retweet_count"):
         n = _int(raw[name], name, 0, COUNT_MAX)
         if isinstance(n, Rejection):
             return n
         counts[name] = n
-    try:
-        polarity = float(raw["polarity"])
-    except ValueError:
-        return Rejection.of("invalid_polarity", "polarity", raw["polarity"])
-    if not math.isfinite(polarity) or not -1.0 <= polarity <= 1.0:
-        return Rejection.of("invalid_polarity", "polarity", raw["polarity"])
+    polarity = _polarity(raw["polarity"])
+    if isinstance(polarity, Rejection):
+        return polarity
     text = raw["text"]
     if not text.strip():
         return Rejection.of("empty_text", "text", text)
