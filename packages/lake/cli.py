@@ -223,17 +223,7 @@ def wait_for_run(
         repo.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING)
-    parser = argparse.ArgumentParser(
-        prog="lake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("bootstrap", help="create topics, buckets, schema and indexes (idempotent)")
-    sub.add_parser(
-        "backfill-items",
-        help="give curated tweets catalogued before migration 007 their list items (idempotent)",
-    )
+def _add_keys(sub: Any) -> None:
     keys = sub.add_parser("keys", help="manage API keys")
     ksub = keys.add_subparsers(dest="keys_cmd", required=True)
     kc = ksub.add_parser("create")
@@ -247,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     ki.add_argument("--from-env", required=True, metavar="VAR", help="the variable holding the key")
     kr = ksub.add_parser("revoke")
     kr.add_argument("key_id")
+
+
+def _add_runs(sub: Any) -> None:
     ing = sub.add_parser("ingest", help="request a run (publishes ingest.requested)")
     ing.add_argument("source", choices=("generated", "path", "kaggle"))
     ing.add_argument("--rows", type=int, default=50_000)
@@ -268,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--from", dest="layer", choices=("curate", "stage"), default="curate")
     rp.add_argument("--wait", action="store_true", help="wait for the run to succeed again")
     rp.add_argument("--timeout", type=float, default=1800)
+
+
+def _add_dlq(sub: Any) -> None:
     dlq = sub.add_parser("dlq", help="dead letters: list them, redrive them once the cause is fixed")
     dsub = dlq.add_subparsers(dest="dlq_cmd", required=True)
     dl = dsub.add_parser("list", help="newest first")
@@ -280,9 +276,29 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--run", help="every dead letter of a run")
     which.add_argument("--topic", help="every dead letter of a topic, e.g. staged.ready")
     which.add_argument("--all", action="store_true", help="every dead letter not redriven yet")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("bootstrap", help="create topics, buckets, schema and indexes (idempotent)")
+    sub.add_parser(
+        "backfill-items",
+        help="give curated tweets catalogued before migration 007 their list items (idempotent)",
+    )
+    _add_keys(sub)
+    _add_runs(sub)
+    _add_dlq(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    parser = build_parser()
     args = parser.parse_args(argv)
     settings = get_settings()
-
     if args.cmd == "bootstrap":
         done = bootstrap(settings)
         if done["curated_items_missing"]:
@@ -299,58 +315,67 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "dlq":
         return dlq_command(settings, args)
     elif args.cmd == "replay":
-        from lake.adapters.staging_repo import RunNotReplayable
-        from lake.recovery import replay_run
-
-        try:
-            chunks = replay_run(settings, args.run_id, args.layer, "cli")
-        except RunNotReplayable as exc:
-            err(str(exc))
-            return 1
-        what = (
-            "raw chunks published again to be staged"
-            if args.layer == "stage"
-            else "staged chunks published again to be curated"
-        )
-        err(f"run {args.run_id}: {chunks} {what}")
-        if not args.wait:
-            print(json.dumps({"run_id": args.run_id, "from": args.layer, "chunks": chunks}))
-            return 0
-        summary = wait_for_run(settings, args.run_id, args.timeout)
-        print(json.dumps({k: summary.get(k) for k in ("run_id", "status", "error", *COUNT_NAMES)}))
-        return 0 if summary["status"] == "succeeded" else 1
+        return replay_command(settings, args)
     elif args.cmd in ("ingest", "demo"):
-        request: GeneratedSource | PathSource | KaggleSource
-        if args.source == "generated":
-            request = GeneratedSource(rows=args.rows, seed=args.seed)
-        elif args.source == "path":
-            if not args.path:
-                parser.error("--path is required for source=path")
-            request = PathSource(path=args.path)
-        else:
-            request = KaggleSource(version=getattr(args, "version", None))
-        t0 = time.monotonic()
-        run_id = request_run(settings, request, requested_by=f"cli:{args.cmd}")
-        err(f"requested run {run_id} ({request.model_dump_json()})")
-        if args.cmd == "ingest" and not args.wait:
-            print(json.dumps({"run_id": run_id}))
-            return 0
-        expected = args.rows if args.source == "generated" else None
-        summary = wait_for_run(settings, run_id, getattr(args, "timeout", 1800), expected)
-        summary["seconds"] = round(time.monotonic() - t0, 2)
-        if args.cmd == "demo":
-            gw = settings.gateway
-            summary["gateway"] = f"http://{gw.host}:{gw.port}"
-            summary["api_key"] = dev_key(settings, args.run_dir)
-            if summary["status"] != "succeeded":
-                err(f"run {run_id} {summary['status']}: {summary.get('error')}")
-        out = {k: summary[k] for k in ("run_id", *COUNT_NAMES, "seconds")}
-        out.update({k: summary[k] for k in ("gateway", "api_key") if k in summary})
-        if summary["status"] != "succeeded":
-            out["status"], out["error"] = summary["status"], summary.get("error")
-        print(json.dumps(out), flush=True)
-        return 0 if summary["status"] == "succeeded" else 1
+        if args.source == "path" and not args.path:
+            parser.error("--path is required for source=path")
+        return run_command(settings, args)
     return 0
+
+
+def replay_command(settings: Settings, args: argparse.Namespace) -> int:
+    from lake.adapters.staging_repo import RunNotReplayable
+    from lake.recovery import replay_run
+
+    try:
+        chunks = replay_run(settings, args.run_id, args.layer, "cli")
+    except RunNotReplayable as exc:
+        err(str(exc))
+        return 1
+    what = (
+        "raw chunks published again to be staged"
+        if args.layer == "stage"
+        else "staged chunks published again to be curated"
+    )
+    err(f"run {args.run_id}: {chunks} {what}")
+    if not args.wait:
+        print(json.dumps({"run_id": args.run_id, "from": args.layer, "chunks": chunks}))
+        return 0
+    summary = wait_for_run(settings, args.run_id, args.timeout)
+    print(json.dumps({k: summary.get(k) for k in ("run_id", "status", "error", *COUNT_NAMES)}))
+    return 0 if summary["status"] == "succeeded" else 1
+
+
+def run_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``lake ingest`` and ``lake demo``: request a run; wait for it and print its summary."""
+    request: GeneratedSource | PathSource | KaggleSource
+    if args.source == "generated":
+        request = GeneratedSource(rows=args.rows, seed=args.seed)
+    elif args.source == "path":
+        request = PathSource(path=args.path)
+    else:
+        request = KaggleSource(version=getattr(args, "version", None))
+    t0 = time.monotonic()
+    run_id = request_run(settings, request, requested_by=f"cli:{args.cmd}")
+    err(f"requested run {run_id} ({request.model_dump_json()})")
+    if args.cmd == "ingest" and not args.wait:
+        print(json.dumps({"run_id": run_id}))
+        return 0
+    expected = args.rows if args.source == "generated" else None
+    summary = wait_for_run(settings, run_id, getattr(args, "timeout", 1800), expected)
+    summary["seconds"] = round(time.monotonic() - t0, 2)
+    if args.cmd == "demo":
+        gw = settings.gateway
+        summary["gateway"] = f"http://{gw.host}:{gw.port}"
+        summary["api_key"] = dev_key(settings, args.run_dir)
+        if summary["status"] != "succeeded":
+            err(f"run {run_id} {summary['status']}: {summary.get('error')}")
+    out = {k: summary[k] for k in ("run_id", *COUNT_NAMES, "seconds")}
+    out.update({k: summary[k] for k in ("gateway", "api_key") if k in summary})
+    if summary["status"] != "succeeded":
+        out["status"], out["error"] = summary["status"], summary.get("error")
+    print(json.dumps(out), flush=True)
+    return 0 if summary["status"] == "succeeded" else 1
 
 
 def dlq_command(settings: Settings, args: argparse.Namespace) -> int:
