@@ -177,24 +177,21 @@ def run_report(env: dict[str, str], logical_date: str) -> dict[str, Any]:
                 os.environ[k] = v
 
 
-def gateway_key(settings: Settings, home: Path) -> str:
-    """An analyst key for Airflow's sensor, created once and kept in ``home`` (git-ignored)."""
-    from lake.cli import create_key
-
-    key_file = home / "gateway-key"
-    home.mkdir(parents=True, exist_ok=True)
-    if not key_file.exists():
-        key_file.write_text(create_key(settings, "airflow (local)", "analyst"))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
 def _secret(path: Path, make: Any) -> str:
-    """A value generated once and kept in ``path`` (mode 600)."""
+    """A value generated once by ``make()`` and kept in ``path`` (mode 600, in the git-ignored run
+    directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def gateway_key(settings: Settings, home: Path) -> str:
+    """An analyst key for Airflow's sensor, created once and kept in ``home``."""
+    from lake.cli import create_key
+
+    return _secret(home / "gateway-key", lambda: create_key(settings, "airflow (local)", "analyst"))
 
 
 def serve_env(
@@ -206,9 +203,7 @@ def serve_env(
     ``LAKE_AIRFLOW_SCHEDULE`` says so (default ``none`` here: on a development machine a run
     happens when someone triggers one); ``extra`` adds or overrides variables."""
     passwords = home / "passwords.json"
-    if not passwords.exists():
-        passwords.write_text(json.dumps({USER: secrets.token_urlsafe(12)}))
-        passwords.chmod(0o600)
+    _secret(passwords, lambda: json.dumps({USER: secrets.token_urlsafe(12)}))
     jwt_secret = _secret(home / "jwt-secret", lambda: secrets.token_urlsafe(32))
     return {
         **airflow_env(settings, home, gateway_url, api_key),

@@ -66,6 +66,14 @@ STORE_ERRORS: tuple[type[Exception], ...] = (
 TOO_LONG = "the query ran too long; narrow it with filters"
 
 
+def _unavailable(store: str) -> JSONResponse:
+    return JSONResponse(_body("store_unavailable", f"{store} unavailable; try again later"), 503)
+
+
+def _internal() -> JSONResponse:
+    return JSONResponse(_body("internal_error", "internal error; see the gateway log"), 500)
+
+
 def store_error(exc: Exception) -> JSONResponse:
     """A store client's error: 422 ``query_too_costly`` for a statement stopped at its time limit,
     503 naming the store when it cannot be reached (the detail goes to the log, not the client),
@@ -74,9 +82,9 @@ def store_error(exc: Exception) -> JSONResponse:
         return JSONResponse(_body("query_too_costly", TOO_LONG), 422)
     if (store := unavailable_store(exc)) is not None:
         log.warning("%s unavailable: %s: %s", store, type(exc).__name__, exc)
-        return JSONResponse(_body("store_unavailable", f"{store} unavailable; try again later"), 503)
+        return _unavailable(store)
     log.error("store error", exc_info=exc)
-    return JSONResponse(_body("internal_error", "internal error; see the gateway log"), 500)
+    return _internal()
 
 
 def install(app: FastAPI) -> None:
@@ -108,7 +116,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailable)
     async def unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
         log.warning("%s: %s", exc, exc.__cause__)
-        return JSONResponse(_body("store_unavailable", f"{exc.store} unavailable; try again later"), 503)
+        return _unavailable(exc.store)
 
     async def store_failed(_: Request, exc: Exception) -> JSONResponse:
         return store_error(exc)
@@ -121,4 +129,4 @@ def install(app: FastAPI) -> None:
         if ran_too_long(exc) or unavailable_store(exc) is not None:  # a store's error, wrapped
             return store_error(exc)
         log.exception("unhandled error")
-        return JSONResponse(_body("internal_error", "internal error; see the gateway log"), 500)
+        return _internal()
