@@ -115,10 +115,10 @@ def succeeded_run(settings: Any, rows: int) -> tuple[str, dict[str, int]] | None
     """A succeeded run of exactly ``rows`` raw rows in the namespace, with its counts; else None."""
     import pymysql
 
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.run_ledger import RunLedger
 
     try:
-        repo = StagingRepository(settings.mysql)
+        repo = RunLedger(settings.mysql)
     except pymysql.err.MySQLError:  # no database yet
         return None
     try:
@@ -353,7 +353,7 @@ def drive_during_ingestion(
     (nothing reset): first the same ingestion of another new seed with no load (the baseline), then
     the mix from the second run's request to its end, measured from ``--warmup`` seconds after it."""
     from lake.adapters.broker import Publisher, make_producer
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.run_ledger import RunLedger
     from lake.cli import bootstrap
     from lake.settings import Settings
 
@@ -401,7 +401,7 @@ def drive_during_ingestion(
         services.stop()
         for path in files:
             path.unlink(missing_ok=True)
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     try:
         counts = {r: repo.run_counts(r) for r in (idle_run, loaded_run)}
     finally:

@@ -166,9 +166,9 @@ def generated_file(rows: int, seed: int) -> Path:
 
 
 def wait_for(settings: Any, run_id: str, rows: int, timeout: float) -> tuple[str, str | None]:
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.run_ledger import RunLedger
 
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     deadline = time.monotonic() + timeout
     last_print = 0.0
     t0 = time.monotonic()
@@ -195,9 +195,9 @@ def wait_for(settings: Any, run_id: str, rows: int, timeout: float) -> tuple[str
 
 def stage_windows(settings: Any, run_id: str, requested: datetime) -> dict[str, dict[str, float]]:
     """Per stage: rows and seconds from its first chunk's start to its last chunk's end."""
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.run_ledger import RunLedger
 
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     with repo.conn.cursor() as cur:
         cur.execute(
             "SELECT layer, MIN(started_at), MAX(finished_at), SUM(raw_rows), SUM(staged_rows),"
@@ -339,9 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     if status != "succeeded":
         say(f"run {run_id} {status}: {error}")
         return 1
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.run_ledger import RunLedger
 
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     counts = repo.run_counts(run_id)
     repo.close()
     stages = stage_windows(settings, run_id, requested)

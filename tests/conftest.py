@@ -15,6 +15,7 @@ import pytest
 
 from lake.adapters.broker import admin, all_topics
 from lake.adapters.objectstore import S3ObjectStore
+from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.cli import bootstrap, reset_stores
 from lake.settings import Settings, get_settings
@@ -65,6 +66,12 @@ def repo(settings: Settings) -> Iterator[StagingRepository]:
     r = StagingRepository(settings.mysql)
     yield r
     r.close()
+
+
+@pytest.fixture
+def ledger(repo: StagingRepository) -> RunLedger:
+    """The run ledger on the staging repository's connection (as the services share one)."""
+    return RunLedger(repo.db)
 
 
 def free_port() -> int:

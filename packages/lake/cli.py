@@ -42,9 +42,8 @@ def bootstrap(settings: Settings) -> dict[str, Any]:
     from lake.adapters.broker import ensure_topics
     from lake.adapters.curated_catalog import CuratedCatalog
     from lake.adapters.curated_repo import CuratedRepository, make_client
-    from lake.adapters.mysql import migrate
+    from lake.adapters.mysql import Session, migrate
     from lake.adapters.objectstore import S3ObjectStore
-    from lake.adapters.staging_repo import StagingRepository
 
     applied = migrate(settings.mysql)
     store = S3ObjectStore.from_settings(settings.s3)
@@ -57,7 +56,7 @@ def bootstrap(settings: Settings) -> dict[str, Any]:
         indexes = CuratedRepository(client, settings.mongo).ensure_indexes()
     finally:
         client.close()
-    repo = StagingRepository(settings.mysql)
+    repo = Session(settings.mysql)
     try:
         missing = CuratedCatalog(repo).missing_items()
     finally:
@@ -75,10 +74,10 @@ def backfill_items(settings: Settings) -> int:
     """Render the list items that migration 007 left empty, from the documents, with progress."""
     from lake.adapters.curated_catalog import CuratedCatalog
     from lake.adapters.curated_repo import CuratedRepository, make_client
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.mysql import Session
 
     client = make_client(settings.mongo)
-    repo = StagingRepository(settings.mysql)
+    repo = Session(settings.mysql)
     started = last = time.monotonic()
 
     def progress(done: int, total: int) -> None:  # a line every 5 s
@@ -190,9 +189,9 @@ def wait_for_run(
     settings: Settings, run_id: str, timeout: float, expected_rows: int | None = None
 ) -> dict[str, Any]:
     """Poll the run record, printing progress to stderr, until it succeeds or fails."""
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.run_ledger import RunLedger
 
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     deadline = time.monotonic() + timeout
     last = ""
     try:
@@ -324,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def replay_command(settings: Settings, args: argparse.Namespace) -> int:
-    from lake.adapters.staging_repo import RunNotReplayable
+    from lake.adapters.run_ledger import RunNotReplayable
     from lake.recovery import replay_run
 
     try:
@@ -380,7 +379,7 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def dlq_command(settings: Settings, args: argparse.Namespace) -> int:
     from lake.adapters.dead_letters import DeadLetterStore, Scope
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.mysql import Session
     from lake.recovery import redrive_dead_letters
 
     topic = None if args.topic is None else settings.topic(args.topic)
@@ -390,7 +389,7 @@ def dlq_command(settings: Settings, args: argparse.Namespace) -> int:
         err(f"redrove {len(done.letters)} dead letter(s); runs reopened: {done.runs_reopened or 'none'}")
         print(json.dumps(done.as_dict()))
         return 0
-    repo = StagingRepository(settings.mysql)
+    repo = Session(settings.mysql)
     try:
         letters = DeadLetterStore(repo).list(args.run, topic, limit=args.limit)
     finally:

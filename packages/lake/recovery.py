@@ -27,7 +27,7 @@ from typing import Any
 
 from lake.adapters.broker import Publisher
 from lake.adapters.dead_letters import COLUMNS, PRIOR_ATTEMPTS, REDRIVE_OF, Letter, Scope
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.run_ledger import RunLedger, add_history
 from lake.events import ChunkCounts, StagedChunkReady
 from lake.settings import Settings
 from lake.transform.stage import staged_key
@@ -50,7 +50,7 @@ class Redriven:
         }
 
 
-def redrive(repo: StagingRepository, publisher: Publisher, scope: Scope, requested_by: str) -> Redriven:
+def redrive(repo: RunLedger, publisher: Publisher, scope: Scope, requested_by: str) -> Redriven:
     request = Redriven(request_id=uuid.uuid4().hex)
     conn = repo.conn
     where, args = scope.where()
@@ -86,7 +86,7 @@ def redrive(repo: StagingRepository, publisher: Publisher, scope: Scope, request
                     if cur.rowcount:
                         request.runs_reopened.append(run_id)
                 n = sum(1 for x in claimed if x.run_id == run_id)
-                repo.add_history(
+                add_history(
                     cur,
                     run_id,
                     "redriven",
@@ -127,7 +127,7 @@ def redrive_dead_letters(settings: Settings, scope: Scope, requested_by: str) ->
     """:func:`redrive` on connections of its own (the CLI's and the gateway's entry point)."""
     from lake.adapters.broker import make_producer
 
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     publisher = Publisher(make_producer(settings, "lake-redrive"), settings)
     try:
         return redrive(repo, publisher, scope, requested_by)
@@ -142,7 +142,7 @@ def replay_run(settings: Settings, run_id: str, layer: str, requested_by: str) -
     missing what the layer needs).
 
     - ``curate``: after a tokenizer or vocabulary change, or an enrichment rule's. The run is
-      reopened (``StagingRepository.reopen_for_replay``), then each staged chunk's ``staged.ready``
+      reopened (``RunLedger.reopen_for_replay``), then each staged chunk's ``staged.ready``
       is published again; the curators rewrite the documents in place, their list items and
       revisions, and the Parquet, and the run is finalised again with the same counts. Staging is
       left as it is.
@@ -156,7 +156,7 @@ def replay_run(settings: Settings, run_id: str, layer: str, requested_by: str) -
 
     if layer not in ("curate", "stage"):
         raise ValueError(f"unknown layer {layer!r}: curate or stage")
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     publisher = Publisher(make_producer(settings, "lake-replay"), settings)
     try:
         events: list[Event]

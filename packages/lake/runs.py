@@ -27,11 +27,11 @@ def request_run(
 ) -> str:
     """Record the run as ``requested``, publish its ``ingest.requested`` event; return its id."""
     from lake.adapters.broker import send_event
-    from lake.adapters.staging_repo import StagingRepository
+    from lake.adapters.run_ledger import RunLedger
 
     run_id = new_run_id()
     event = IngestRequested(run_id=run_id, request=request, requested_by=requested_by)
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     try:
         repo.record_requested(run_id, request.model_dump(mode="json"), requested_by)
         try:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from lake.adapters.broker import Publisher, make_consumer, make_producer
 from lake.adapters.dead_letters import DeadLetterStore
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.mysql import Session
 from lake.observability import serve_metrics, setup_logging
 from lake.runner import ConsumerLoop, E, Wiring, when_stores_answer
 from lake.settings import Settings, get_settings
@@ -35,7 +35,7 @@ def run_service(service: str, build: Callable[[Settings, Publisher], Wiring[E]])
         "starting",
         lambda: make_consumer(settings, settings.topic(topic), settings.group(service), client_id),
     )
-    letters = DeadLetterStore(StagingRepository(settings.mysql))
+    letters = DeadLetterStore(Session(settings.mysql))
     loop = ConsumerLoop(service, settings, consumer, publisher, wiring, letters=letters)
     loop.install_signal_handlers()
     log.info("started", extra={"fields": {"group": settings.group(service), "topic": settings.topic(topic)}})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from lake.adapters.broker import Publisher
 from lake.adapters.curated_repo import CuratedRepository, make_client
+from lake.adapters.mysql import Session
 from lake.adapters.objectstore import S3ObjectStore
+from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.events import StagedChunkReady
 from lake.runner import Wiring
@@ -16,10 +18,12 @@ from services.curator.handler import Curator
 
 def build(settings: Settings, publisher: Publisher) -> Wiring[StagedChunkReady]:
     tokenizer = load_tokenizer(settings.pipeline.tokenizer, settings.pipeline.max_tokens)
+    db = Session(settings.mysql)  # one connection: a chunk's catalogue rows and progress commit together
     curator = Curator(
         settings,
         S3ObjectStore.from_settings(settings.s3),
-        StagingRepository(settings.mysql),
+        StagingRepository(db),
+        RunLedger(db),
         CuratedRepository(make_client(settings.mongo), settings.mongo),
         tokenizer,
         publisher,

@@ -26,6 +26,7 @@ from pathlib import Path
 from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
+from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.settings import Settings
 from lake.transform import curated_parquet as cp
@@ -39,30 +40,32 @@ class RunFinalizer:
         settings: Settings,
         store: S3ObjectStore,
         staging: StagingRepository,
+        ledger: RunLedger,
         curated: CuratedRepository,
         catalog: CuratedCatalog,
     ) -> None:
         self.settings = settings
         self.store = store
         self.staging = staging
+        self.ledger = ledger
         self.curated = curated
         self.catalog = catalog
 
     def finalize_if_ready(self, run_id: str) -> bool:
         """Finalise the run if every chunk is curated; True when this call marked it succeeded."""
-        if not self.staging.all_chunks_curated(run_id):
+        if not self.ledger.all_chunks_curated(run_id):
             return False
-        with self.staging.run_lock(run_id) as held:
+        with self.ledger.run_lock(run_id) as held:
             if not held:
                 log.info("another curator is finalising the run")
                 return False
-            if not self.staging.all_chunks_curated(run_id):  # finalised while we waited for the lock
+            if not self.ledger.all_chunks_curated(run_id):  # finalised while we waited for the lock
                 return False
             t0 = time.perf_counter()
             linked = self.link_companies(run_id)
             files = self.compact(run_id)
             t1 = time.perf_counter()
-            done = self.staging.complete_if_done(run_id)
+            done = self.ledger.complete_if_done(run_id)
         log.info(
             "run finalized",
             extra={
@@ -88,7 +91,7 @@ class RunFinalizer:
     def compact(self, run_id: str) -> list[str]:
         bucket = self.settings.s3.curated_bucket
         prefix = cp.chunk_prefix(run_id)
-        keys = self.staging.curated_objects(run_id)
+        keys = self.ledger.curated_objects(run_id)
         if keys is None:
             parts: dict[tuple[str, str], list[str]] = defaultdict(list)
             for obj in self.store.list_keys(bucket, prefix):
@@ -104,9 +107,9 @@ class RunFinalizer:
                 sources = [functools.partial(self.store.get_bytes, bucket, k) for k in sorted(chunk_keys)]
                 rows = cp.compact(sources, self.settings.pipeline.parquet_max_rows, upload, work)
                 keys += [cp.final_key(company, month, run_id, n) for n in range(len(rows))]
-            self.staging.set_curated_objects(run_id, keys)
+            self.ledger.set_curated_objects(run_id, keys)
         self.store.delete_prefix(bucket, prefix)
         # a replayed run: the objects of its earlier compaction that this one did not rewrite
-        for stale in sorted(set(self.staging.take_previous_curated_objects(run_id)) - set(keys)):
+        for stale in sorted(set(self.ledger.take_previous_curated_objects(run_id)) - set(keys)):
             self.store.delete(bucket, stale)
         return keys

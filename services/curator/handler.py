@@ -22,6 +22,7 @@ from lake.adapters.broker import Publisher
 from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
+from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.events import CuratedChunkReady, StagedChunkReady
 from lake.observability import RECORDS
@@ -42,6 +43,7 @@ class Curator:
         settings: Settings,
         store: S3ObjectStore,
         staging: StagingRepository,
+        ledger: RunLedger,
         curated: CuratedRepository,
         tokenizer: LoadedTokenizer,
         publisher: Publisher,
@@ -49,6 +51,7 @@ class Curator:
         self.settings = settings
         self.store = store
         self.staging = staging
+        self.ledger = ledger
         self.curated = curated
         self.tokenizer = tokenizer
         self.publisher = publisher
@@ -57,11 +60,11 @@ class Curator:
             tokenizer.name, tokenizer.vocab_sha256, tokenizer.tokenizer.get_vocab_size()
         )
         curated.register_tokenizer(self.tokenizer_record)
-        self.finalizer = RunFinalizer(settings, store, staging, curated, self.catalog)
+        self.finalizer = RunFinalizer(settings, store, staging, ledger, curated, self.catalog)
 
     def handle(self, event: StagedChunkReady) -> None:
         started = datetime.now(UTC)
-        status = self.staging.run_status(event.run_id)
+        status = self.ledger.run_status(event.run_id)
         # compacted: only a run that succeeded (finalising compacts, then marks it succeeded). A
         # failed run is not: its chunks curated meanwhile keep their parts for the compaction after
         # a redrive (skipping them here lost those chunks' Parquet rows; tests/e2e/test_faults.py)
@@ -122,6 +125,6 @@ class Curator:
 
     def on_dead_letter(self, event: StagedChunkReady | None, error: str) -> None:
         if event is not None:
-            self.staging.fail_run(
+            self.ledger.fail_run(
                 event.run_id, f"chunk {event.chunk_id} dead-lettered by the curator: {error}"
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lake.adapters.broker import Publisher
 from lake.adapters.objectstore import S3ObjectStore
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.run_ledger import RunLedger
 from lake.events import IngestRequested
 from lake.runner import Wiring
 from lake.service import run_service
@@ -14,7 +14,7 @@ from services.ingestor.handler import Ingestor
 
 def build(settings: Settings, publisher: Publisher) -> Wiring[IngestRequested]:
     ingestor = Ingestor(
-        settings, S3ObjectStore.from_settings(settings.s3), StagingRepository(settings.mysql), publisher
+        settings, S3ObjectStore.from_settings(settings.s3), RunLedger(settings.mysql), publisher
     )
     return Wiring(IngestRequested, ingestor.handle, ingestor.on_dead_letter)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lake.adapters.broker import Publisher
 from lake.adapters.objectstore import S3ObjectStore
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.run_ledger import RunLedger
 from lake.events import GeneratedSource, IngestRequested, KaggleSource, PathSource, RawChunkReady
 from lake.observability import RECORDS
 from lake.runner import PermanentError
@@ -28,21 +28,21 @@ log = logging.getLogger(__name__)
 
 class Ingestor:
     def __init__(
-        self, settings: Settings, store: S3ObjectStore, repo: StagingRepository, publisher: Publisher
+        self, settings: Settings, store: S3ObjectStore, ledger: RunLedger, publisher: Publisher
     ) -> None:
         self.settings = settings
         self.store = store
-        self.repo = repo
+        self.ledger = ledger
         self.publisher = publisher
 
     def handle(self, event: IngestRequested) -> None:
         run_id = event.run_id
-        if self.repo.raw_complete(run_id):
+        if self.ledger.raw_complete(run_id):
             # Idempotent per run id: the scheduler may request the same run again (a retry, a
             # re-run of the same logical date); every chunk of it is already on its way.
             log.info("run already ingested, request ignored", extra={"fields": {"run_id": run_id}})
             return
-        self.repo.create_run(run_id, event.request.model_dump(mode="json"), event.requested_by)
+        self.ledger.create_run(run_id, event.request.model_dump(mode="json"), event.requested_by)
         try:
             files = self._resolve(run_id, event)
             for f in files:
@@ -81,7 +81,7 @@ class Ingestor:
                     )
                     total_records += chunk.records
                     chunk_id += 1
-        self.repo.set_raw_objects(run_id, keys, chunk_id)
+        self.ledger.set_raw_objects(run_id, keys, chunk_id)
         if held is not None:
             self._publish(held)
         log.info(
@@ -102,7 +102,7 @@ class Ingestor:
         # delivered before recorded: a run whose raw chunks are all recorded is entirely on its way,
         # which is what lets a repeated request for it be ignored (``raw_complete``)
         self.publisher.flush()
-        self.repo.record_raw_chunk(event, started)
+        self.ledger.record_raw_chunk(event, started)
         RECORDS.labels("ingestor", "read").inc(event.records)
         log.info(
             "chunk published",
@@ -151,4 +151,4 @@ class Ingestor:
 
     def on_dead_letter(self, event: IngestRequested | None, error: str) -> None:
         if event is not None:
-            self.repo.fail_run(event.run_id, f"ingest refused: {error}")
+            self.ledger.fail_run(event.run_id, f"ingest refused: {error}")

@@ -20,6 +20,7 @@ import polars as pl
 
 from lake.adapters.broker import Publisher
 from lake.adapters.objectstore import S3ObjectStore
+from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.events import ChunkCounts, RawChunkReady, StagedChunkReady
 from lake.observability import RECORDS
@@ -34,11 +35,17 @@ log = logging.getLogger(__name__)
 
 class Stager:
     def __init__(
-        self, settings: Settings, store: S3ObjectStore, repo: StagingRepository, publisher: Publisher
+        self,
+        settings: Settings,
+        store: S3ObjectStore,
+        repo: StagingRepository,
+        ledger: RunLedger,
+        publisher: Publisher,
     ) -> None:
         self.settings = settings
         self.store = store
         self.repo = repo
+        self.ledger = ledger
         self.publisher = publisher
         self.rules = settings.pipeline.rules()
 
@@ -119,7 +126,7 @@ class Stager:
 
     def on_dead_letter(self, event: RawChunkReady | None, error: str) -> None:
         if event is not None:
-            self.repo.fail_run(event.run_id, f"chunk {event.chunk_id} dead-lettered by the stager: {error}")
+            self.ledger.fail_run(event.run_id, f"chunk {event.chunk_id} dead-lettered by the stager: {error}")
 
 
 POLARS_OF_KIND: dict[str, pl.DataType | type[pl.DataType]] = {

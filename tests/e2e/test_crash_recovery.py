@@ -18,7 +18,7 @@ import pytest
 
 from lake.adapters.mysql import connect
 from lake.adapters.objectstore import S3ObjectStore
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.run_ledger import RunLedger
 from lake.cli import wait_for_run
 from lake.events import GeneratedSource
 from lake.runs import request_run
@@ -92,7 +92,7 @@ def test_a_stager_killed_mid_run_and_restarted_leaves_every_count_exact(
     services: Services, settings: Settings
 ):
     run_id = request_run(settings, GeneratedSource(rows=ROWS, seed=4242, malformed_share=0.003), "e2e-crash")
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     try:
         deadline = time.monotonic() + 120
         while True:  # kill once some chunks are staged and others are not
@@ -114,7 +114,7 @@ def test_a_stager_killed_mid_run_and_restarted_leaves_every_count_exact(
     assert_every_layer_holds_exactly(settings, run)
 
 
-def _staged_chunks(repo: StagingRepository, run_id: str) -> int:
+def _staged_chunks(repo: RunLedger, run_id: str) -> int:
     with repo.conn.cursor() as cur:
         n = one(cur, "SELECT COUNT(*) FROM chunk_progress WHERE run_id = %s AND layer = 'staged'", run_id)
     repo.conn.commit()

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from lake.adapters.broker import send_event
 from lake.adapters.mysql import connect
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.run_ledger import RunLedger
 from lake.cli import create_key, wait_for_run
 from lake.events import GeneratedSource, PathSource, RawChunkReady, dlq
 from lake.runs import request_run
@@ -97,7 +97,7 @@ def test_a_raw_event_delivered_twice_changes_no_count(first_run: dict[str, Any],
     ]
     mine = [e for e in raw_events if e.run_id == first_run["run_id"]]
     assert len(mine) == 8
-    repo = StagingRepository(settings.mysql)
+    repo = RunLedger(settings.mysql)
     with repo.conn.cursor() as cur:
         cur.execute("SELECT NOW(3)")
         before = scalar(cur)

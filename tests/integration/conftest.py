@@ -12,6 +12,7 @@ import pytest
 from lake.adapters.broker import Publisher
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
+from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.settings import Settings
 from lake.transform.tokenize import load_tokenizer
@@ -29,7 +30,9 @@ def mongo(settings: Settings) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
 
 
 @pytest.fixture
-def pipeline(settings: Settings, store: S3ObjectStore, repo: StagingRepository, mongo: Any):
+def pipeline(
+    settings: Settings, store: S3ObjectStore, repo: StagingRepository, ledger: RunLedger, mongo: Any
+):
     small = settings.model_copy(update={"pipeline": settings.pipeline.model_copy(update={"chunk_rows": 700})})
     pub = CollectingPublisher()
     publisher = cast(Publisher, pub)
@@ -37,8 +40,8 @@ def pipeline(settings: Settings, store: S3ObjectStore, repo: StagingRepository, 
     curated = CuratedRepository(mongo, settings.mongo)
     return (
         pub,
-        Ingestor(small, store, repo, publisher),
-        Stager(small, store, repo, publisher),
-        Curator(small, store, repo, curated, tok, publisher),
+        Ingestor(small, store, ledger, publisher),
+        Stager(small, store, repo, ledger, publisher),
+        Curator(small, store, repo, ledger, curated, tok, publisher),
         curated,
     )

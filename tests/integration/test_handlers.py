@@ -41,7 +41,7 @@ def run_all(
         curator.handle(staged)
 
 
-def test_a_generated_run_reconciles_and_every_layer_holds_it(pipeline, repo, store, settings):
+def test_a_generated_run_reconciles_and_every_layer_holds_it(pipeline, repo, ledger, store, settings):
     pub, ingestor, stager, curator, curated = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
     run_all(
@@ -51,12 +51,12 @@ def test_a_generated_run_reconciles_and_every_layer_holds_it(pipeline, repo, sto
         curator,
         IngestRequested(run_id=run_id, request=GeneratedSource(rows=3000, seed=11, malformed_share=0.01)),
     )
-    counts = repo.run_counts(run_id)
+    counts = ledger.run_counts(run_id)
     assert counts["raw_rows"] == 3000
     assert counts["raw_rows"] == counts["staged_rows"] + counts["rejected_rows"] + counts["duplicate_rows"]
     assert counts["curated_docs"] == counts["staged_rows"]
     assert counts["rejected_rows"] > 0 and counts["duplicate_rows"] > 0
-    assert repo.run_status(run_id) == ("succeeded", None)
+    assert ledger.run_status(run_id) == ("succeeded", None)
     assert len(pub.of(RawChunkReady)) == 5  # 3000 records / 700 per chunk
     assert curated.tweets.count_documents({"lineage.run_id": run_id}) == counts["staged_rows"]
     doc = curated.tweets.find_one({"lineage.run_id": run_id})
@@ -118,14 +118,14 @@ def test_a_tweet_met_again_under_another_company_gains_it_in_the_curated_documen
 
 
 def test_a_finalisation_cut_short_after_recording_its_files_only_finishes_the_cleanup(
-    pipeline, repo, store, settings
+    pipeline, repo, ledger, store, settings
 ):
     pub, ingestor, stager, curator, _ = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
     run_all(
         pub, ingestor, stager, curator, IngestRequested(run_id=run_id, request=GeneratedSource(rows=1500))
     )
-    keys = assert_compacted(store, settings, run_id, repo.run_counts(run_id)["staged_rows"])
+    keys = assert_compacted(store, settings, run_id, ledger.run_counts(run_id)["staged_rows"])
     # as if the finaliser had died between recording the compacted files and deleting the parts
     leftover = f"_chunks/run_id={run_id}/company=Apple/year_month=2020-09/chunk-00000.parquet"
     store.put_bytes(settings.s3.curated_bucket, leftover, b"not read again")
@@ -133,12 +133,12 @@ def test_a_finalisation_cut_short_after_recording_its_files_only_finishes_the_cl
     assert list(store.list_keys(settings.s3.curated_bucket, f"_chunks/run_id={run_id}/")) == []
 
 
-def test_replaying_every_event_changes_no_count_and_no_store(pipeline, repo, store, settings):
+def test_replaying_every_event_changes_no_count_and_no_store(pipeline, repo, ledger, store, settings):
     pub, ingestor, stager, curator, curated = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
     event = IngestRequested(run_id=run_id, request=GeneratedSource(rows=1500, seed=5))
     run_all(pub, ingestor, stager, curator, event)
-    before = repo.run_counts(run_id)
+    before = ledger.run_counts(run_id)
     docs = curated.tweets.count_documents({"lineage.run_id": run_id})
     for raw in pub.of(RawChunkReady):
         stager.handle(raw)
@@ -147,34 +147,36 @@ def test_replaying_every_event_changes_no_count_and_no_store(pipeline, repo, sto
     published = len(pub.events)
     ingestor.handle(event)  # the same run requested again (a scheduler retry): nothing is redone
     assert len(pub.events) == published
-    assert repo.run_counts(run_id) == before
+    assert ledger.run_counts(run_id) == before
     assert curated.tweets.count_documents({"lineage.run_id": run_id}) == docs
-    assert repo.run_status(run_id) == ("succeeded", None)
+    assert ledger.run_status(run_id) == ("succeeded", None)
     assert_compacted(store, settings, run_id, before["staged_rows"])  # replays after success add no part
 
 
-def test_reingesting_the_same_data_in_a_new_run_stages_nothing_new(pipeline, repo):
+def test_reingesting_the_same_data_in_a_new_run_stages_nothing_new(pipeline, repo, ledger):
     pub, ingestor, stager, curator, _ = pipeline
     request = GeneratedSource(rows=1000, seed=99)
     first, second = f"h-{uuid.uuid4().hex[:8]}", f"h-{uuid.uuid4().hex[:8]}"
     run_all(pub, ingestor, stager, curator, IngestRequested(run_id=first, request=request))
     pub.events.clear()
     run_all(pub, ingestor, stager, curator, IngestRequested(run_id=second, request=request))
-    a, b = repo.run_counts(first), repo.run_counts(second)
+    a, b = ledger.run_counts(first), ledger.run_counts(second)
     assert b["staged_rows"] == 0 and b["curated_docs"] == 0
     assert b["duplicate_rows"] == a["staged_rows"] + a["duplicate_rows"]
     assert b["rejected_rows"] == a["rejected_rows"]
-    assert repo.run_status(second) == ("succeeded", None)
+    assert ledger.run_status(second) == ("succeeded", None)
 
 
-def test_a_path_outside_the_allowed_roots_is_refused_and_nothing_goes_downstream(pipeline, repo, tmp_path):
+def test_a_path_outside_the_allowed_roots_is_refused_and_nothing_goes_downstream(
+    pipeline, repo, ledger, tmp_path
+):
     pub, ingestor, *_ = pipeline
     run_id = f"h-{uuid.uuid4().hex[:8]}"
     with pytest.raises(PermanentError, match="outside the allowed roots"):
         ingestor.handle(IngestRequested(run_id=run_id, request=PathSource(path="/etc/passwd")))
     ingestor.on_dead_letter(IngestRequested(run_id=run_id, request=PathSource(path="/etc/passwd")), "refused")
     assert pub.events == []
-    status = repo.run_status(run_id)
+    status = ledger.run_status(run_id)
     assert status is not None and status[0] == "failed" and "refused" in (status[1] or "")
 
 
@@ -192,11 +194,11 @@ def _with_roots(curator_pipeline: Any, roots: list[str]) -> Ingestor:
     _, ingestor, *_ = curator_pipeline
     pipeline_cfg = ingestor.settings.pipeline.model_copy(update={"allowed_roots": [Path(r) for r in roots]})
     settings = ingestor.settings.model_copy(update={"pipeline": pipeline_cfg})
-    return Ingestor(settings, ingestor.store, ingestor.repo, ingestor.publisher)
+    return Ingestor(settings, ingestor.store, ingestor.ledger, ingestor.publisher)
 
 
 def test_a_kaggle_shaped_folder_is_read_whole_with_its_subfolder_file_kept_byte_for_byte(
-    pipeline, repo, store, settings, tmp_path
+    pipeline, repo, ledger, store, settings, tmp_path
 ):
     from lake.transform.generate import write_csv
 
@@ -215,16 +217,16 @@ def test_a_kaggle_shaped_folder_is_read_whole_with_its_subfolder_file_kept_byte_
     run_all(
         pub, ingestor, stager, curator, IngestRequested(run_id=run_id, request=PathSource(path=str(tmp_path)))
     )
-    counts = repo.run_counts(run_id)
+    counts = ledger.run_counts(run_id)
     assert counts["raw_rows"] == 1800
     assert counts["raw_rows"] == counts["staged_rows"] + counts["rejected_rows"] + counts["duplicate_rows"]
-    assert repo.run_status(run_id) == ("succeeded", None)
+    assert ledger.run_status(run_id) == ("succeeded", None)
     for name, path in files.items():
         assert store.get_bytes(settings.s3.raw_bucket, f"runs/{run_id}/{name}") == path.read_bytes()
 
 
 def test_an_s3_prefix_under_an_allowed_root_is_ingested_and_one_outside_is_refused(
-    pipeline, repo, store, settings
+    pipeline, repo, ledger, store, settings
 ):
     from lake.transform.generate import write_csv
 
@@ -237,7 +239,7 @@ def test_an_s3_prefix_under_an_allowed_root_is_ingested_and_one_outside_is_refus
     run_id = f"h-{uuid.uuid4().hex[:8]}"
     uri = f"s3://{settings.s3.raw_bucket}/{prefix}/"
     run_all(pub, ingestor, stager, curator, IngestRequested(run_id=run_id, request=PathSource(path=uri)))
-    assert repo.run_counts(run_id)["raw_rows"] == 700
+    assert ledger.run_counts(run_id)["raw_rows"] == 700
     assert store.get_bytes(settings.s3.raw_bucket, f"runs/{run_id}/day1/tweets.csv") == buf.getvalue()
     with pytest.raises(PermanentError, match="not under an allowed s3:// root"):
         ingestor.handle(
@@ -387,9 +389,9 @@ def test_the_backfill_renders_missing_items_from_the_documents_and_loses_races(p
 
 
 def test_a_replay_from_curate_rebuilds_the_curated_layer_with_the_same_counts(
-    pipeline, repo, store, settings
+    pipeline, repo, ledger, store, settings
 ):
-    from lake.adapters.staging_repo import RunNotReplayable
+    from lake.adapters.run_ledger import RunNotReplayable
     from lake.recovery import curate_again
 
     pub, ingestor, stager, curator, curated = pipeline
@@ -401,21 +403,21 @@ def test_a_replay_from_curate_rebuilds_the_curated_layer_with_the_same_counts(
         curator,
         IngestRequested(run_id=run_id, request=GeneratedSource(rows=2000, seed=9292)),
     )
-    before = repo.run_counts(run_id)
+    before = ledger.run_counts(run_id)
     keys = assert_compacted(store, settings, run_id, before["staged_rows"])
     revisions = catalogue_revisions(repo, run_id)
     with pytest.raises(RunNotReplayable, match="no run"):
-        repo.reopen_for_replay("h-nosuchrun", "test")
-    chunks = repo.reopen_for_replay(run_id, "test")
+        ledger.reopen_for_replay("h-nosuchrun", "test")
+    chunks = ledger.reopen_for_replay(run_id, "test")
     assert [c for c, _ in chunks] == [e.chunk_id for e in pub.of(StagedChunkReady) if e.run_id == run_id]
-    assert repo.run_status(run_id) == ("running", None)
-    assert repo.run_counts(run_id)["curated_docs"] == 0  # curated again from scratch
+    assert ledger.run_status(run_id) == ("running", None)
+    assert ledger.run_counts(run_id)["curated_docs"] == 0  # curated again from scratch
     with pytest.raises(RunNotReplayable, match="is running"):
-        repo.reopen_for_replay(run_id, "test")
+        ledger.reopen_for_replay(run_id, "test")
     for event in curate_again(settings, run_id, chunks):  # what lake.recovery.replay_run publishes
         curator.handle(event)
-    assert repo.run_status(run_id) == ("succeeded", None)
-    assert repo.run_counts(run_id) == before
+    assert ledger.run_status(run_id) == ("succeeded", None)
+    assert ledger.run_counts(run_id) == before
     assert assert_compacted(store, settings, run_id, before["staged_rows"]) == keys  # same keys, none left
     now = catalogue_revisions(repo, run_id)
     assert set(now) == set(revisions) and all(now[t] > revisions[t] for t in now)  # every document rewritten
@@ -427,13 +429,13 @@ def test_a_replay_from_curate_rebuilds_the_curated_layer_with_the_same_counts(
 
 
 def test_a_replay_from_stage_applies_changed_rules_to_every_layer_as_a_fresh_ingestion_would(
-    pipeline, repo, store, settings
+    pipeline, repo, ledger, store, settings
 ):
     """A cleaning rule changes (sentiment thresholds, a shortest clean text): the replay from stage
     leaves staging, its copies (company links, hashtags, rejects, staged Parquet) and the curated
     layer (documents, catalogue, list items, Parquet) exactly as an ingestion of the same file
     under the new rules gives them, and the counts reconcile."""
-    from lake.adapters.staging_repo import RunNotReplayable
+    from lake.adapters.run_ledger import RunNotReplayable
     from lake.transform.clean import Rules
     from lake.transform.stage import stage_records
 
@@ -446,7 +448,7 @@ def test_a_replay_from_stage_applies_changed_rules_to_every_layer_as_a_fresh_ing
         curator,
         IngestRequested(run_id=run_id, request=GeneratedSource(rows=3000, seed=7171, malformed_share=0.01)),
     )
-    before = repo.run_counts(run_id)
+    before = ledger.run_counts(run_id)
     staged_before = staged_rows(repo, run_id)
     raw_events = [e for e in pub.of(RawChunkReady) if e.run_id == run_id]
     rules = Rules(sentiment_positive=0.4, sentiment_negative=-0.4, min_clean_text_chars=60)
@@ -459,17 +461,19 @@ def test_a_replay_from_stage_applies_changed_rules_to_every_layer_as_a_fresh_ing
     assert {s for s, _ in want.values()} != {s for s, _ in staged_before.values()} or len(want) > 0
 
     with pytest.raises(RunNotReplayable, match="no run"):
-        repo.reopen_for_stage_replay("h-nosuchrun", "test")
+        ledger.reopen_for_stage_replay("h-nosuchrun", "test")
     stager.rules = rules  # the stagers restarted with the new rules
-    events = repo.reopen_for_stage_replay(run_id, "test")
+    events = ledger.reopen_for_stage_replay(run_id, "test")
     assert [e.model_dump(exclude={"emitted_at", "replay"}) for e in events] == [
         e.model_dump(exclude={"emitted_at", "replay"}) for e in raw_events
     ]
     assert all(e.replay for e in events)
-    assert repo.run_status(run_id) == ("running", None)
-    assert repo.run_counts(run_id) | {"raw_rows": 0} == dict.fromkeys(before, 0)  # staged again from scratch
+    assert ledger.run_status(run_id) == ("running", None)
+    assert ledger.run_counts(run_id) | {"raw_rows": 0} == dict.fromkeys(
+        before, 0
+    )  # staged again from scratch
     with pytest.raises(RunNotReplayable, match="is running"):
-        repo.reopen_for_stage_replay(run_id, "test")
+        ledger.reopen_for_stage_replay(run_id, "test")
     mark = len(pub.of(StagedChunkReady))
     for event in events:
         stager.handle(event)
@@ -478,8 +482,8 @@ def test_a_replay_from_stage_applies_changed_rules_to_every_layer_as_a_fresh_ing
     for event in replayed:
         curator.handle(event)
 
-    after = repo.run_counts(run_id)
-    assert repo.run_status(run_id) == ("succeeded", None)
+    after = ledger.run_counts(run_id)
+    assert ledger.run_status(run_id) == ("succeeded", None)
     assert after["raw_rows"] == before["raw_rows"] == 3000
     assert after["raw_rows"] == after["staged_rows"] + after["rejected_rows"] + after["duplicate_rows"]
     assert after["staged_rows"] == after["curated_docs"] == len(want)

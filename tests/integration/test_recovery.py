@@ -12,15 +12,15 @@ import pytest
 
 from lake.adapters.broker import Publisher
 from lake.adapters.dead_letters import PRIOR_ATTEMPTS, REDRIVE_OF, DeadLetterStore, Scope
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.run_ledger import RunLedger
 from lake.recovery import redrive
 from tests.fakes import CollectingPublisher
 
 
-def failed_run(repo: StagingRepository, letters: DeadLetterStore, n: int = 1) -> tuple[str, list[str]]:
+def failed_run(ledger: RunLedger, letters: DeadLetterStore, n: int = 1) -> tuple[str, list[str]]:
     """A run whose ``n`` chunks were dead-lettered by the stager, as the consumer loop records them."""
     run_id = f"rc-{uuid.uuid4().hex[:8]}"
-    repo.create_run(run_id, {"source": "generated"}, "test")
+    ledger.create_run(run_id, {"source": "generated"}, "test")
     ids = []
     for chunk in range(n):
         at = datetime.now(UTC).replace(tzinfo=None)
@@ -41,7 +41,7 @@ def failed_run(repo: StagingRepository, letters: DeadLetterStore, n: int = 1) ->
                 at=at,
             )
         )
-        repo.fail_run(run_id, f"chunk {chunk} dead-lettered by the stager")
+        ledger.fail_run(run_id, f"chunk {chunk} dead-lettered by the stager")
     return run_id, ids
 
 
@@ -49,76 +49,76 @@ def publisher(pub: CollectingPublisher) -> Publisher:
     return cast(Publisher, pub)
 
 
-def status(repo: StagingRepository, run_id: str) -> str | None:
-    found = repo.run_status(run_id)
+def status(ledger: RunLedger, run_id: str) -> str | None:
+    found = ledger.run_status(run_id)
     return None if found is None else found[0]
 
 
-def test_a_letter_is_redriven_at_most_once_and_reopens_its_run(repo):
-    letters = DeadLetterStore(repo)
-    run_id, [lid] = failed_run(repo, letters)
+def test_a_letter_is_redriven_at_most_once_and_reopens_its_run(ledger):
+    letters = DeadLetterStore(ledger)
+    run_id, [lid] = failed_run(ledger, letters)
     pub = CollectingPublisher()
-    done = redrive(repo, publisher(pub), Scope(run_id=run_id), "test")
+    done = redrive(ledger, publisher(pub), Scope(run_id=run_id), "test")
     assert (done.letters, done.runs_reopened) == ([lid], [run_id])
     [(topic, key, value, headers)] = pub.messages
     stored = letters.get(lid)
     assert stored is not None and stored.redriven_at is not None
     assert (topic, key, value) == ("t.raw.ready", stored.event_key, stored.event_value)  # byte for byte
     assert dict(headers) == {REDRIVE_OF: lid.encode(), PRIOR_ATTEMPTS: b"5"}
-    assert status(repo, run_id) == "running"
-    again = redrive(repo, publisher(pub), Scope(letter_id=lid), "test")  # the request retried
+    assert status(ledger, run_id) == "running"
+    again = redrive(ledger, publisher(pub), Scope(letter_id=lid), "test")  # the request retried
     assert again.letters == [] and len(pub.messages) == 1
 
 
-def test_a_run_reopens_only_when_none_of_its_letters_waits(repo):
-    letters = DeadLetterStore(repo)
-    run_id, [a, b] = failed_run(repo, letters, n=2)
+def test_a_run_reopens_only_when_none_of_its_letters_waits(ledger):
+    letters = DeadLetterStore(ledger)
+    run_id, [a, b] = failed_run(ledger, letters, n=2)
     pub = CollectingPublisher()
-    assert redrive(repo, publisher(pub), Scope(letter_id=a), "test").runs_reopened == []
-    assert status(repo, run_id) == "failed"  # chunk 1 still waits: the run could never end
-    assert redrive(repo, publisher(pub), Scope(letter_id=b), "test").runs_reopened == [run_id]
+    assert redrive(ledger, publisher(pub), Scope(letter_id=a), "test").runs_reopened == []
+    assert status(ledger, run_id) == "failed"  # chunk 1 still waits: the run could never end
+    assert redrive(ledger, publisher(pub), Scope(letter_id=b), "test").runs_reopened == [run_id]
 
 
-def test_a_failed_publish_releases_the_claim_and_fails_the_run_again(repo):
-    letters = DeadLetterStore(repo)
-    run_id, [lid] = failed_run(repo, letters)
+def test_a_failed_publish_releases_the_claim_and_fails_the_run_again(ledger):
+    letters = DeadLetterStore(ledger)
+    run_id, [lid] = failed_run(ledger, letters)
     pub = CollectingPublisher()
     pub.fail_flush = RuntimeError("Kafka did not acknowledge")
     with pytest.raises(RuntimeError):
-        redrive(repo, publisher(pub), Scope(run_id=run_id), "test")
-    assert status(repo, run_id) == "failed"
-    found = repo.run_status(run_id)
+        redrive(ledger, publisher(pub), Scope(run_id=run_id), "test")
+    assert status(ledger, run_id) == "failed"
+    found = ledger.run_status(run_id)
     assert found is not None and "could not publish" in (found[1] or "")
     stored = letters.get(lid)
     assert stored is not None and stored.redriven_at is None
     pub.fail_flush = None
-    assert redrive(repo, publisher(pub), Scope(run_id=run_id), "test").letters == [lid]
+    assert redrive(ledger, publisher(pub), Scope(run_id=run_id), "test").letters == [lid]
 
 
-def test_the_claim_of_a_redrive_that_died_expires(repo):
-    letters = DeadLetterStore(repo)
-    run_id, [lid] = failed_run(repo, letters)
+def test_the_claim_of_a_redrive_that_died_expires(ledger):
+    letters = DeadLetterStore(ledger)
+    run_id, [lid] = failed_run(ledger, letters)
     stale = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=10)
-    with repo.conn.cursor() as cur:  # claimed by a redrive that died before publishing
+    with ledger.conn.cursor() as cur:  # claimed by a redrive that died before publishing
         cur.execute(
             "UPDATE dead_letters SET redrive_claimed_at = %s, redrive_request = 'dead' WHERE letter_id = %s",
             (stale, lid),
         )
-    repo.conn.commit()
+    ledger.conn.commit()
     pub = CollectingPublisher()
-    assert redrive(repo, publisher(pub), Scope(run_id=run_id), "test").letters == [lid]
-    with repo.conn.cursor() as cur:  # a live claim is left alone
+    assert redrive(ledger, publisher(pub), Scope(run_id=run_id), "test").letters == [lid]
+    with ledger.conn.cursor() as cur:  # a live claim is left alone
         cur.execute(
             "UPDATE dead_letters SET redriven_at = NULL, redrive_claimed_at = %s WHERE letter_id = %s",
             (datetime.now(UTC).replace(tzinfo=None), lid),
         )
-    repo.conn.commit()
-    assert redrive(repo, publisher(pub), Scope(run_id=run_id), "test").letters == []
+    ledger.conn.commit()
+    assert redrive(ledger, publisher(pub), Scope(run_id=run_id), "test").letters == []
 
 
-def test_a_redriven_delivery_that_fails_again_counts_every_attempt(repo):
-    letters = DeadLetterStore(repo)
-    run_id, [lid] = failed_run(repo, letters)
+def test_a_redriven_delivery_that_fails_again_counts_every_attempt(ledger):
+    letters = DeadLetterStore(ledger)
+    run_id, [lid] = failed_run(ledger, letters)
     first = letters.get(lid)
     assert first is not None
     kw: dict[str, Any] = {

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.settings import Settings
 
@@ -65,13 +66,13 @@ def new_ids(n: int) -> list[int]:
     return [base + i for i in range(n)]
 
 
-def test_a_replayed_chunk_gets_the_same_counts_and_adds_nothing(repo: StagingRepository):
+def test_a_replayed_chunk_gets_the_same_counts_and_adds_nothing(repo: StagingRepository, ledger: RunLedger):
     run = f"t-{uuid.uuid4().hex[:8]}"
     ids = new_ids(50)
     first = stage(repo, run, 0, ids + ids[:5], rejects=2)
     assert first == (57, 2, 5, 50)
     assert stage(repo, run, 0, ids + ids[:5], rejects=2) == first
-    assert repo.run_counts(run) == {
+    assert ledger.run_counts(run) == {
         "raw_rows": 0,
         "rejected_rows": 2,
         "duplicate_rows": 5,
@@ -175,21 +176,23 @@ def test_bulk_load_keeps_escapes_verbatim_and_refuses_values_the_server_would_ch
         repo.close()
 
 
-def test_a_run_is_requested_then_running_and_a_later_pickup_changes_nothing(repo: StagingRepository):
+def test_a_run_is_requested_then_running_and_a_later_pickup_changes_nothing(
+    repo: StagingRepository, ledger: RunLedger
+):
     run_id = f"r-{uuid.uuid4().hex[:8]}"
-    assert repo.run_status(run_id) is None
-    repo.record_requested(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")
-    assert repo.run_status(run_id) == ("requested", None)
-    repo.create_run(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")  # taken
-    assert repo.run_status(run_id) == ("running", None)
+    assert ledger.run_status(run_id) is None
+    ledger.record_requested(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")
+    assert ledger.run_status(run_id) == ("requested", None)
+    ledger.create_run(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")  # taken
+    assert ledger.run_status(run_id) == ("running", None)
     with repo.conn.cursor() as cur:
         cur.execute("SELECT requested_by, started_at IS NOT NULL FROM runs WHERE run_id = %s", (run_id,))
         assert cur.fetchone() == ("gateway", 1)
     repo.conn.commit()
-    repo.fail_run(run_id, "boom")
-    repo.create_run(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")  # redelivered
-    assert repo.run_status(run_id) == ("failed", "boom")
+    ledger.fail_run(run_id, "boom")
+    ledger.create_run(run_id, {"source": "generated", "rows": 10, "seed": 1}, "gateway")  # redelivered
+    assert ledger.run_status(run_id) == ("failed", "boom")
     # Airflow's runs have no row before the ingestor takes them
     airflow_run = f"bigtech_ingest-{uuid.uuid4().hex[:8]}"
-    repo.create_run(airflow_run, {"source": "generated", "rows": 10, "seed": 1}, "airflow")
-    assert repo.run_status(airflow_run) == ("running", None)
+    ledger.create_run(airflow_run, {"source": "generated", "rows": 10, "seed": 1}, "airflow")
+    assert ledger.run_status(airflow_run) == ("running", None)

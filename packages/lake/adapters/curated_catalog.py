@@ -19,15 +19,16 @@ from typing import Any
 from pydantic_core import to_json
 
 from lake.adapters.curated_repo import CuratedRepository
-from lake.adapters.staging_repo import StagingRepository, _batches
+from lake.adapters.mysql import Connected, batches
+from lake.adapters.run_ledger import record_chunk
 from lake.transform.curated_store import api_document, with_companies
 
 
 class CuratedCatalog:
-    """Writes the catalogue on the staging repository's connection, so a chunk's catalogue rows
-    and its ``curated`` progress record commit together."""
+    """Writes the catalogue on the process's MySQL session (shared with the run ledger), so a
+    chunk's catalogue rows and its ``curated`` progress record commit together."""
 
-    def __init__(self, repo: StagingRepository) -> None:
+    def __init__(self, repo: Connected) -> None:
         self.repo = repo
 
     def add_chunk(
@@ -64,12 +65,12 @@ class CuratedCatalog:
                 if replay:
                     gone = self._absent(cur, run_id, chunk_id, set(ids))
                     for table in ("curated_hashtags", "curated_companies"):
-                        for batch in _batches([*ids, *gone]):
+                        for batch in batches([*ids, *gone]):
                             cur.execute(
                                 f"DELETE FROM {table} WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
                                 list(batch),
                             )
-                    for batch in _batches(gone):
+                    for batch in batches(gone):
                         cur.execute(
                             "DELETE FROM curated_tweets WHERE run_id = %s AND chunk_id = %s"
                             f" AND twitter_id IN ({', '.join(['%s'] * len(batch))})",
@@ -94,9 +95,7 @@ class CuratedCatalog:
                     (run_id, chunk_id),
                 )
                 self._add_links(cur, links)
-                self.repo._record_chunk(
-                    cur, run_id, "curated", chunk_id, raw_key, started, {"curated_docs": len(items)}
-                )
+                record_chunk(cur, run_id, "curated", chunk_id, raw_key, started, {"curated_docs": len(items)})
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -121,7 +120,7 @@ class CuratedCatalog:
         try:
             with conn.cursor() as cur:
                 rows: list[tuple[Any, ...]] = []
-                for batch in _batches(ids):
+                for batch in batches(ids):
                     cur.execute(
                         "SELECT twitter_id, created_at, sentiment, run_id, chunk_id, item"
                         f" FROM curated_tweets WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",

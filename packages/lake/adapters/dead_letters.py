@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lake.adapters.staging_repo import StagingRepository
+from lake.adapters.mysql import Connected
 
 # Kafka headers of a redriven message (its key and value are the original's, untouched)
 REDRIVE_OF = "lake-redrive-of"
@@ -96,9 +96,9 @@ class Scope:
 
 
 class DeadLetterStore:
-    """Dead letters on the staging repository's connection (PyMySQL, synchronous)."""
+    """Dead letters on the process's MySQL session (PyMySQL, synchronous)."""
 
-    def __init__(self, repo: StagingRepository) -> None:
+    def __init__(self, repo: Connected) -> None:
         self.repo = repo
 
     def record(

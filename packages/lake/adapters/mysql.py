@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from importlib import resources
+from typing import Any, Protocol
 
 import pymysql
 import pymysql.cursors
@@ -13,6 +17,24 @@ from lake.settings import MySQLSettings
 log = logging.getLogger(__name__)
 CHARSET = "utf8mb4"
 COLLATION = "utf8mb4_unicode_ci"  # known to MariaDB and MySQL 8 alike
+
+
+def batches(rows: Sequence[Any], size: int = 1000) -> Iterable[Sequence[Any]]:
+    """``rows`` in slices of ``size`` (``IN (…)`` lists and multi-row statements stay bounded)."""
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def utc_now() -> datetime:
+    """Now, as the naive UTC time a ``DATETIME`` column holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def naive_utc(ts: datetime) -> datetime:
+    """A time as the naive UTC time a ``DATETIME`` column holds (naive times are UTC already)."""
+    if ts.tzinfo is UTC:  # the stager's times (no conversion needed)
+        return ts.replace(tzinfo=None)
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 def connect(cfg: MySQLSettings, database: bool = True, autocommit: bool = False) -> pymysql.Connection:
@@ -28,6 +50,55 @@ def connect(cfg: MySQLSettings, database: bool = True, autocommit: bool = False)
         connect_timeout=5,
         local_infile=True,
     )
+
+
+class Connected(Protocol):
+    """Anything that hands out the process's synchronous MySQL connection (a :class:`Session`, or a
+    repository built on one)."""
+
+    @property
+    def conn(self) -> pymysql.Connection: ...
+
+
+class Session:
+    """One lazily opened MySQL connection, reopened when the server closed it; shared by the run
+    ledger and the repositories of one process, so that their writes can share a transaction.
+
+    Read committed: the lineage check after ``INSERT IGNORE`` must see rows other replicas
+    committed meanwhile, not this transaction's older snapshot."""
+
+    def __init__(self, cfg: MySQLSettings) -> None:
+        self.cfg = cfg
+        self._conn: pymysql.Connection | None = None
+
+    @classmethod
+    def of(cls, db: MySQLSettings | Session) -> Session:
+        return db if isinstance(db, Session) else cls(db)
+
+    @property
+    def conn(self) -> pymysql.Connection:
+        if self._conn is not None and self._conn.open:
+            try:
+                self._conn.ping(reconnect=False)
+            except pymysql.err.Error:  # the server closed an idle connection: open a fresh one
+                self._conn.close()
+                self._conn = None
+        if self._conn is None or not self._conn.open:
+            self._conn = connect(self.cfg)
+            with self._conn.cursor() as cur:
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        return self._conn
+
+    def rollback(self) -> None:
+        """Roll back whatever the connection holds, if it is open (errors ignored)."""
+        if self._conn is not None and self._conn.open:
+            with contextlib.suppress(pymysql.err.Error):
+                self._conn.rollback()
+
+    def close(self) -> None:
+        if self._conn is not None and self._conn.open:
+            self._conn.close()
+        self._conn = None
 
 
 def migrations() -> list[tuple[str, str]]:

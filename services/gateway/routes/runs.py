@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
-from lake.adapters.staging_repo import RunNotReplayable
+from lake.adapters.run_ledger import RunNotReplayable
 from lake.events import GeneratedSource, KaggleSource, PathSource, Source
 from lake.recovery import replay_run as replay_layers
 from lake.runs import request_run
