@@ -51,48 +51,18 @@ class Redriven:
 
 
 def redrive(repo: RunLedger, publisher: Publisher, scope: Scope, requested_by: str) -> Redriven:
+    """Publish the dead letters in ``scope`` again, each at most once, and reopen each failed run
+    none of whose letters waits any more. In three steps: the letters are claimed under a request
+    id and their runs reopened, in one transaction; they are published with their redrive headers;
+    they are marked redriven. If publishing fails, the claim is released and the reopened runs
+    fail again; a claim left by a crash expires after ``CLAIM_TIMEOUT_S``."""
     request = Redriven(request_id=uuid.uuid4().hex)
     conn = repo.conn
-    where, args = scope.where()
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                "UPDATE dead_letters SET redrive_claimed_at = %s, redrive_request = %s"
-                f" WHERE {where} AND redriven_at IS NULL AND (redrive_claimed_at IS NULL"
-                " OR redrive_claimed_at < %s - INTERVAL %s SECOND)",
-                [now, request.request_id, *args, now, CLAIM_TIMEOUT_S],
-            )
-            cur.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM dead_letters WHERE redrive_request = %s"
-                " AND redriven_at IS NULL ORDER BY seq",
-                (request.request_id,),
-            )
-            claimed = [Letter.of(r) for r in cur.fetchall()]
-            runs = sorted({x.run_id for x in claimed if x.run_id})
-            for run_id in runs:
-                cur.execute(
-                    "SELECT COUNT(*) FROM dead_letters WHERE run_id = %s AND redriven_at IS NULL"
-                    " AND NOT (redrive_request <=> %s)",
-                    (run_id, request.request_id),
-                )
-                left = cur.fetchone()
-                if left and int(left[0]) == 0:
-                    cur.execute(
-                        "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL"
-                        " WHERE run_id = %s AND status = 'failed'",
-                        (run_id,),
-                    )
-                    if cur.rowcount:
-                        request.runs_reopened.append(run_id)
-                n = sum(1 for x in claimed if x.run_id == run_id)
-                add_history(
-                    cur,
-                    run_id,
-                    "redriven",
-                    f"{n} dead letter(s) by {requested_by[:64]} ({request.request_id})",
-                    now,
-                )
+            claimed = _claim(cur, scope, request.request_id, now)
+            _reopen_runs(cur, claimed, request, requested_by, now)
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -121,6 +91,48 @@ def redrive(repo: RunLedger, publisher: Publisher, scope: Scope, requested_by: s
     conn.commit()
     request.letters = [x.letter_id for x in claimed]
     return request
+
+
+def _claim(cur: Any, scope: Scope, request_id: str, now: datetime) -> list[Letter]:
+    """Claim the scope's letters not redriven yet (nor claimed by a live request) for ``request_id``."""
+    where, args = scope.where()
+    cur.execute(
+        "UPDATE dead_letters SET redrive_claimed_at = %s, redrive_request = %s"
+        f" WHERE {where} AND redriven_at IS NULL AND (redrive_claimed_at IS NULL"
+        " OR redrive_claimed_at < %s - INTERVAL %s SECOND)",
+        [now, request_id, *args, now, CLAIM_TIMEOUT_S],
+    )
+    cur.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM dead_letters WHERE redrive_request = %s"
+        " AND redriven_at IS NULL ORDER BY seq",
+        (request_id,),
+    )
+    return [Letter.of(r) for r in cur.fetchall()]
+
+
+def _reopen_runs(
+    cur: Any, claimed: list[Letter], request: Redriven, requested_by: str, now: datetime
+) -> None:
+    """Each failed run of the claimed letters that has no other letter waiting goes back to
+    ``running``; every run's history notes the redrive."""
+    for run_id in sorted({x.run_id for x in claimed if x.run_id}):
+        cur.execute(
+            "SELECT COUNT(*) FROM dead_letters WHERE run_id = %s AND redriven_at IS NULL"
+            " AND NOT (redrive_request <=> %s)",
+            (run_id, request.request_id),
+        )
+        left = cur.fetchone()
+        if left and int(left[0]) == 0:
+            cur.execute(
+                "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL"
+                " WHERE run_id = %s AND status = 'failed'",
+                (run_id,),
+            )
+            if cur.rowcount:
+                request.runs_reopened.append(run_id)
+        n = sum(1 for x in claimed if x.run_id == run_id)
+        detail = f"{n} dead letter(s) by {requested_by[:64]} ({request.request_id})"
+        add_history(cur, run_id, "redriven", detail, now)
 
 
 def redrive_dead_letters(settings: Settings, scope: Scope, requested_by: str) -> Redriven:

@@ -97,6 +97,18 @@ class Wiring(Generic[E]):
     on_dead_letter: Callable[[E | None, str], None] | None = None
 
 
+STOPPING_UNFINISHED = "stopping with the event unfinished: it is redelivered after restart"
+
+
+@dataclass
+class _Tries:
+    """One event's attempts so far (store waits do not count), store waits, and seconds waited."""
+
+    attempts: int = 0
+    waits: int = 0
+    waited: float = 0.0
+
+
 class ConsumerLoop(Generic[E]):
     def __init__(
         self,
@@ -148,79 +160,98 @@ class ConsumerLoop(Generic[E]):
         token = log_context.set({"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})
         started = time.perf_counter()
         try:
-            try:
-                parsed = parse(msg.topic, msg.value, self.settings.kafka.topic_prefix)
-                if not isinstance(parsed, self.wiring.event_type):  # a misrouted topic
-                    raise ValueError(
-                        f"{type(parsed).__name__} on {msg.topic}: {self.service} consumes"
-                        f" {self.wiring.event_type.__name__}"
-                    )
-            except (ValidationError, ValueError, KeyError) as exc:
-                self._dead_letter(msg, None, exc, attempts=1)
+            event = self._parse(msg)
+            if event is None:
                 return
-            event: E = parsed
             ctx: dict[str, Any] = {"run_id": event.run_id}
             if isinstance(event, ChunkEvent):
                 ctx["chunk_id"] = event.chunk_id
             log_context.set({**log_context.get(), **ctx})
-            attempts, waits, waited = 0, 0, 0.0
-            kafka = self.settings.kafka
-            while True:
-                attempts += 1
-                try:
-                    self.wiring.handle(event)
-                    self.publisher.flush()
-                    EVENTS.labels(self.service, "ok").inc()
-                    break
-                except PermanentError as exc:
-                    self._dead_letter(msg, event, exc, attempts)  # commits its offset
-                    return
-                except Exception as exc:
-                    if self.stopping.is_set():
-                        log.warning("stopping with the event unfinished: it is redelivered after restart")
-                        return  # offset left uncommitted on purpose
-                    store = unavailable_store(exc)
-                    if store is not None:  # wait for the store; this is not the event's fault
-                        attempts -= 1
-                        # MySQL holds the dead letters and the run ledger: a letter written while
-                        # it is down could never be listed or redriven, so MySQL is waited for
-                        if waited >= kafka.store_wait_s and store != "mysql":
-                            gone = StoreUnavailable(
-                                f"{store} unavailable for {waited:.0f} s: {describe(exc)}"
-                            )
-                            self._dead_letter(msg, event, gone, attempts + 1)
-                            return
-                        waits += 1
-                        delay = self._delay(waits)
-                        if store != "mysql":
-                            delay = min(delay, kafka.store_wait_s - waited)
-                        log.warning(
-                            "%s unavailable (%s); waiting %.1f s before trying again (%.0f of %.0f s waited)",
-                            store,
-                            type(exc).__name__,
-                            delay,
-                            waited,
-                            kafka.store_wait_s,
-                        )
-                        STORE_WAITS.labels(self.service, store).inc()
-                        waited += delay
-                    else:
-                        if attempts >= kafka.max_attempts:
-                            self._dead_letter(msg, event, exc, attempts)  # commits its offset
-                            return
-                        delay = self._delay(attempts)
-                        log.warning(
-                            "attempt %d failed: %s; retrying in %.1f s", attempts, describe(exc), delay
-                        )
-                    EVENTS.labels(self.service, "retry").inc()
-                    self._wait(delay)
-                    if self.stopping.is_set():
-                        log.warning("stopping with the event unfinished: it is redelivered after restart")
-                        return
-            self._commit(msg)
+            if self._handle_until_done(msg, event):
+                self._commit(msg)
         finally:
             CHUNK_SECONDS.labels(self.service).observe(time.perf_counter() - started)
             log_context.reset(token)
+
+    def _parse(self, msg: Any) -> E | None:
+        """The message's event, or None once a message that is no event of ours is dead-lettered."""
+        try:
+            parsed = parse(msg.topic, msg.value, self.settings.kafka.topic_prefix)
+            if not isinstance(parsed, self.wiring.event_type):  # a misrouted topic
+                raise ValueError(
+                    f"{type(parsed).__name__} on {msg.topic}: {self.service} consumes"
+                    f" {self.wiring.event_type.__name__}"
+                )
+        except (ValidationError, ValueError, KeyError) as exc:
+            self._dead_letter(msg, None, exc, attempts=1)
+            return None
+        event: E = parsed
+        return event
+
+    def _handle_until_done(self, msg: Any, event: E) -> bool:
+        """Handle the event, retrying; True once it is handled and its outputs flushed (its offset
+        may be committed), False when it was dead-lettered (offset committed there) or the loop is
+        stopping (offset left uncommitted on purpose: the event is redelivered after restart)."""
+        tries = _Tries()
+        while True:
+            tries.attempts += 1
+            try:
+                self.wiring.handle(event)
+                self.publisher.flush()
+                EVENTS.labels(self.service, "ok").inc()
+                return True
+            except PermanentError as exc:
+                self._dead_letter(msg, event, exc, tries.attempts)
+                return False
+            except Exception as exc:
+                if self.stopping.is_set():
+                    log.warning(STOPPING_UNFINISHED)
+                    return False
+                delay = self._retry_delay(msg, event, exc, tries)
+                if delay is None:
+                    return False
+                EVENTS.labels(self.service, "retry").inc()
+                self._wait(delay)
+                if self.stopping.is_set():
+                    log.warning(STOPPING_UNFINISHED)
+                    return False
+
+    def _retry_delay(self, msg: Any, event: E, exc: Exception, tries: _Tries) -> float | None:
+        """Seconds to wait before the next attempt, or None once the event was dead-lettered.
+
+        A store that does not answer is waited for (not the event's fault: the attempt does not
+        count) up to ``store_wait_s``; MySQL holds the dead letters and the run ledger, so a letter
+        written while it is down could never be listed or redriven: MySQL is waited for without
+        that limit. Any other error counts an attempt, up to ``max_attempts``."""
+        kafka = self.settings.kafka
+        store = unavailable_store(exc)
+        if store is None:
+            if tries.attempts >= kafka.max_attempts:
+                self._dead_letter(msg, event, exc, tries.attempts)
+                return None
+            delay = self._delay(tries.attempts)
+            log.warning("attempt %d failed: %s; retrying in %.1f s", tries.attempts, describe(exc), delay)
+            return delay
+        tries.attempts -= 1
+        if tries.waited >= kafka.store_wait_s and store != "mysql":
+            gone = StoreUnavailable(f"{store} unavailable for {tries.waited:.0f} s: {describe(exc)}")
+            self._dead_letter(msg, event, gone, tries.attempts + 1)
+            return None
+        tries.waits += 1
+        delay = self._delay(tries.waits)
+        if store != "mysql":
+            delay = min(delay, kafka.store_wait_s - tries.waited)
+        log.warning(
+            "%s unavailable (%s); waiting %.1f s before trying again (%.0f of %.0f s waited)",
+            store,
+            type(exc).__name__,
+            delay,
+            tries.waited,
+            kafka.store_wait_s,
+        )
+        STORE_WAITS.labels(self.service, store).inc()
+        tries.waited += delay
+        return delay
 
     def _delay(self, step: int) -> float:
         return backoff_delay(self.settings, step)

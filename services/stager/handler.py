@@ -28,7 +28,7 @@ from lake.runner import PermanentError
 from lake.schema import STAGED_ROW
 from lake.settings import Settings
 from lake.transform.chunking import check_header
-from lake.transform.stage import rejected_key, stage_records, staged_key
+from lake.transform.stage import ChunkRows, rejected_key, stage_records, staged_key
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +51,7 @@ class Stager:
 
     def handle(self, event: RawChunkReady) -> None:
         started = datetime.now(UTC)
-        try:
-            check_header(event.columns, event.key)
-        except ValueError as exc:
-            raise PermanentError(str(exc)) from exc
-        data = self.store.get_range(event.bucket, event.key, event.byte_start, event.byte_end)
-        if hashlib.sha256(data).hexdigest() != event.sha256:
-            raise PermanentError(
-                f"checksum mismatch for {event.key} bytes {event.byte_start}-{event.byte_end}"
-            )
-        lineage = {"run_id": event.run_id, "chunk_id": event.chunk_id, "raw_key": event.key}
-        chunk = stage_records(data, event.columns, event.first_record, lineage, self.rules)
-        if chunk.records != event.records:
-            raise PermanentError(f"chunk holds {chunk.records} records, the event announced {event.records}")
+        chunk = self._read_and_validate(event)
         result = self.repo.stage_chunk(
             event.run_id,
             event.chunk_id,
@@ -80,30 +68,7 @@ class Stager:
         bucket = self.settings.s3.staging_bucket
         key = staged_key(event.run_id, event.chunk_id)
         self.store.put_bytes(bucket, key, to_parquet(owned))
-        if chunk.rejects:
-            lines = [
-                json.dumps(
-                    {
-                        "run_id": event.run_id,
-                        "chunk_id": event.chunk_id,
-                        "raw_key": event.key,
-                        "record_no": no,
-                        "reason": reason,
-                        "column": col,
-                        "value": val,
-                    },
-                    ensure_ascii=False,
-                )
-                for no, reason, col, val in chunk.rejects
-            ]
-            self.store.put_bytes(
-                bucket,
-                rejected_key(event.run_id, event.chunk_id),
-                ("\n".join(lines) + "\n").encode(),
-                "application/x-ndjson",
-            )
-        elif event.replay:  # the replayed chunk rejects nothing now: no stale rejects object
-            self.store.delete(bucket, rejected_key(event.run_id, event.chunk_id))
+        self._keep_rejects(event, chunk.rejects)
         counts = ChunkCounts(
             raw_rows=result.raw_rows,
             rejected_rows=result.rejected_rows,
@@ -123,6 +88,55 @@ class Stager:
         for outcome in ("rejected_rows", "duplicate_rows", "staged_rows"):
             RECORDS.labels("stager", outcome.removesuffix("_rows")).inc(getattr(counts, outcome))
         log.info("chunk staged", extra={"fields": counts.model_dump()})
+
+    def _read_and_validate(self, event: RawChunkReady) -> ChunkRows:
+        """The chunk's bytes, checked against the event (header, checksum, record count), staged
+        into rows, links and rejects; a mismatch is permanent (the raw object is what it is)."""
+        try:
+            check_header(event.columns, event.key)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from exc
+        data = self.store.get_range(event.bucket, event.key, event.byte_start, event.byte_end)
+        if hashlib.sha256(data).hexdigest() != event.sha256:
+            raise PermanentError(
+                f"checksum mismatch for {event.key} bytes {event.byte_start}-{event.byte_end}"
+            )
+        lineage = {"run_id": event.run_id, "chunk_id": event.chunk_id, "raw_key": event.key}
+        chunk = stage_records(data, event.columns, event.first_record, lineage, self.rules)
+        if chunk.records != event.records:
+            raise PermanentError(f"chunk holds {chunk.records} records, the event announced {event.records}")
+        return chunk
+
+    def _keep_rejects(
+        self, event: RawChunkReady, rejects: list[tuple[int, str, str | None, str | None]]
+    ) -> None:
+        """The chunk's rejected records as JSON lines in the staging bucket (none: no object)."""
+        bucket = self.settings.s3.staging_bucket
+        if not rejects:
+            if event.replay:  # the replayed chunk rejects nothing now: no stale rejects object
+                self.store.delete(bucket, rejected_key(event.run_id, event.chunk_id))
+            return
+        lines = [
+            json.dumps(
+                {
+                    "run_id": event.run_id,
+                    "chunk_id": event.chunk_id,
+                    "raw_key": event.key,
+                    "record_no": no,
+                    "reason": reason,
+                    "column": col,
+                    "value": val,
+                },
+                ensure_ascii=False,
+            )
+            for no, reason, col, val in rejects
+        ]
+        self.store.put_bytes(
+            bucket,
+            rejected_key(event.run_id, event.chunk_id),
+            ("\n".join(lines) + "\n").encode(),
+            "application/x-ndjson",
+        )
 
     def on_dead_letter(self, event: RawChunkReady | None, error: str) -> None:
         if event is not None:

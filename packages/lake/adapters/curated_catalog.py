@@ -63,19 +63,7 @@ class CuratedCatalog:
         try:
             with conn.cursor() as cur:
                 if replay:
-                    gone = self._absent(cur, run_id, chunk_id, set(ids))
-                    for table in ("curated_hashtags", "curated_companies"):
-                        for batch in batches([*ids, *gone]):
-                            cur.execute(
-                                f"DELETE FROM {table} WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
-                                list(batch),
-                            )
-                    for batch in batches(gone):
-                        cur.execute(
-                            "DELETE FROM curated_tweets WHERE run_id = %s AND chunk_id = %s"
-                            f" AND twitter_id IN ({', '.join(['%s'] * len(batch))})",
-                            [run_id, chunk_id, *batch],
-                        )
+                    gone = self._uncatalogue_replayed(cur, run_id, chunk_id, ids)
                 if items:  # PyMySQL sends executemany of one INSERT … VALUES as multi-row statements
                     cur.executemany(
                         "INSERT INTO curated_tweets"
@@ -100,6 +88,25 @@ class CuratedCatalog:
         except BaseException:
             conn.rollback()
             raise
+        return gone
+
+    def _uncatalogue_replayed(self, cur: Any, run_id: str, chunk_id: int, ids: list[int]) -> list[int]:
+        """Before a replayed chunk is catalogued again: its tweets' hashtags and company links are
+        deleted (rewritten next), and so are the tweets catalogued under it that it no longer
+        holds; those ids are returned."""
+        gone = self._absent(cur, run_id, chunk_id, set(ids))
+        for table in ("curated_hashtags", "curated_companies"):
+            for batch in batches([*ids, *gone]):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                    list(batch),
+                )
+        for batch in batches(gone):
+            cur.execute(
+                "DELETE FROM curated_tweets WHERE run_id = %s AND chunk_id = %s"
+                f" AND twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                [run_id, chunk_id, *batch],
+            )
         return gone
 
     @staticmethod

@@ -128,13 +128,9 @@ class DeadLetterStore:
         conn = self.repo.conn
         try:
             with conn.cursor() as cur:
-                first = at
-                if redrive_of is not None:
-                    cur.execute(
-                        "SELECT first_failed_at FROM dead_letters WHERE letter_id = %s", (redrive_of,)
-                    )
-                    found = cur.fetchone()
-                    first = found[0] if found else at
+                first = at if redrive_of is None else self._first_failed_at(cur, redrive_of, at)
+                what = (lid, topic, service, run_id, chunk_id, error_type[:128], error[:4000])
+                when = (prior + attempts, first, at, key, value, redrive_of)
                 cur.execute(
                     "INSERT INTO dead_letters (letter_id, source_topic, service, run_id, chunk_id,"
                     " error_type, error, attempts, first_failed_at, last_failed_at, event_key,"
@@ -142,28 +138,20 @@ class DeadLetterStore:
                     " ON DUPLICATE KEY UPDATE attempts = attempts + %s,"
                     " last_failed_at = VALUES(last_failed_at), error = VALUES(error),"
                     " error_type = VALUES(error_type)",
-                    (
-                        lid,
-                        topic,
-                        service,
-                        run_id,
-                        chunk_id,
-                        error_type[:128],
-                        error[:4000],
-                        prior + attempts,
-                        first,
-                        at,
-                        key,
-                        value,
-                        redrive_of,
-                        attempts,
-                    ),
+                    (*what, *when, attempts),
                 )
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
         return lid
+
+    @staticmethod
+    def _first_failed_at(cur: Any, redrive_of: str, at: datetime) -> datetime:
+        """When the delivery a redrive repeats first failed (``at`` if its letter is gone)."""
+        cur.execute("SELECT first_failed_at FROM dead_letters WHERE letter_id = %s", (redrive_of,))
+        found = cur.fetchone()
+        return found[0] if found else at
 
     def get(self, lid: str) -> Letter | None:
         with self.repo.conn.cursor() as cur:

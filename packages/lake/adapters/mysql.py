@@ -101,6 +101,20 @@ class Session:
         self._conn = None
 
 
+class OnSession:
+    """A store adapter on a :class:`Session` (its own, or one it shares with the process's others)."""
+
+    def __init__(self, db: MySQLSettings | Session) -> None:
+        self.db = Session.of(db)
+
+    @property
+    def conn(self) -> pymysql.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.db.close()
+
+
 def migrations() -> list[tuple[str, str]]:
     folder = resources.files("lake") / "migrations"
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)

@@ -18,11 +18,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import pymysql
-
-from lake.adapters.mysql import Session, naive_utc, utc_now
+from lake.adapters.mysql import OnSession, naive_utc, utc_now
 from lake.events import COUNT_NAMES, RawChunkReady
-from lake.settings import MySQLSettings
 
 T = TypeVar("T")
 STAGED_COUNTS = COUNT_NAMES[:4]  # what a staged chunk counts (curated_docs is the curator's)
@@ -55,17 +52,7 @@ def record_chunk(
     )
 
 
-class RunLedger:
-    def __init__(self, db: MySQLSettings | Session) -> None:
-        self.db = Session.of(db)
-
-    @property
-    def conn(self) -> pymysql.Connection:
-        return self.db.conn
-
-    def close(self) -> None:
-        self.db.close()
-
+class RunLedger(OnSession):
     def record_requested(self, run_id: str, source: dict[str, Any], requested_by: str) -> None:
         """The run exists from the moment it is accepted (``lake.runs.request_run``)."""
         with self.conn.cursor() as cur:

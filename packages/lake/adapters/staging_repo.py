@@ -17,10 +17,9 @@ from typing import Any
 
 import pymysql
 
-from lake.adapters.mysql import Session, batches, naive_utc, utc_now
+from lake.adapters.mysql import OnSession, batches, naive_utc, utc_now
 from lake.adapters.run_ledger import record_chunk
 from lake.schema import STAGED_COLUMNS
-from lake.settings import MySQLSettings
 
 TWEET_COLUMNS = STAGED_COLUMNS  # lake.schema.STAGED_ROW: the tweets table's columns in order
 DEADLOCK_CODES = {1205, 1213}
@@ -48,17 +47,7 @@ def _esc(value: str) -> str:
     return value.translate(_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
 
 
-class StagingRepository:
-    def __init__(self, db: MySQLSettings | Session) -> None:
-        self.db = Session.of(db)
-
-    @property
-    def conn(self) -> pymysql.Connection:
-        return self.db.conn
-
-    def close(self) -> None:
-        self.db.close()
-
+class StagingRepository(OnSession):
     def cross_linked_ids(self, run_id: str) -> list[int]:
         """Tweets this run linked to a company although another chunk (or run) staged them first."""
         with self.conn.cursor() as cur:
@@ -124,82 +113,104 @@ class StagingRepository:
     ) -> StageResult:
         now = utc_now()
         rows = sorted(rows, key=lambda r: r["twitter_id"])  # one lock order for every replica
-        ids = [r["twitter_id"] for r in rows]
         with self.conn.cursor() as cur:
             before = self._unstage_chunk(cur, run_id, chunk_id) if replay else set()
-            if rejects:
-                cur.executemany(
-                    "INSERT IGNORE INTO rejected_rows (run_id, chunk_id, record_no, raw_key, reason,"
-                    " column_name, value, rejected_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (run_id, chunk_id, no, raw_key, reason, col, val, now)
-                        for no, reason, col, val in rejects
-                    ],
-                )
+            self._insert_rejects(cur, run_id, chunk_id, raw_key, rejects, now)
             self._load_tweets(cur, rows, run_id, chunk_id, raw_key, now)
-            owned: set[int] = set()
-            for batch in batches(ids, 5000):
-                cur.execute(
-                    f"SELECT twitter_id FROM tweets WHERE run_id = %s AND chunk_id = %s"
-                    f" AND twitter_id IN ({', '.join(['%s'] * len(batch))})",
-                    (run_id, chunk_id, *batch),
-                )
-                owned.update(int(r[0]) for r in cur.fetchall())
-            kept = self._kept_time_and_sentiment(cur, rows, owned, {tid for tid, _, _ in links})
-            tag_lines = [
-                f"{tid}\t{_esc(tag[:191])}\t{kept[tid]}\n"
-                for tid in sorted(owned)
-                for tag in hashtags.get(tid, [])
-            ]
-            tag_columns = ("twitter_id", "hashtag", "created_at", "sentiment")
-            self._load(cur, "tweet_hashtags", tag_columns, tag_lines, chunk_id, run_id)
-            link_rows = sorted({(tid, comp): no for tid, comp, no in links}.items())
-            tail = f"\t{_esc(run_id)}\t{chunk_id}\t"
-            link_lines = [f"{tid}\t{_esc(comp)}{tail}{no}\t{kept[tid]}\n" for (tid, comp), no in link_rows]
-            columns = ("twitter_id", "company", "run_id", "chunk_id", "record_no", "created_at", "sentiment")
-            self._load(cur, "tweet_companies", columns, link_lines, chunk_id, run_id)
-            valid = len(links)
+            owned = self._owned(cur, run_id, chunk_id, [r["twitter_id"] for r in rows])
+            self._load_tags_and_links(cur, run_id, chunk_id, rows, owned, links, hashtags)
             staged = len(owned)
-            result = StageResult(raw_rows, len(rejects), valid - staged, staged, frozenset(owned))
-            record_chunk(
-                cur,
-                run_id,
-                "staged",
-                chunk_id,
-                raw_key,
-                started,
-                {
-                    "raw_rows": raw_rows,
-                    "rejected_rows": result.rejected_rows,
-                    "duplicate_rows": result.duplicate_rows,
-                    "staged_rows": staged,
-                },
-            )
-            facets: Counter[tuple[str, str]] = Counter()
-            daily: Counter[tuple[str, str, str]] = Counter()
-            for r in rows:
-                if r["twitter_id"] in owned:
-                    facets["company", r["company"]] += 1
-                    facets["sentiment", r["sentiment"]] += 1
-                    daily[naive_utc(r["created_at"]).strftime("%Y-%m-%d"), r["company"], r["sentiment"]] += 1
+            result = StageResult(raw_rows, len(rejects), len(links) - staged, staged, frozenset(owned))
+            counts = {
+                "raw_rows": raw_rows,
+                "rejected_rows": result.rejected_rows,
+                "duplicate_rows": result.duplicate_rows,
+                "staged_rows": staged,
+            }
+            record_chunk(cur, run_id, "staged", chunk_id, raw_key, started, counts)
             if replay:
                 self._restaged(cur, run_id, chunk_id, before - owned)
-            cur.execute("DELETE FROM chunk_facets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
-            if facets:
-                cur.executemany(
-                    "INSERT INTO chunk_facets (run_id, chunk_id, facet, value, n)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    [(run_id, chunk_id, f, v, n) for (f, v), n in sorted(facets.items())],
-                )
-            cur.execute("DELETE FROM chunk_daily WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
-            if daily:
-                cur.executemany(
-                    "INSERT INTO chunk_daily (run_id, chunk_id, day, company, sentiment, n)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
-                    [(run_id, chunk_id, d, c, s, n) for (d, c, s), n in sorted(daily.items())],
-                )
+            self._count_facets(cur, run_id, chunk_id, [r for r in rows if r["twitter_id"] in owned])
         self.conn.commit()
         return result
+
+    @staticmethod
+    def _insert_rejects(
+        cur: Any,
+        run_id: str,
+        chunk_id: int,
+        raw_key: str,
+        rejects: list[tuple[int, str, str | None, str | None]],
+        now: datetime,
+    ) -> None:
+        if rejects:
+            cur.executemany(
+                "INSERT IGNORE INTO rejected_rows (run_id, chunk_id, record_no, raw_key, reason,"
+                " column_name, value, rejected_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(run_id, chunk_id, no, raw_key, reason, col, val, now) for no, reason, col, val in rejects],
+            )
+
+    @staticmethod
+    def _owned(cur: Any, run_id: str, chunk_id: int, ids: list[int]) -> set[int]:
+        """The ids whose rows this chunk holds after its load (the first ingestion of an id wins)."""
+        owned: set[int] = set()
+        for batch in batches(ids, 5000):
+            cur.execute(
+                f"SELECT twitter_id FROM tweets WHERE run_id = %s AND chunk_id = %s"
+                f" AND twitter_id IN ({', '.join(['%s'] * len(batch))})",
+                (run_id, chunk_id, *batch),
+            )
+            owned.update(int(r[0]) for r in cur.fetchall())
+        return owned
+
+    def _load_tags_and_links(
+        self,
+        cur: Any,
+        run_id: str,
+        chunk_id: int,
+        rows: list[dict[str, Any]],
+        owned: set[int],
+        links: list[tuple[int, str, int]],
+        hashtags: dict[int, list[str]],
+    ) -> None:
+        """The hashtags of the tweets the chunk owns, and a company link for every valid record,
+        each with its tweet's kept time and sentiment (migration 004)."""
+        kept = self._kept_time_and_sentiment(cur, rows, owned, {tid for tid, _, _ in links})
+        tag_lines = [
+            f"{tid}\t{_esc(tag[:191])}\t{kept[tid]}\n"
+            for tid in sorted(owned)
+            for tag in hashtags.get(tid, [])
+        ]
+        tag_columns = ("twitter_id", "hashtag", "created_at", "sentiment")
+        self._load(cur, "tweet_hashtags", tag_columns, tag_lines, chunk_id, run_id)
+        link_rows = sorted({(tid, comp): no for tid, comp, no in links}.items())
+        tail = f"\t{_esc(run_id)}\t{chunk_id}\t"
+        link_lines = [f"{tid}\t{_esc(comp)}{tail}{no}\t{kept[tid]}\n" for (tid, comp), no in link_rows]
+        columns = ("twitter_id", "company", "run_id", "chunk_id", "record_no", "created_at", "sentiment")
+        self._load(cur, "tweet_companies", columns, link_lines, chunk_id, run_id)
+
+    @staticmethod
+    def _count_facets(cur: Any, run_id: str, chunk_id: int, owned_rows: list[dict[str, Any]]) -> None:
+        """The chunk's tweets per company and sentiment, and per day (what ``/stats`` sums)."""
+        facets: Counter[tuple[str, str]] = Counter()
+        daily: Counter[tuple[str, str, str]] = Counter()
+        for r in owned_rows:
+            facets["company", r["company"]] += 1
+            facets["sentiment", r["sentiment"]] += 1
+            daily[naive_utc(r["created_at"]).strftime("%Y-%m-%d"), r["company"], r["sentiment"]] += 1
+        cur.execute("DELETE FROM chunk_facets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
+        if facets:
+            cur.executemany(
+                "INSERT INTO chunk_facets (run_id, chunk_id, facet, value, n) VALUES (%s, %s, %s, %s, %s)",
+                [(run_id, chunk_id, f, v, n) for (f, v), n in sorted(facets.items())],
+            )
+        cur.execute("DELETE FROM chunk_daily WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
+        if daily:
+            cur.executemany(
+                "INSERT INTO chunk_daily (run_id, chunk_id, day, company, sentiment, n)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                [(run_id, chunk_id, d, c, s, n) for (d, c, s), n in sorted(daily.items())],
+            )
 
     @staticmethod
     def _unstage_chunk(cur: Any, run_id: str, chunk_id: int) -> set[int]:
