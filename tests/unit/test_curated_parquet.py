@@ -55,6 +55,21 @@ def test_the_columnar_table_equals_the_row_by_row_one():
     assert cp.table_of(docs).equals(expected)
 
 
+def test_each_partition_holds_its_documents_in_order_as_built_alone():
+    # interleaved companies and two months: each group is a slice of one table of the batch
+    docs = [d for pair in zip(_docs(30), _docs(30, 200, "Tesla"), strict=True) for d in pair]
+    for d in docs[::7]:
+        d["date"] = "2020-10" + d["date"][7:]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in docs:
+        groups.setdefault((d["company"], d["date"][:7]), []).append(d)
+    tables = cp.partitions(docs)
+    assert list(tables) == sorted(groups) and len(tables) == 4
+    for part, group in groups.items():
+        assert tables[part].equals(cp.table_of(group))
+        assert pq.read_table(pa.BufferReader(cp.table_bytes(tables[part]))).equals(cp.table_of(group))
+
+
 def test_part_keys_are_deterministic_and_carry_the_partition():
     key = cp.chunk_part_key("r1", "Apple", "2020-09", 7)
     assert key == "_chunks/run_id=r1/company=Apple/year_month=2020-09/chunk-00007.parquet"

@@ -21,6 +21,24 @@ def test_no_padding_and_truncation_at_the_maximum(tok):
     assert len(long) == 16 and long[0] == 101 and long[-1] == 102
 
 
+def test_the_fast_batch_gives_the_ids_of_the_full_encoding(tok):
+    # encode() leaves the offsets out (encode_batch_fast); the ids are those of encode_batch
+    import io
+
+    from lake.transform.chunking import read_columns
+    from lake.transform.generate import write_csv
+    from lake.transform.stage import stage_records
+
+    buf = io.BytesIO()
+    write_csv(buf, 2000, seed=5)
+    columns, header = read_columns(io.BytesIO(buf.getvalue()), "x.csv")
+    rows = stage_records(
+        buf.getvalue()[header:], columns, 1, {"run_id": "r", "chunk_id": 0, "raw_key": "k"}
+    ).rows
+    texts = [r["clean_text"] for r in rows] + ["Ünïcödé ßtraße 🔥 日本語", "", "a" * 500]
+    assert tok.encode(texts) == [e.ids for e in tok.tokenizer.encode_batch(texts)]
+
+
 def test_vocabulary_is_bert_base_uncased_and_hashed(tok):
     assert tok.tokenizer.get_vocab_size() == 30522
     assert tok.meta() == {"tokenizer": "bert-base-uncased", "vocab_sha256": tok.vocab_sha256}

@@ -93,11 +93,22 @@ def flat_row(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def partitions(docs: Iterable[dict[str, Any]]) -> dict[tuple[str, str], pa.Table]:
-    """The documents grouped by (company, month) as tables of :data:`SCHEMA`."""
+    """The documents grouped by (company, month) as tables of :data:`SCHEMA`, in their order.
+
+    The documents are put in group order, made into one table, and each group is a slice of it
+    (no copy): a batch spans ≈ 15 partitions, and building each partition's table column by column
+    from Python values cost 3x the CPU of one table (34 columns of 15 small arrays)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for d in docs:
         groups[d["company"], d["date"][:7]].append(d)
-    return {part: table_of(group) for part, group in sorted(groups.items())}
+    ordered = sorted(groups.items())
+    table = table_of([d for _, group in ordered for d in group])
+    out: dict[tuple[str, str], pa.Table] = {}
+    start = 0
+    for part, group in ordered:
+        out[part] = table.slice(start, len(group))
+        start += len(group)
+    return out
 
 
 def table_of(docs: list[dict[str, Any]]) -> pa.Table:

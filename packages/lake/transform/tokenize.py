@@ -38,7 +38,9 @@ class LoadedTokenizer:
         return {"tokenizer": self.name, "vocab_sha256": self.vocab_sha256}
 
     def encode(self, texts: list[str]) -> list[list[int]]:
-        return [enc.ids for enc in self.tokenizer.encode_batch(texts)]
+        """Token ids of each text. ``encode_batch_fast`` leaves the character offsets out (unused
+        here): the same ids for ≈ 10 % less CPU (tests/unit/test_tokenize.py)."""
+        return [enc.ids for enc in self.tokenizer.encode_batch_fast(texts)]
 
 
 def _vocab_hash(tok: Tokenizer) -> str:
