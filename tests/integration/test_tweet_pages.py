@@ -142,11 +142,11 @@ def measured(cfg: MySQLSettings, query: TweetQuery, layer: Layer) -> tuple[list[
     return asyncio.run(go())
 
 
-def expected(cfg: MySQLSettings, where: str, limit: int = 11) -> list[int]:
+def expected(cfg: MySQLSettings, where: str, limit: int = 11, way: str = "DESC") -> list[int]:
     with connect(cfg) as conn, conn.cursor() as cur:
         cur.execute(
             f"SELECT twitter_id FROM tweets t WHERE {where}"
-            " ORDER BY created_at DESC, twitter_id DESC LIMIT %s",
+            f" ORDER BY created_at {way}, twitter_id {way} LIMIT %s",
             (limit,),
         )
         return [int(r[0]) for r in cur.fetchall()]
@@ -159,6 +159,16 @@ def test_a_page_reads_about_its_own_size_not_the_tables(mysql):
     keys, reads = measured(mysql, q(company="Tesla", sentiment="neutral", limit=50), STAGING)
     assert [k[1] for k in keys] == expected(mysql, "company = 'Tesla' AND sentiment = 'neutral'", 51)
     assert reads <= 3 * 51
+    # a company alone and a hashtag alone, on both layers: each walks its (…, created_at,
+    # twitter_id) index (migration 011 dropped the (company, twitter_id) and (hashtag, twitter_id) ones)
+    for layer in (STAGING, CURATED):
+        curated = "" if layer is STAGING else f" AND record_no < {N - UNCURATED}"
+        keys, reads = measured(mysql, q(company="Nvidia", limit=50), layer)
+        assert [k[1] for k in keys] == expected(mysql, f"company = 'Nvidia'{curated}", 51)
+        assert reads <= 3 * 51
+        keys, reads = measured(mysql, q(hashtag="amazon", sort="created_at", limit=50), layer)
+        assert [k[1] for k in keys] == expected(mysql, f"company = 'Amazon'{curated}", 51, "ASC")
+        assert reads <= 3 * 51
 
 
 def test_checked_filters_read_at_most_the_bound_per_item(mysql):
