@@ -27,7 +27,7 @@ from typing import Any
 
 from lake.adapters.broker import Publisher
 from lake.adapters.dead_letters import COLUMNS, PRIOR_ATTEMPTS, REDRIVE_OF, Letter, Scope
-from lake.adapters.run_ledger import RunLedger, add_history
+from lake.adapters.run_ledger import RunLedger, add_history, reopen_failed
 from lake.events import ChunkCounts, StagedChunkReady
 from lake.settings import Settings
 from lake.transform.stage import staged_key
@@ -122,14 +122,8 @@ def _reopen_runs(
             (run_id, request.request_id),
         )
         left = cur.fetchone()
-        if left and int(left[0]) == 0:
-            cur.execute(
-                "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL"
-                " WHERE run_id = %s AND status = 'failed'",
-                (run_id,),
-            )
-            if cur.rowcount:
-                request.runs_reopened.append(run_id)
+        if left and int(left[0]) == 0 and reopen_failed(cur, run_id):
+            request.runs_reopened.append(run_id)
         n = sum(1 for x in claimed if x.run_id == run_id)
         detail = f"{n} dead letter(s) by {requested_by[:64]} ({request.request_id})"
         add_history(cur, run_id, "redriven", detail, now)

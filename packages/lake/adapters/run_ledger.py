@@ -38,6 +38,17 @@ def add_history(cur: Any, run_id: str, event: str, detail: str | None, at: datet
     )
 
 
+def reopen_failed(cur: Any, run_id: str) -> bool:
+    """A failed run goes back to ``running`` (its dead letters are redriven), in the caller's
+    transaction; whether it was failed."""
+    cur.execute(
+        "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL"
+        " WHERE run_id = %s AND status = 'failed'",
+        (run_id,),
+    )
+    return bool(cur.rowcount)
+
+
 def record_chunk(
     cur: Any, run_id: str, layer: str, chunk_id: int, raw_key: str, started: datetime, counts: dict[str, int]
 ) -> None:
