@@ -97,6 +97,9 @@ class Stores:
                 bootstrap_servers=self.settings.kafka.bootstrap,
                 client_id="lake-gateway",
                 request_timeout_ms=5000,
+                # the first metadata fetch: a broker that cannot be reached is a 503 after 5 s, not
+                # kafka-python's default 30 s
+                bootstrap_timeout_ms=5000,
             )
         return self._kafka
 

@@ -386,3 +386,27 @@ def test_a_commit_refused_after_a_rebalance_is_logged_and_the_loop_goes_on(monke
         h.run(lambda e: done.append(e.run_id))
     assert done == ["run-1", "run-2"]
     assert sum("partition moved to another consumer" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_commit_kafka_does_not_answer_is_logged_and_the_loop_goes_on(monkeypatch, caplog):
+    # Kafka SIGKILLed mid-run: the commit's coordinator lookup is refused; the service must not exit
+    from kafka.errors import KafkaConnectionError
+
+    h = Harness([event(1).dumps(), event(2).dumps()], monkeypatch)
+    commits: list[Any] = []
+
+    def refuse_once(offsets: Any) -> None:
+        if not commits:
+            commits.append(None)
+            raise KafkaConnectionError("111 ECONNREFUSED")
+        commits.append(offsets)
+
+    monkeypatch.setattr(h.consumer, "commit", refuse_once)
+    done: list[str] = []
+    with caplog.at_level("WARNING", logger="lake.runner"):
+        h.run(lambda e: done.append(e.run_id))
+    assert done == ["run-1", "run-2"]
+    assert [o for o in commits if o is not None] == [
+        {TopicPartition(TOPIC, 0): OffsetAndMetadata(2, "", -1)}
+    ]  # the second event's commit covers the first's
+    assert sum("Kafka did not answer" in r.getMessage() for r in caplog.records) == 1
