@@ -104,16 +104,21 @@ def own_namespace(settings: Settings, name: str, log_dir: Path) -> Iterator[Serv
         "LAKE_KAFKA_TOPIC_PREFIX": f"{settings.kafka.topic_prefix}{name}.",
         "LAKE_GATEWAY_PORT": str(free_port()),
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        own = Settings()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    own = settings.model_copy(
+        update={
+            "mysql": settings.mysql.model_copy(update={"database": env["LAKE_MYSQL_DATABASE"]}),
+            "mongo": settings.mongo.model_copy(update={"database": env["LAKE_MONGO_DATABASE"]}),
+            "s3": settings.s3.model_copy(
+                update={
+                    "raw_bucket": env["LAKE_S3_RAW_BUCKET"],
+                    "staging_bucket": env["LAKE_S3_STAGING_BUCKET"],
+                    "curated_bucket": env["LAKE_S3_CURATED_BUCKET"],
+                }
+            ),
+            "kafka": settings.kafka.model_copy(update={"topic_prefix": env["LAKE_KAFKA_TOPIC_PREFIX"]}),
+            "gateway": settings.gateway.model_copy(update={"port": int(env["LAKE_GATEWAY_PORT"])}),
+        }
+    )  # the same namespace as ``env`` gives the services
     reset_stores(own)
     bootstrap(own)
     svc = start_services(own, log_dir / name, replicas=1, **env)
