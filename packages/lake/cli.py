@@ -24,7 +24,6 @@ import logging
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +126,11 @@ def create_key(settings: Settings, name: str, role: str) -> str:
 
 def _insert_key(cur: Any, key_id: str, token: str, name: str, role: str) -> None:
     """Store a key: its hash only, never the secret."""
+    from lake.adapters.mysql import utc_now
+
     cur.execute(
         "INSERT INTO api_keys (key_id, key_hash, name, role, created_at) VALUES (%s, %s, %s, %s, %s)",
-        (key_id, auth.hash_token(token), name[:128], role, datetime.now(UTC).replace(tzinfo=None)),
+        (key_id, auth.hash_token(token), name[:128], role, utc_now()),
     )
 
 
@@ -408,7 +409,7 @@ def dlq_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def keys_command(settings: Settings, args: argparse.Namespace) -> int:
-    from lake.adapters.mysql import connect
+    from lake.adapters.mysql import connect, utc_now
 
     if args.keys_cmd == "create":
         token = create_key(settings, args.name, args.role)
@@ -437,7 +438,7 @@ def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         cur.execute(
             "UPDATE api_keys SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL",
-            (datetime.now(UTC).replace(tzinfo=None), args.key_id),
+            (utc_now(), args.key_id),
         )
         if cur.rowcount == 0:
             err(f"no active key with id {args.key_id}")

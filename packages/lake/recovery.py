@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from lake.adapters.broker import Publisher
 from lake.adapters.dead_letters import COLUMNS, PRIOR_ATTEMPTS, REDRIVE_OF, Letter, Scope
+from lake.adapters.mysql import utc_now
 from lake.adapters.run_ledger import RunLedger, add_history, reopen_failed
 from lake.events import ChunkCounts, StagedChunkReady
 from lake.settings import Settings
@@ -58,7 +59,7 @@ def redrive(repo: RunLedger, publisher: Publisher, scope: Scope, requested_by: s
     fail again; a claim left by a crash expires after ``CLAIM_TIMEOUT_S``."""
     request = Redriven(request_id=uuid.uuid4().hex)
     conn = repo.conn
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     try:
         with conn.cursor() as cur:
             claimed = _claim(cur, scope, request.request_id, now)
@@ -86,7 +87,7 @@ def redrive(repo: RunLedger, publisher: Publisher, scope: Scope, requested_by: s
     with conn.cursor() as cur:
         cur.execute(
             "UPDATE dead_letters SET redriven_at = %s WHERE redrive_request = %s AND redriven_at IS NULL",
-            (datetime.now(UTC).replace(tzinfo=None), request.request_id),
+            (utc_now(), request.request_id),
         )
     conn.commit()
     request.letters = [x.letter_id for x in claimed]

@@ -21,6 +21,7 @@ import pyarrow as pa
 from lake.adapters.broker import Publisher
 from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
+from lake.adapters.mysql import naive_utc
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
@@ -90,7 +91,7 @@ class Curator:
                 for part, table in cp.partitions(docs).items():
                     tables.setdefault(part, []).append(table)
                 for d in docs:
-                    tid, at = int(d["_id"]), d["created_at"].astimezone(UTC).replace(tzinfo=None)
+                    tid, at = int(d["_id"]), naive_utc(d["created_at"])
                     items.append((tid, at, d["sentiment"], list_item(d)))
                     links.extend((tid, name, at, d["sentiment"]) for name in d["companies"])
                 yield [stored_document(d, self.tokenizer_record) for d in docs]
