@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -120,6 +121,13 @@ def create_app(settings: Settings | None = None, hot_routes: bool = True) -> Fas
         async with AsyncExitStack() as stack:
             app.state.settings = settings
             app.state.stores = await open_stores(settings, stack)
+            # the stores' clients hold ≈ 200k objects that live as long as the process (two copies
+            # of botocore's S3 model alone are 44k OrderedDicts): moved out of the collector's
+            # generations, its full passes stop walking them. Each pass took 50-200 ms with every
+            # request in flight waiting (docs/benchmarks.md, "The mix's p99 and Python's garbage
+            # collector"); lake.service.run_service does the same in the pipeline's services
+            gc.collect()
+            gc.freeze()
             yield
 
     app = FastAPI(
