@@ -26,6 +26,11 @@ thread) through these scenarios, each warmed up for ``--warmup`` seconds and the
 - ``stores``: the main mix's own store calls made from this process with no gateway (after it
   stopped): the rate the stores allow on this machine, a ceiling for any gateway (``bench.stores``).
 
+``mix`` and ``stores`` are measured in ``--rounds`` rounds (default 2), in alternating order (mix,
+stores, stores, mix, …; the gateway is started for each of its rounds): the machine's speed drifts
+by tens of per cent within minutes, and this way a drift weighs on both sides of their ratio alike.
+Their figures are over all rounds (``bench.measure.merged``); each round's are in ``by_round``.
+
 Per scenario and endpoint it prints requests/s (requests completed inside the measuring window), p50
 and p99 latency (client side, request sent to answer read, of every request in flight during the
 window, each awaited to its end: a slow request counts with its whole latency, it is never dropped
@@ -44,8 +49,8 @@ stores p99); ``endpoints``, keyed ``"<scenario> <endpoint>"`` (``"mix /staging"`
 ``scenario`` and ``endpoint``; ``cpu_cores`` per scenario; ``mix_during_ingest``: the mix's
 ``requests_per_s``, ``p99_ms`` and ``errors`` during the run, their ratios to the idle ``mix``
 (``requests_vs_idle_mix``, ``p99_vs_idle_mix``), and the ``ingestion``: its ``rows``,
-``seconds_idle``, ``seconds_under_mix``, ``duration_vs_idle`` and both runs' counts. Results are
-recorded by hand in docs/benchmarks.md.
+``seconds_idle``, ``seconds_under_mix``, ``duration_vs_idle`` and both runs' counts; ``rounds`` and
+``by_round``. Results are recorded by hand in docs/benchmarks.md.
 
 The client is wrk (Debian's package: ``apt-get install wrk``; without it the benchmark stops with
 that hint), because the load generator shares the machine's 2 cores with the gateway and the
@@ -75,7 +80,7 @@ from urllib.parse import quote_plus
 import httpx
 
 from bench import wrk
-from bench.measure import CpuMeter, Dataset, Recorder, ScenarioResult, result_of
+from bench.measure import CpuMeter, Dataset, Recorder, ScenarioResult, merged, result_of
 from bench.pipeline import (
     BENCH_DIR,
     NAMESPACE,
@@ -428,6 +433,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="measure mix and stores this many times, alternating their order (ABBA); each figure"
+        " is over all its rounds",
+    )
+    parser.add_argument(
         "--ingest-rows", type=int, default=113_000, help=f"rows of each ingestion of {INGEST}"
     )
     parser.add_argument("--ingest-timeout", type=float, default=1800, help=f"seconds per run of {INGEST}")
@@ -458,37 +470,72 @@ def main(argv: list[str] | None = None) -> int:
     )
     log_dir = BENCH_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    rounds: list[ScenarioResult] = []
+    ingestion: Ingestion | None = None
+    token = create_key(settings, "bench-api", "analyst")  # revoked at the end
+    try:
+        for r in range(args.rounds):
+            # the first round runs every scenario asked for; the next ones the mix and its ceiling
+            # again, in the other order each time (ABBA), so a drift of the machine's speed
+            # weighs on both sides of mix_share_of_stores alike
+            names = [n for n in GATEWAY_SCENARIOS if n in args.scenarios and (r == 0 or n == "mix")]
+            with_ingest = r == 0 and INGEST in args.scenarios
+
+            def with_gateway(r: int = r, names: list[str] = names, with_ingest: bool = with_ingest) -> None:
+                nonlocal ingestion
+                if names or with_ingest:
+                    found, loaded = gateway_round(r, token, names, with_ingest, args, data, log_dir)
+                    rounds.extend(found)
+                    ingestion = ingestion or loaded
+
+            def without_gateway() -> None:
+                if "stores" in args.scenarios:  # the gateway stopped: the machine is the stores' and ours
+                    stores = {n: p for n, p in server_pids().items() if n in ("mariadb", "ferretdb")}
+                    rounds.append(run_fast(drive_stores(settings, data, args, stores)))
+
+            for phase in (with_gateway, without_gateway) if r % 2 == 0 else (without_gateway, with_gateway):
+                phase()
+    finally:
+        from lake.adapters.mysql import connect
+
+        with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE api_keys SET revoked_at = NOW() WHERE key_id = %s", (key_id_of(token),))
+    names = list(dict.fromkeys(x.name for x in rounds))  # in the order they first ran
+    results = [merged([x for x in rounds if x.name == name]) for name in names]
+    by_round = {name: [x.overall for x in rounds if x.name == name] for name in names}
+    report(args, data, results, ingestion, {n: v for n, v in by_round.items() if len(v) > 1})
+    return 0
+
+
+def gateway_round(
+    r: int,
+    token: str,
+    names: list[str],
+    with_ingest: bool,
+    args: argparse.Namespace,
+    data: Dataset,
+    log_dir: Path,
+) -> tuple[list[ScenarioResult], Ingestion | None]:
+    """Round ``r``'s scenarios against a gateway started for them, and stopped after."""
+    log = log_dir / ("gateway-api.log" if r == 0 else f"gateway-api-round{r + 1}.log")
+    gateway = Gateway(args.port, log, args.workers)
     results: list[ScenarioResult] = []
     ingestion: Ingestion | None = None
-    gateway = Gateway(args.port, log_dir / "gateway-api.log", args.workers)
-    token: str | None = None
     try:
-        token = create_key(settings, "bench-api", "analyst")  # revoked at the end
         gateway.wait_ready()
-        say(f"gateway up on {gateway.url} (pid {gateway.proc.pid}); log in {gateway.log}")
+        say(f"round {r + 1}: gateway up on {gateway.url} (pid {gateway.proc.pid}); log in {gateway.log}")
         pids = {"gateway": gateway.proc.pid} | {
             n: p for n, p in server_pids().items() if n in ("mariadb", "ferretdb")
         }
         params = params_of(data)
-        for name in GATEWAY_SCENARIOS:
-            if name in args.scenarios:
-                results.append(drive(name, gateway.url, token, params, args, pids))
-        if INGEST in args.scenarios:
+        for name in names:
+            results.append(drive(name, gateway.url, token, params, args, pids))
+        if with_ingest:
             result, ingestion = drive_during_ingestion(gateway.url, token, params, args, pids)
             results.append(result)
     finally:
         gateway.stop()
-        if token is not None:
-            from lake.adapters.mysql import connect
-
-            with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
-                cur.execute("UPDATE api_keys SET revoked_at = NOW() WHERE key_id = %s", (key_id_of(token),))
-
-    if "stores" in args.scenarios:  # after the gateway stopped: the machine is the stores' and ours
-        stores = {n: p for n, p in server_pids().items() if n in ("mariadb", "ferretdb")}
-        results.append(run_fast(drive_stores(settings, data, args, stores)))
-    report(args, data, results, ingestion)
-    return 0
+    return results, ingestion
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -500,6 +547,7 @@ def summary(
     args: argparse.Namespace,
     results: list[ScenarioResult],
     ingestion: Ingestion | None,
+    by_round: dict[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
     """The last stdout line (see the module docstring)."""
     by_name = {r.name: r.overall for r in results}
@@ -516,6 +564,7 @@ def summary(
         "staged_rows": counts["staged_rows"],
         "concurrency": args.concurrency,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "requests_per_s": mix["requests_per_s"],
         "p50_ms": mix["p50_ms"],
         "p99_ms": mix["p99_ms"],
@@ -539,11 +588,20 @@ def summary(
         "cpu_cores": {r.name: r.cpu_cores for r in results},
         # documents of /curated pages served from the gateway's cache, in the window (docs/api.md)
         "curated_cache": {r.name: r.curated_cache for r in results if r.curated_cache},
+        # the scenarios measured in more than one round: each round's figures
+        "by_round": {
+            name: [{k: f[k] for k in ("requests_per_s", "p99_ms", "errors")} for f in figures]
+            for name, figures in by_round.items()
+        },
     }
 
 
 def report(
-    args: argparse.Namespace, data: Dataset, results: list[ScenarioResult], ingestion: Ingestion | None
+    args: argparse.Namespace,
+    data: Dataset,
+    results: list[ScenarioResult],
+    ingestion: Ingestion | None,
+    by_round: dict[str, list[dict[str, Any]]],
 ) -> None:
     c = data.counts
     print(
@@ -585,8 +643,11 @@ def report(
             f" ({ingestion.seconds_under_mix / ingestion.seconds_idle:.2f}x);"
             f" runs {json.dumps(ingestion.runs)}"
         )
+    for name, figures in by_round.items():
+        each = ", ".join(f"{f['requests_per_s']:,.1f} req/s (p99 {f['p99_ms']} ms)" for f in figures)
+        print(f"{name} by round: {each}")
     print("record these figures in docs/benchmarks.md (section 'Gateway: make bench-api')")
-    print(json.dumps(summary(c, args, results, ingestion)))
+    print(json.dumps(summary(c, args, results, ingestion, by_round)))
 
 
 if __name__ == "__main__":

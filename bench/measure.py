@@ -79,10 +79,18 @@ class ScenarioResult:
     first_errors: dict[str, str]
     cpu_cores: dict[str, float]
     curated_cache: dict[str, float] | None = None  # hits, misses, hit_share of the gateway's cache
+    figures: dict[str, Figures] = field(default_factory=dict)  # by endpoint: what merged() adds up
+    seconds: float = 0.0  # measured
 
 
 def result_of(name: str, rec: Recorder, seconds: float, cores: dict[str, float]) -> ScenarioResult:
-    figs = sorted(rec.by_endpoint.items())
+    return _result(name, rec.by_endpoint, seconds, cores)
+
+
+def _result(
+    name: str, by_endpoint: dict[str, Figures], seconds: float, cores: dict[str, float]
+) -> ScenarioResult:
+    figs = sorted(by_endpoint.items())
     endpoints = {ep: summarise(f.completed, f.latencies, f.errors, seconds) for ep, f in figs}
     overall = summarise(
         sum(f.completed for _, f in figs),
@@ -91,7 +99,32 @@ def result_of(name: str, rec: Recorder, seconds: float, cores: dict[str, float])
         seconds,
     )
     first_errors = {ep: f.first_error for ep, f in figs if f.first_error}
-    return ScenarioResult(name, endpoints, overall, first_errors, cores)
+    return ScenarioResult(name, endpoints, overall, first_errors, cores, figures=dict(figs), seconds=seconds)
+
+
+def merged(rounds: list[ScenarioResult]) -> ScenarioResult:
+    """One scenario measured in several windows (``--rounds``) as one: requests completed and
+    seconds added up, every latency in one distribution, CPU cores averaged over the windows."""
+    if len(rounds) == 1:
+        return rounds[0]
+    figs: dict[str, Figures] = {}
+    for r in rounds:
+        for ep, f in r.figures.items():
+            m = figs.setdefault(ep, Figures())
+            m.completed += f.completed
+            m.latencies += f.latencies
+            m.errors += f.errors
+            m.first_error = m.first_error or f.first_error
+    names = dict.fromkeys(n for r in rounds for n in r.cpu_cores)
+    cores = {n: round(sum(r.cpu_cores.get(n, 0.0) for r in rounds) / len(rounds), 2) for n in names}
+    out = _result(rounds[0].name, figs, sum(r.seconds for r in rounds), cores)
+    for r in rounds:
+        out.first_errors = r.first_errors | out.first_errors
+    caches = [r.curated_cache for r in rounds if r.curated_cache]
+    if caches:
+        hits, misses = (sum(c[k] for c in caches) for k in ("hits", "misses"))
+        out.curated_cache = {"hits": hits, "misses": misses, "hit_share": round(hits / (hits + misses), 3)}
+    return out
 
 
 def tree_cpu_seconds(pid: int) -> float:

@@ -17,7 +17,7 @@ import pytest
 
 from bench import wrk
 from bench.api import INGEST, Ingestion, summary
-from bench.measure import ScenarioResult
+from bench.measure import Recorder, ScenarioResult, merged, result_of
 
 
 def test_the_scripts_output_is_read_back():
@@ -52,14 +52,14 @@ def result(name: str, rate: float, p99: float, endpoints: list[str]) -> Scenario
 
 
 def test_the_summary_keys_endpoints_by_scenario_and_gives_the_ratios():
-    args = argparse.Namespace(concurrency=64, seconds=15.0)
+    args = argparse.Namespace(concurrency=64, seconds=15.0, rounds=1)
     results = [
         result("mix", 400.0, 600.0, ["/staging", "/curated/{twitter_id}"]),
         result("staging", 300.0, 200.0, ["/staging"]),
         result("curated", 30.0, 2000.0, ["/curated"]),
         result("stores", 800.0, 300.0, ["/staging", "/curated/{twitter_id}"]),
     ]
-    s = summary({"raw_rows": 1000, "staged_rows": 990}, args, results, None)
+    s = summary({"raw_rows": 1000, "staged_rows": 990}, args, results, None, {})
     assert (s["requests_per_s"], s["p99_ms"], s["stores_requests_per_s"], s["stats_p99_ms"]) == (
         400.0,
         600.0,
@@ -79,19 +79,20 @@ def test_the_summary_keys_endpoints_by_scenario_and_gives_the_ratios():
     }
     assert s["endpoints"]["staging /staging"]["scenario"] == "staging"
     assert s["endpoints"]["staging /staging"]["endpoint"] == "/staging"
-    assert summary({"raw_rows": 1, "staged_rows": 1}, args, results[:1], None)["mix_share_of_stores"] is None
+    alone = summary({"raw_rows": 1, "staged_rows": 1}, args, results[:1], None, {})
+    assert alone["mix_share_of_stores"] is None
     assert s["mix_during_ingest"]["ingestion"] is None
     assert s["mix_during_ingest"]["requests_vs_idle_mix"] is None
 
 
 def test_the_summary_sets_the_mix_during_an_ingestion_beside_the_idle_mix_and_the_idle_run():
-    args = argparse.Namespace(concurrency=64, seconds=15.0)
+    args = argparse.Namespace(concurrency=64, seconds=15.0, rounds=1)
     results = [
         result("mix", 400.0, 600.0, ["/staging", "/curated/{twitter_id}"]),
         result(INGEST, 300.0, 900.0, ["/staging", "/curated/{twitter_id}"]),
     ]
     runs = {"bench-api-idle-1": {"raw_rows": 113}, "bench-api-loaded-1": {"raw_rows": 113}}
-    s = summary({"raw_rows": 1000, "staged_rows": 990}, args, results, Ingestion(113, 40.0, 50.0, runs))
+    s = summary({"raw_rows": 1000, "staged_rows": 990}, args, results, Ingestion(113, 40.0, 50.0, runs), {})
     assert s["mix_during_ingest"] == {
         "requests_per_s": 300.0,
         "p99_ms": 900.0,
@@ -267,3 +268,33 @@ def test_an_open_ended_window_ends_when_told_and_its_last_answers_are_awaited(se
     with pytest.raises(ValueError, match="open_ended"):
         closed.end_window(end)
     closed.finish()
+
+
+def test_rounds_of_one_scenario_merge_into_one_window():
+    """``--rounds``: requests and seconds add up, latencies form one distribution (a slow round
+    weighs in the p99 with all its requests), errors and CPU are kept."""
+    fast, slow = Recorder(0.0, 10.0), Recorder(100.0, 110.0)
+    for i in range(100):
+        fast.add("/staging", i / 10, i / 10 + 0.01, None)  # 100 completed, 10 ms each
+    for i in range(50):
+        slow.add("/staging", 100 + i / 6, 100 + i / 6 + 0.5, "502" if i == 0 else None)  # 500 ms
+    a = result_of("mix", fast, 10.0, {"gateway": 0.5, "bench client": 0.1})
+    b = result_of("mix", slow, 10.0, {"gateway": 0.7, "bench client": 0.1})
+    both = merged([a, b])
+    assert both.overall["requests"] == 150
+    assert both.overall["requests_per_s"] == 7.5  # 150 completed in 20 s
+    assert both.overall["p50_ms"] == 10.0
+    assert both.overall["p99_ms"] == 500.0
+    assert both.overall["errors"] == 1
+    assert both.first_errors == {"/staging": "502"}
+    assert both.cpu_cores == {"gateway": 0.6, "bench client": 0.1}
+    assert merged([a]) is a
+
+
+def test_the_summary_gives_each_rounds_figures():
+    args = argparse.Namespace(concurrency=64, seconds=15.0, rounds=2)
+    results = [result("mix", 400.0, 600.0, ["/staging"]), result("stores", 500.0, 300.0, ["/staging"])]
+    rounds = {"mix": [r.overall for r in results[:1]] * 2}
+    s = summary({"raw_rows": 1000, "staged_rows": 990}, args, results, None, rounds)
+    assert s["rounds"] == 2
+    assert s["by_round"] == {"mix": [{"requests_per_s": 400.0, "p99_ms": 600.0, "errors": 0}] * 2}
