@@ -19,6 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import emoji
@@ -140,9 +141,18 @@ def demojize(text: str) -> str:
     """Emoji spelled out as words (``🔥`` → `` fire ``, ``😂`` → `` face with tears of joy ``)."""
     if not has_emoji_chars(text):
         return text
-    return EMOJI_RUN_RE.sub(
-        lambda m: emoji.demojize(m.group(), delimiters=(" ", " ")).replace("_", " "), text
-    )
+    return EMOJI_RUN_RE.sub(_spelled_run, text)
+
+
+def _spelled_run(match: re.Match[str]) -> str:
+    return _spelled(match.group())
+
+
+@lru_cache(maxsize=1 << 14)
+def _spelled(run: str) -> str:
+    """One run of emoji spelled out; runs repeat (the same few emoji make most of them), and the
+    library's tokenizer is Python."""
+    return emoji.demojize(run, delimiters=(" ", " ")).replace("_", " ")
 
 
 def clean_text(text: str) -> str:

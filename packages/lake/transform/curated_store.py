@@ -87,7 +87,8 @@ def stored_document(doc: dict[str, Any], tokenizer: dict[str, Any]) -> dict[str,
 def list_item(doc: dict[str, Any]) -> bytes:
     """The API's JSON of a whole curated document in a list (no ``tokens``): exactly the bytes the
     gateway renders from the stored document with :func:`api_document`."""
-    item = {k: v for k, v in doc.items() if k not in ("_id", "tokens")}
+    item = doc.copy()  # in C, then two keys out: half the time of a filtering comprehension
+    del item["_id"], item["tokens"]
     item["created_at"] = item["created_at"].astimezone(UTC)
     return to_json(item)
 
