@@ -29,6 +29,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from lake.schema import STAGED_API_COLUMNS
+from lake.transform.curated_store import NOT_STAGED, Staged
 from services.gateway.query import Cursor, TweetQuery
 
 Key = tuple[datetime, int]  # (created_at, twitter_id): the order of every page
@@ -280,16 +281,17 @@ async def staged_row_json(cur: Any, tid: int) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
-async def staged_lookup(cur: Any, tid: int) -> tuple[bytes, str | None, int | None]:
+async def staged_lookup(cur: Any, tid: int) -> tuple[bytes, Staged, int | None]:
     """For ``/curated/{id}``, in one primary-key query: the staged row as JSON (``null`` if none,
-    :func:`staged_json`), its clean text, and the catalogue's revision of the document (None: not
-    catalogued)."""
+    :func:`staged_json`), what it adds to the stored document (clean text, raw record), and the
+    catalogue's revision of the document (None: not catalogued)."""
     await cur.execute(
-        f"SELECT {STAGED_JSON}, t.clean_text, ct.revision FROM tweets t"
+        f"SELECT {STAGED_JSON}, t.clean_text, t.raw_key, t.record_no, ct.revision FROM tweets t"
         " LEFT JOIN curated_tweets ct ON ct.twitter_id = t.twitter_id WHERE t.twitter_id = %s",
         (tid,),
     )
     found = await cur.fetchone()
     if found is None:
-        return b"null", None, None
-    return bytes(found[0]), found[1], None if found[2] is None else int(found[2])
+        return b"null", NOT_STAGED, None
+    row, clean, raw_key, record_no, revision = found
+    return bytes(row), Staged(clean, raw_key, int(record_no)), None if revision is None else int(revision)

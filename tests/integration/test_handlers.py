@@ -24,7 +24,7 @@ from lake.events import (
 )
 from lake.runner import PermanentError
 from lake.settings import Settings
-from lake.transform.curated_store import api_document, unpack_ids
+from lake.transform.curated_store import Staged, api_document, unpack_ids
 from services.curator.handler import Curator
 from services.ingestor.handler import Ingestor
 from services.stager.handler import Stager
@@ -281,19 +281,19 @@ def catalogue_revisions(repo: Any, run_id: str) -> dict[str, int]:
 
 def list_items_match_the_documents(repo: Any, curated: Any, run_id: str) -> int:
     """Check that each catalogued list item (migration 007) is the API's rendering of the document
-    the store holds now (the staged row's clean_text: the store does not repeat it); their number."""
+    the store holds now (with what the staged row adds: the store does not repeat it); their number."""
     with repo.conn.cursor() as cur:
         cur.execute(
-            "SELECT ct.twitter_id, ct.item, t.clean_text FROM curated_tweets ct"
+            "SELECT ct.twitter_id, ct.item, t.clean_text, t.raw_key, t.record_no FROM curated_tweets ct"
             " JOIN tweets t ON t.twitter_id = ct.twitter_id WHERE ct.run_id = %s",
             (run_id,),
         )
-        found = {str(t): (item, clean) for t, item, clean in cur.fetchall()}
+        found = {str(t): (item, Staged(*adds)) for t, item, *adds in cur.fetchall()}
     repo.conn.commit()
     docs = {d["_id"]: d for d in curated.tweets.find({"_id": {"$in": list(found)}})}
     assert set(docs) == set(found)
-    for tid, (item, clean) in found.items():
-        assert item == to_json(api_document(docs[tid], clean, {}, include_tokens=False)), tid
+    for tid, (item, adds) in found.items():
+        assert item == to_json(api_document(docs[tid], adds, {}, include_tokens=False)), tid
     return len(found)
 
 

@@ -10,6 +10,8 @@ import pytest
 from pydantic_core import from_json, to_json
 
 from lake.transform.curated_store import (
+    NOT_STAGED,
+    Staged,
     api_document,
     list_item,
     pack_ids,
@@ -49,11 +51,13 @@ def test_the_api_document_derived_from_the_stored_one_is_the_curators(kw: dict[s
     stored = stored_document(whole, TOKENIZER)
     assert elements(stored) <= elements(whole) * 0.4  # far fewer elements to convert and store
     assert not any(isinstance(v, list) and not v for v in stored.values())  # no empty lists
-    api = api_document(stored, r["clean_text"], {TOKENIZER["_id"]: TOKENIZER}, include_tokens=True)
+    assert stored["lineage"] == {"run_id": r["run_id"], "chunk_id": r["chunk_id"]}  # the raw record: staged
+    adds = Staged(r["clean_text"], r["raw_key"], r["record_no"])
+    api = api_document(stored, adds, {TOKENIZER["_id"]: TOKENIZER}, include_tokens=True)
     expected = {k: v for k, v in whole.items() if k != "_id"}
     assert api == expected and list(api) == list(expected)  # same values, same field order
     projected = {k: v for k, v in stored.items() if k != "tok"}  # as read without tokens
-    without = api_document(projected, r["clean_text"], {}, include_tokens=False)
+    without = api_document(projected, adds, {}, include_tokens=False)
     assert without == {k: v for k, v in expected.items() if k != "tokens"}
 
 
@@ -70,7 +74,8 @@ def test_the_list_item_is_the_json_the_gateway_renders_from_the_stored_document(
     meta = {"tokenizer": TOKENIZER["tokenizer"], "vocab_sha256": TOKENIZER["vocab_sha256"]}
     whole = curated_document(r, [101, 2000, 102], ["Apple", "Google"], meta)
     # what a page rendered from the document store (the gateway's path without the projection)
-    from_store = to_json(api_document(stored_document(whole, TOKENIZER), r["clean_text"], {}, False))
+    adds = Staged(r["clean_text"], r["raw_key"], r["record_no"])
+    from_store = to_json(api_document(stored_document(whole, TOKENIZER), adds, {}, False))
     assert list_item(whole) == from_store  # byte for byte: same fields, order, number formatting
 
 
@@ -87,10 +92,10 @@ def test_new_companies_change_only_the_items_companies():
 def test_documents_stored_whole_by_earlier_versions_pass_through():
     meta = {"tokenizer": "bert-base-uncased", "vocab_sha256": "abc"}
     whole = curated_document(staged_row(), [101, 102], ["Apple"], meta)
-    assert api_document(whole, None, {}, include_tokens=True) == {
+    assert api_document(whole, NOT_STAGED, {}, include_tokens=True) == {
         k: v for k, v in whole.items() if k != "_id"
     }
-    assert "tokens" not in api_document(whole, None, {}, include_tokens=False)
+    assert "tokens" not in api_document(whole, NOT_STAGED, {}, include_tokens=False)
 
 
 @pytest.mark.parametrize("width,ids", [(2, [0, 101, 65_535]), (4, [0, 101, 65_536, 250_000])])

@@ -21,7 +21,7 @@ from pydantic_core import to_json
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.mysql import Connected, batches
 from lake.adapters.run_ledger import record_chunk
-from lake.transform.curated_store import api_document, with_companies
+from lake.transform.curated_store import Staged, api_document, with_companies
 
 
 class CuratedCatalog:
@@ -182,7 +182,8 @@ class CuratedCatalog:
         while True:
             with conn.cursor() as cur:
                 cur.execute(
-                    "SELECT ct.twitter_id, ct.revision, t.clean_text FROM curated_tweets ct"
+                    "SELECT ct.twitter_id, ct.revision, t.clean_text, t.raw_key, t.record_no"
+                    " FROM curated_tweets ct"
                     " LEFT JOIN tweets t ON t.twitter_id = ct.twitter_id"
                     " WHERE ct.item IS NULL AND ct.twitter_id > %s ORDER BY ct.twitter_id LIMIT %s",
                     (after, batch),
@@ -195,8 +196,12 @@ class CuratedCatalog:
             found = curated.tweets.find({"_id": {"$in": [str(r[0]) for r in rows]}})
             docs = {d["_id"]: d for d in found}
             items = [
-                (to_json(api_document(docs[str(tid)], clean, {}, include_tokens=False)), tid, revision)
-                for tid, revision, clean in rows
+                (
+                    to_json(api_document(docs[str(tid)], Staged(*adds), {}, include_tokens=False)),
+                    tid,
+                    revision,
+                )
+                for tid, revision, *adds in rows  # adds: the staged row's (None without one)
                 if str(tid) in docs
             ]
             try:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
 from lake.adapters.curated_repo import TOKENIZERS
-from lake.transform.curated_store import api_document
+from lake.transform.curated_store import NOT_STAGED, Staged, api_document
 from services.gateway.metrics import CURATED_CACHE
 from services.gateway.query import TweetQuery
 from services.gateway.stores import Stores
@@ -120,10 +120,11 @@ async def _tokenizers(stores: Stores, docs: list[dict[str, Any]]) -> dict[str, d
 
 async def _catalogued(
     stores: Stores, ids: list[int], include_tokens: bool
-) -> dict[int, tuple[bytes | None, str | None]]:
+) -> dict[int, tuple[bytes | None, Staged]]:
     """Per catalogued tweet: its list item (migration 007), or None when its document is read from
-    the store (tokens asked, or catalogued before items were kept) with the staged ``clean_text``
-    (the document store does not repeat it). The staged rows are read only for those."""
+    the store (tokens asked, or catalogued before items were kept) with what the staged row adds
+    (``clean_text`` and the raw record, which the document store does not repeat). The staged rows
+    are read only for those."""
     marks = ", ".join(["%s"] * len(ids))
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
         if include_tokens:
@@ -133,15 +134,15 @@ async def _catalogued(
                 f"SELECT twitter_id, item FROM curated_tweets WHERE twitter_id IN ({marks})", ids
             )
             found = {int(t): item for t, item in await cur.fetchall()}
-        clean: dict[int, str | None] = {}
+        staged: dict[int, Staged] = {}
         if unrendered := [t for t, item in found.items() if item is None]:
             await cur.execute(
-                "SELECT twitter_id, clean_text FROM tweets"
+                "SELECT twitter_id, clean_text, raw_key, record_no FROM tweets"
                 f" WHERE twitter_id IN ({', '.join(['%s'] * len(unrendered))})",
                 unrendered,
             )
-            clean = {int(t): c for t, c in await cur.fetchall()}
-        return {t: (item, clean.get(t)) for t, item in found.items()}
+            staged = {int(t): Staged(c, k, int(n)) for t, c, k, n in await cur.fetchall()}
+        return {t: (item, staged.get(t, NOT_STAGED)) for t, item in found.items()}
 
 
 async def staging_page(stores: Stores, query: TweetQuery) -> bytes:
@@ -189,8 +190,8 @@ async def curated_page(stores: Stores, query: TweetQuery, include_tokens: bool) 
         tokenizers = await _tokenizers(stores, docs) if include_tokens else {}
         for d in docs:
             tid = int(d["_id"])
-            clean_text = catalogued.get(tid, (None, None))[1]
-            bodies[tid] = to_json(api_document(d, clean_text, tokenizers, include_tokens))
+            staged = catalogued.get(tid, (None, NOT_STAGED))[1]
+            bodies[tid] = to_json(api_document(d, staged, tokenizers, include_tokens))
     # the catalogue lists a document only once it exists, and nothing deletes one: none is missing
     items = b",".join(bodies[tid] for tid in tids if tid in bodies)
     cursor = to_json(query.next_cursor(keys))
@@ -202,24 +203,24 @@ async def curated_detail(stores: Stores, tid: int, include_tokens: bool) -> byte
     cache = stores.curated_cache if stores.curated_cache.max_bytes else None
     key = (tid, "detail+tokens" if include_tokens else "detail")
 
-    async def staged() -> tuple[bytes, str | None, int | None]:
+    async def staged() -> tuple[bytes, Staged, int | None]:
         async with stores.mysql.acquire() as conn, conn.cursor() as cur:
             return await staged_lookup(cur, tid)
 
     if cache is not None and key in cache:  # the catalogue says whether the entry is still current
-        row, clean, revision = await staged()
+        row, adds, revision = await staged()
         if revision is not None and (cached := cache.get(key, revision)) is not None:
             CURATED_CACHE.labels("hit").inc()
             return b"{" + cached + b',"staged":' + row + b"}"
         stored = await stores.tweets.find_one({"_id": str(tid)})
     else:  # both stores at once: the answer waits for the slower one, not for the sum
-        stored, (row, clean, revision) = await asyncio.gather(
+        stored, (row, adds, revision) = await asyncio.gather(
             stores.tweets.find_one({"_id": str(tid)}), staged()
         )
     if stored is None:
         raise NotFound(f"no curated tweet {tid}")
     tokenizers = await _tokenizers(stores, [stored]) if include_tokens else {}
-    doc = api_document(stored, clean, tokenizers, include_tokens)
+    doc = api_document(stored, adds, tokenizers, include_tokens)
     body = b'"document":' + to_json(doc) + b',"lineage":' + to_json(doc["lineage"])
     if cache is not None and revision is not None:
         CURATED_CACHE.labels("miss").inc()
