@@ -480,21 +480,14 @@ def main(argv: list[str] | None = None) -> int:
             # weighs on both sides of mix_share_of_stores alike
             names = [n for n in GATEWAY_SCENARIOS if n in args.scenarios and (r == 0 or n == "mix")]
             with_ingest = r == 0 and INGEST in args.scenarios
-
-            def with_gateway(r: int = r, names: list[str] = names, with_ingest: bool = with_ingest) -> None:
-                nonlocal ingestion
-                if names or with_ingest:
+            for phase in ("gateway", "stores") if r % 2 == 0 else ("stores", "gateway"):
+                if phase == "gateway" and (names or with_ingest):
                     found, loaded = gateway_round(r, token, names, with_ingest, args, data, log_dir)
                     rounds.extend(found)
                     ingestion = ingestion or loaded
-
-            def without_gateway() -> None:
-                if "stores" in args.scenarios:  # the gateway stopped: the machine is the stores' and ours
+                elif phase == "stores" and "stores" in args.scenarios:  # the gateway is stopped
                     stores = {n: p for n, p in server_pids().items() if n in ("mariadb", "ferretdb")}
                     rounds.append(run_fast(drive_stores(settings, data, args, stores)))
-
-            for phase in (with_gateway, without_gateway) if r % 2 == 0 else (without_gateway, with_gateway):
-                phase()
     finally:
         from lake.adapters.mysql import connect
 
