@@ -29,7 +29,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from lake.schema import STAGED_API_COLUMNS
-from lake.transform.curated_store import NOT_STAGED, Staged
+from lake.transform.curated_store import NOT_STAGED, STAGED_ADDS, Staged
 from services.gateway.query import Cursor, TweetQuery
 
 Key = tuple[datetime, int]  # (created_at, twitter_id): the order of every page
@@ -286,12 +286,12 @@ async def staged_lookup(cur: Any, tid: int) -> tuple[bytes, Staged, int | None]:
     :func:`staged_json`), what it adds to the stored document (clean text, raw record), and the
     catalogue's revision of the document (None: not catalogued)."""
     await cur.execute(
-        f"SELECT {STAGED_JSON}, t.clean_text, t.raw_key, t.record_no, ct.revision FROM tweets t"
+        f"SELECT {STAGED_JSON}, ct.revision, {STAGED_ADDS} FROM tweets t"
         " LEFT JOIN curated_tweets ct ON ct.twitter_id = t.twitter_id WHERE t.twitter_id = %s",
         (tid,),
     )
     found = await cur.fetchone()
     if found is None:
         return b"null", NOT_STAGED, None
-    row, clean, raw_key, record_no, revision = found
-    return bytes(row), Staged(clean, raw_key, int(record_no)), None if revision is None else int(revision)
+    row, revision, *adds = found
+    return bytes(row), Staged(*adds), None if revision is None else int(revision)

@@ -23,7 +23,7 @@ from lake.cli import create_key, wait_for_run
 from lake.events import GeneratedSource
 from lake.runs import request_run
 from lake.settings import Settings
-from lake.transform.curated_store import Staged, api_document
+from lake.transform.curated_store import STAGED_ADDS, Staged, api_document
 from services.gateway.app import create_app
 from tests.e2e.conftest import Services, own_namespace
 
@@ -53,8 +53,8 @@ def docs(lists: Services) -> list[Doc]:
         client.close()
     assert len(found) == summary["staged_rows"] > 3900
     with connect(settings.mysql) as conn, conn.cursor() as cur:  # what the staged rows add to each
-        cur.execute("SELECT twitter_id, clean_text, raw_key, record_no FROM tweets")
-        adds = {str(t): Staged(c, k, n) for t, c, k, n in cur.fetchall()}
+        cur.execute(f"SELECT t.twitter_id, {STAGED_ADDS} FROM tweets t")
+        adds = {str(t): Staged(*staged) for t, *staged in cur.fetchall()}
     for d in found:
         d["_staged"] = adds[d["_id"]]
     return found

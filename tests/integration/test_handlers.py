@@ -24,7 +24,7 @@ from lake.events import (
 )
 from lake.runner import PermanentError
 from lake.settings import Settings
-from lake.transform.curated_store import Staged, api_document, unpack_ids
+from lake.transform.curated_store import STAGED_ADDS, Staged, api_document, unpack_ids
 from services.curator.handler import Curator
 from services.ingestor.handler import Ingestor
 from services.stager.handler import Stager
@@ -284,7 +284,7 @@ def list_items_match_the_documents(repo: Any, curated: Any, run_id: str) -> int:
     the store holds now (with what the staged row adds: the store does not repeat it); their number."""
     with repo.conn.cursor() as cur:
         cur.execute(
-            "SELECT ct.twitter_id, ct.item, t.clean_text, t.raw_key, t.record_no FROM curated_tweets ct"
+            f"SELECT ct.twitter_id, ct.item, {STAGED_ADDS} FROM curated_tweets ct"
             " JOIN tweets t ON t.twitter_id = ct.twitter_id WHERE ct.run_id = %s",
             (run_id,),
         )

@@ -21,7 +21,7 @@ from pydantic_core import to_json
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.mysql import Connected, batches
 from lake.adapters.run_ledger import record_chunk
-from lake.transform.curated_store import Staged, api_document, with_companies
+from lake.transform.curated_store import STAGED_ADDS, Staged, api_document, with_companies
 
 
 class CuratedCatalog:
@@ -182,8 +182,7 @@ class CuratedCatalog:
         while True:
             with conn.cursor() as cur:
                 cur.execute(
-                    "SELECT ct.twitter_id, ct.revision, t.clean_text, t.raw_key, t.record_no"
-                    " FROM curated_tweets ct"
+                    f"SELECT ct.twitter_id, ct.revision, {STAGED_ADDS} FROM curated_tweets ct"
                     " LEFT JOIN tweets t ON t.twitter_id = ct.twitter_id"
                     " WHERE ct.item IS NULL AND ct.twitter_id > %s ORDER BY ct.twitter_id LIMIT %s",
                     (after, batch),

@@ -46,6 +46,8 @@ class Staged(NamedTuple):
 
 
 NOT_STAGED = Staged(None, None, None)
+# The columns of table ``tweets`` (alias ``t``) that make a :class:`Staged`, in its order
+STAGED_ADDS = ", ".join(f"t.{name}" for name in Staged._fields)
 
 
 def tokenizer_record(name: str, vocab_sha256: str, vocab_size: int) -> dict[str, Any]:

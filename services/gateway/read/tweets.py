@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
 from lake.adapters.curated_repo import TOKENIZERS
-from lake.transform.curated_store import NOT_STAGED, Staged, api_document
+from lake.transform.curated_store import NOT_STAGED, STAGED_ADDS, Staged, api_document
 from services.gateway.metrics import CURATED_CACHE
 from services.gateway.query import TweetQuery
 from services.gateway.stores import Stores
@@ -137,11 +137,11 @@ async def _catalogued(
         staged: dict[int, Staged] = {}
         if unrendered := [t for t, item in found.items() if item is None]:
             await cur.execute(
-                "SELECT twitter_id, clean_text, raw_key, record_no FROM tweets"
-                f" WHERE twitter_id IN ({', '.join(['%s'] * len(unrendered))})",
+                f"SELECT t.twitter_id, {STAGED_ADDS} FROM tweets t"
+                f" WHERE t.twitter_id IN ({', '.join(['%s'] * len(unrendered))})",
                 unrendered,
             )
-            staged = {int(t): Staged(c, k, int(n)) for t, c, k, n in await cur.fetchall()}
+            staged = {int(t): Staged(*adds) for t, *adds in await cur.fetchall()}
         return {t: (item, staged.get(t, NOT_STAGED)) for t, item in found.items()}
 
 
