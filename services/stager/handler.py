@@ -25,10 +25,9 @@ from lake.adapters.staging_repo import StagingRepository
 from lake.events import ChunkCounts, RawChunkReady, StagedChunkReady
 from lake.observability import RECORDS
 from lake.runner import PermanentError
-from lake.schema import STAGED_ROW
 from lake.settings import Settings
 from lake.transform.chunking import check_header
-from lake.transform.stage import ChunkRows, rejected_key, stage_records, staged_key
+from lake.transform.stage import STAGED_SCHEMA, ChunkRows, rejected_key, stage_records, staged_key
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +56,14 @@ class Stager:
             event.chunk_id,
             event.key,
             chunk.records,
-            chunk.rows,
+            chunk.frame,
             chunk.links,
             chunk.rejects,
             chunk.hashtags,
             started,
             replay=event.replay,
         )
-        owned = [r for r in chunk.rows if r["twitter_id"] in result.owned_ids]
+        owned = chunk.frame.filter(pl.col("twitter_id").is_in(list(result.owned_ids)))
         bucket = self.settings.s3.staging_bucket
         key = staged_key(event.run_id, event.chunk_id)
         self.store.put_bytes(bucket, key, to_parquet(owned))
@@ -143,23 +142,8 @@ class Stager:
             self.ledger.fail_run(event.run_id, f"chunk {event.chunk_id} dead-lettered by the stager: {error}")
 
 
-POLARS_OF_KIND: dict[str, pl.DataType | type[pl.DataType]] = {
-    "id": pl.Int64,
-    "time": pl.Datetime("us", "UTC"),
-    "text": pl.Utf8,
-    "text?": pl.Utf8,
-    "count": pl.Int64,
-    "int": pl.Int64,
-    "polarity": pl.Float64,
-}
-# The staged Parquet copy: the staged row's columns (lake.schema.STAGED_ROW) but the load time.
-STAGED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    name: POLARS_OF_KIND[kind] for name, kind in STAGED_ROW if kind != "stamp"
-}
-
-
-def to_parquet(rows: list[dict[str, object]]) -> bytes:
-    frame = pl.DataFrame(rows, schema=STAGED_SCHEMA) if rows else pl.DataFrame(schema=STAGED_SCHEMA)
+def to_parquet(frame: pl.DataFrame) -> bytes:
+    """The staged Parquet copy of a chunk's staged rows (``lake.transform.stage.STAGED_SCHEMA``)."""
     buf = io.BytesIO()
-    frame.write_parquet(buf, compression="zstd")
+    frame.select(list(STAGED_SCHEMA)).write_parquet(buf, compression="zstd")
     return buf.getvalue()

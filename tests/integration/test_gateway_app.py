@@ -111,6 +111,7 @@ def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Setti
     from datetime import UTC, datetime
 
     from lake.adapters.staging_repo import StagingRepository
+    from lake.transform.stage import staged_frame
     from tests.integration.test_staging_repo import new_ids, rows
 
     repo = StagingRepository(settings.mysql)
@@ -118,7 +119,8 @@ def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Setti
         ids = new_ids(5000)
         run_id = f"slow-{uuid.uuid4().hex[:6]}"
         links = [(tid, "Apple", i + 1) for i, tid in enumerate(ids)]
-        repo.stage_chunk(run_id, 0, "k", len(ids), rows(ids, run_id=run_id), links, [], {}, datetime.now(UTC))
+        frame = staged_frame(rows(ids, run_id=run_id))
+        repo.stage_chunk(run_id, 0, "k", len(ids), frame, links, [], {}, datetime.now(UTC))
     finally:
         repo.close()
     tight = settings.model_copy(

@@ -10,6 +10,7 @@ from typing import Any
 from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.settings import Settings
+from lake.transform.stage import staged_frame
 
 
 def rows(ids: list[int], company: str = "Apple", run_id: str = "", chunk_id: int = 0) -> list[dict[str, Any]]:
@@ -52,7 +53,7 @@ def stage(
         chunk_id,
         "k",
         len(ids) + rejects,
-        rows(unique, company, run_id, chunk_id),
+        staged_frame(rows(unique, company, run_id, chunk_id)),
         [(tid, company, i + 1) for i, tid in enumerate(ids)],
         [(len(ids) + j + 1, "invalid_polarity", "polarity", "7") for j in range(rejects)],
         {tid: ["x"] for tid in unique},
@@ -105,7 +106,15 @@ def test_links_carry_the_kept_tweets_time_and_sentiment_even_when_a_later_record
     for r in later:
         r["created_at"], r["sentiment"] = datetime(2020, 9, 1, 8, tzinfo=UTC), "negative"
     result = repo.stage_chunk(
-        run2, 0, "k", 6, later, [(t, "Google", i + 1) for i, t in enumerate(ids)], [], {}, datetime.now(UTC)
+        run2,
+        0,
+        "k",
+        6,
+        staged_frame(later),
+        [(t, "Google", i + 1) for i, t in enumerate(ids)],
+        [],
+        {},
+        datetime.now(UTC),
     )
     assert (result.duplicate_rows, result.staged_rows) == (4, 2)
     with repo.conn.cursor() as cur:
@@ -154,7 +163,9 @@ def test_bulk_load_keeps_escapes_verbatim_and_refuses_values_the_server_would_ch
         [tid] = new_ids(1)
         row = rows([tid], run_id=run_id)[0]
         row.update(text="tab\there\nnew line \\N back\\slash \r and NUL\x00 😀", location="\\N")
-        repo.stage_chunk(run_id, 0, "k", 1, [row], [(tid, "Apple", 1)], [], {tid: ["x"]}, datetime.now(UTC))
+        repo.stage_chunk(
+            run_id, 0, "k", 1, staged_frame([row]), [(tid, "Apple", 1)], [], {tid: ["x"]}, datetime.now(UTC)
+        )
         with repo.conn.cursor() as cur:
             cur.execute("SELECT text, location FROM tweets WHERE twitter_id = %s", (tid,))
             assert cur.fetchone() == (row["text"], "\\N")
@@ -162,7 +173,9 @@ def test_bulk_load_keeps_escapes_verbatim_and_refuses_values_the_server_would_ch
         [other] = new_ids(1)
         bad = rows([other], run_id=run_id)[0] | {"location": "x" * 300}  # over VARCHAR(255)
         try:
-            repo.stage_chunk(run_id, 1, "k", 1, [bad], [(other, "Apple", 1)], [], {}, datetime.now(UTC))
+            repo.stage_chunk(
+                run_id, 1, "k", 1, staged_frame([bad]), [(other, "Apple", 1)], [], {}, datetime.now(UTC)
+            )
         except ValueError as exc:
             assert "values changed by the server" in str(exc)
         else:

@@ -189,3 +189,32 @@ def test_the_sign_first_patterns_match_exactly_what_the_look_behind_first_ones_d
         assert clean.hashtags_of(text) == old_tags, text
         assert clean.mentions_of(text) == old_mentions, text
         assert clean.urls_of(text) == clean.URL_RE.findall(text), text
+
+
+WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u2029\u202f\u3000"
+
+
+def test_the_guarded_clean_text_equals_every_pattern_run_on_every_text():
+    """clean_text skips a pattern when the text lacks its sign and collapses whitespace with
+    str.split: the same output as running every pattern and ``\\s+`` on every text."""
+    import html
+    import random
+    import re
+
+    from lake.transform import clean
+    from lake.transform.generate import _text
+
+    def unguarded(text: str) -> str:
+        out = html.unescape(text)
+        out = clean.URL_RE.sub(" ", out)
+        out = clean.MENTION_RE.sub(" @user ", out)
+        out = clean.HASH_SIGN_RE.sub(" ", out)
+        out = clean.demojize(out)
+        return re.sub(r"\s+", " ", out).strip()
+
+    rng = random.Random(11)
+    texts = [_text(rng, rng.choice(["Apple", "Tesla", "Google"])) for _ in range(2000)]
+    texts += [*TRICKY_EMOJI, "WwW.x.com hi", "HTTP://A b", "ftp://x", "&#64;bob &#35;tag", "a&amp;b"]
+    texts += ["".join(rng.choice(WHITESPACE + "ab@#&w.:/😀") for _ in range(30)) for _ in range(2000)]
+    for text in texts:
+        assert clean_text(text) == unguarded(text), repr(text)

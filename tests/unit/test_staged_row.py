@@ -3,14 +3,17 @@ from that definition or is checked against it here (the migration's table: tests
 
 from __future__ import annotations
 
+import io
 import types
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from lake.adapters.staging_repo import TWEET_COLUMNS, StagingRepository
+import polars as pl
+
+from lake.adapters.staging_repo import TWEET_COLUMNS, StagingRepository, _esc, write_tsv
 from lake.schema import STAGED_API_COLUMNS, STAGED_COLUMNS, STAGED_ROW
+from lake.transform.stage import STAGED_SCHEMA, staged_frame
 from services.gateway.read.tweets import StagedTweet
-from services.stager.handler import STAGED_SCHEMA
 
 API_TYPE_OF_KIND: dict[str, Any] = {
     "id": str,  # ids exceed 2^53: a decimal string
@@ -41,13 +44,18 @@ def test_the_apis_staged_tweet_has_the_rows_columns_in_order_with_their_types():
             assert field.annotation is want, name
 
 
+NASTY = "a\\b\tc\nd\re\x00f \\N 😀 $1"  # every character LOAD DATA's escapes name, and more
+
+
 def test_the_loaded_line_puts_each_value_in_its_column(monkeypatch):
-    """``_load_tweets`` writes its tab-separated line by hand (it is the stager's hot loop): each
-    value lands under the column of the same name."""
+    """``_load_tweets`` hands ``_load`` a frame that ``write_tsv`` writes column by column: each
+    value lands under the column of the same name, escaped as ``_esc`` escapes it by hand."""
     captured: dict[str, Any] = {}
 
-    def load(cur: Any, table: str, columns: Any, lines: list[str], chunk_id: int, run_id: str) -> None:
-        captured.update(table=table, columns=columns, lines=lines)
+    def load(cur: Any, table: str, columns: Any, lines: pl.DataFrame, chunk_id: int, run_id: str) -> None:
+        out = io.BytesIO()
+        write_tsv(lines, out)
+        captured.update(table=table, columns=columns, lines=out.getvalue().decode().split("\n")[:-1])
 
     monkeypatch.setattr(StagingRepository, "_load", staticmethod(load))
     row = {
@@ -61,14 +69,14 @@ def test_the_loaded_line_puts_each_value_in_its_column(monkeypatch):
         "friends": 12,
         "retweet_count": 13,
         "search_query": "#Apple",
-        "text": "I love my #iPhone",
+        "text": NASTY,
         "clean_text": "I love my iPhone",
-        "polarity": 0.6369,
-        "sentiment": "positive",
+        "polarity": -0.05,
+        "sentiment": "negative",
         "record_no": 14,
     }
     repo = StagingRepository.__new__(StagingRepository)
-    repo._load_tweets(None, [row], "run-1", 15, "raw/key.csv", datetime(2020, 9, 19, 1, 2, 3))
+    repo._load_tweets(None, staged_frame([row]), "run-1", 15, "raw/key.csv", datetime(2020, 9, 19, 1, 2, 3))
     assert captured["table"] == "tweets" and tuple(captured["columns"]) == STAGED_COLUMNS
     [line] = captured["lines"]
     values = dict(zip(STAGED_COLUMNS, line.rstrip("\n").split("\t"), strict=True))
@@ -83,10 +91,10 @@ def test_the_loaded_line_puts_each_value_in_its_column(monkeypatch):
         "friends": "12",
         "retweet_count": "13",
         "search_query": "#Apple",
-        "text": "I love my #iPhone",
+        "text": _esc(NASTY),
         "clean_text": "I love my iPhone",
-        "polarity": "0.6369",
-        "sentiment": "positive",
+        "polarity": "-0.0500",
+        "sentiment": "negative",
         "run_id": "run-1",
         "chunk_id": "15",
         "raw_key": "raw/key.csv",

@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
+import polars as pl
 import pymysql
 
-from lake.adapters.mysql import OnSession, batches, naive_utc, utc_now
+from lake.adapters.mysql import OnSession, batches, utc_now
 from lake.adapters.run_ledger import record_chunk
 from lake.schema import STAGED_COLUMNS
 
@@ -47,6 +48,30 @@ def _esc(value: str) -> str:
     return value.translate(_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
 
 
+def write_tsv(frame: pl.DataFrame, out: IO[bytes]) -> None:
+    """``frame`` as ``LOAD DATA … FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'`` reads it, as
+    :func:`_esc` writes it by hand: text escaped, times as ``DATETIME`` text, NULL as ``\\N``, floats
+    with 4 decimals (the polarity's ``DECIMAL(5,4)``)."""
+    escaped = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if dtype == pl.Utf8:
+            for char, code in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0")):
+                col = col.str.replace_all(char, code, literal=True)
+        elif isinstance(dtype, pl.Datetime):
+            col = col.dt.strftime("%Y-%m-%d %H:%M:%S")
+        escaped.append(col)
+    frame.select(escaped).write_csv(
+        out,
+        include_header=False,
+        separator="\t",
+        line_terminator="\n",
+        quote_style="never",
+        null_value="\\N",
+        float_precision=4,
+    )
+
+
 class StagingRepository(OnSession):
     def cross_linked_ids(self, run_id: str) -> list[int]:
         """Tweets this run linked to a company although another chunk (or run) staged them first."""
@@ -69,7 +94,7 @@ class StagingRepository(OnSession):
         chunk_id: int,
         raw_key: str,
         raw_rows: int,
-        rows: list[dict[str, Any]],
+        rows: pl.DataFrame,
         links: list[tuple[int, str, int]],
         rejects: list[tuple[int, str, str | None, str | None]],
         hashtags: dict[int, list[str]],
@@ -78,7 +103,8 @@ class StagingRepository(OnSession):
     ) -> StageResult:
         """Stage one chunk in one transaction; exact and idempotent under replays and concurrency.
 
-        ``rows``: valid records, first occurrence per twitter_id in the chunk; ``links``: (twitter_id,
+        ``rows``: valid records, first occurrence per twitter_id in the chunk
+        (``lake.transform.stage.STAGED_SCHEMA``'s columns); ``links``: (twitter_id,
         company, record_no) for every valid record; ``rejects``: (record_no, reason, column, value).
         ``replay``: a replay from stage (rules may have changed since the chunk was staged): what
         the chunk staged before is replaced, in the same transaction (:meth:`_unstage_chunk`).
@@ -104,7 +130,7 @@ class StagingRepository(OnSession):
         chunk_id: int,
         raw_key: str,
         raw_rows: int,
-        rows: list[dict[str, Any]],
+        rows: pl.DataFrame,
         links: list[tuple[int, str, int]],
         rejects: list[tuple[int, str, str | None, str | None]],
         hashtags: dict[int, list[str]],
@@ -112,12 +138,12 @@ class StagingRepository(OnSession):
         replay: bool = False,
     ) -> StageResult:
         now = utc_now()
-        rows = sorted(rows, key=lambda r: r["twitter_id"])  # one lock order for every replica
+        rows = rows.sort("twitter_id")  # one lock order for every replica
         with self.conn.cursor() as cur:
             before = self._unstage_chunk(cur, run_id, chunk_id) if replay else set()
             self._insert_rejects(cur, run_id, chunk_id, raw_key, rejects, now)
             self._load_tweets(cur, rows, run_id, chunk_id, raw_key, now)
-            owned = self._owned(cur, run_id, chunk_id, [r["twitter_id"] for r in rows])
+            owned = self._owned(cur, run_id, chunk_id, rows["twitter_id"].to_list())
             self._load_tags_and_links(cur, run_id, chunk_id, rows, owned, links, hashtags)
             staged = len(owned)
             result = StageResult(raw_rows, len(rejects), len(links) - staged, staged, frozenset(owned))
@@ -130,7 +156,7 @@ class StagingRepository(OnSession):
             record_chunk(cur, run_id, "staged", chunk_id, raw_key, started, counts)
             if replay:
                 self._restaged(cur, run_id, chunk_id, before - owned)
-            self._count_facets(cur, run_id, chunk_id, [r for r in rows if r["twitter_id"] in owned])
+            self._count_facets(cur, run_id, chunk_id, rows.filter(pl.col("twitter_id").is_in(list(owned))))
         self.conn.commit()
         return result
 
@@ -168,7 +194,7 @@ class StagingRepository(OnSession):
         cur: Any,
         run_id: str,
         chunk_id: int,
-        rows: list[dict[str, Any]],
+        rows: pl.DataFrame,
         owned: set[int],
         links: list[tuple[int, str, int]],
         hashtags: dict[int, list[str]],
@@ -190,14 +216,14 @@ class StagingRepository(OnSession):
         self._load(cur, "tweet_companies", columns, link_lines, chunk_id, run_id)
 
     @staticmethod
-    def _count_facets(cur: Any, run_id: str, chunk_id: int, owned_rows: list[dict[str, Any]]) -> None:
+    def _count_facets(cur: Any, run_id: str, chunk_id: int, owned_rows: pl.DataFrame) -> None:
         """The chunk's tweets per company and sentiment, and per day (what ``/stats`` sums)."""
         facets: Counter[tuple[str, str]] = Counter()
-        daily: Counter[tuple[str, str, str]] = Counter()
-        for r in owned_rows:
-            facets["company", r["company"]] += 1
-            facets["sentiment", r["sentiment"]] += 1
-            daily[naive_utc(r["created_at"]).strftime("%Y-%m-%d"), r["company"], r["sentiment"]] += 1
+        for facet in ("company", "sentiment"):
+            facets.update({(facet, v): n for v, n in owned_rows[facet].value_counts().iter_rows()})
+        day = pl.col("created_at").dt.strftime("%Y-%m-%d").alias("day")
+        counted = owned_rows.group_by(day, "company", "sentiment").len()
+        daily = {(d, c, s): n for d, c, s, n in counted.iter_rows()}
         cur.execute("DELETE FROM chunk_facets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
         if facets:
             cur.executemany(
@@ -256,54 +282,32 @@ class StagingRepository(OnSession):
         )
 
     def _load_tweets(
-        self, cur: Any, rows: list[dict[str, Any]], run_id: str, chunk_id: int, raw_key: str, now: datetime
+        self, cur: Any, rows: pl.DataFrame, run_id: str, chunk_id: int, raw_key: str, now: datetime
     ) -> None:
         """``LOAD DATA LOCAL INFILE … IGNORE`` of the chunk's rows (the first ingestion of an id wins).
 
         The measured fast path: 5-6x the rows/s of multi-row ``INSERT IGNORE`` batches here
-        (docs/benchmarks.md). Values are validated and typed before; any warning other than a
-        duplicate key fails the chunk instead of letting the server coerce a value silently."""
-        if not rows:
+        (docs/benchmarks.md). The file is written by polars, column by column (:func:`write_tsv`).
+        Values are validated and typed before; any warning other than a duplicate key fails the
+        chunk instead of letting the server coerce a value silently."""
+        if not rows.height:
             return
         stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        tail = f"\t{_esc(run_id)}\t{chunk_id}\t{_esc(raw_key)}\t"
-        lines = [
-            "\t".join(
-                (
-                    str(r["twitter_id"]),
-                    naive_utc(r["created_at"]).strftime("%Y-%m-%d %H:%M:%S"),
-                    _esc(r["company"]),
-                    _esc(r["screenname"]),
-                    _esc(r["username"]),
-                    "\\N" if r["location"] is None else _esc(r["location"]),
-                    str(r["followers"]),
-                    str(r["friends"]),
-                    str(r["retweet_count"]),
-                    _esc(r["search_query"]),
-                    _esc(r["text"]),
-                    _esc(r["clean_text"]),
-                    f"{r['polarity']:.4f}",
-                    r["sentiment"],
-                )
-            )
-            + tail
-            + f"{r['record_no']}\t{stamp}\n"
-            for r in rows
-        ]
-        self._load(cur, "tweets", TWEET_COLUMNS, lines, chunk_id, run_id)
+        lineage = rows.with_columns(
+            run_id=pl.lit(run_id), chunk_id=pl.lit(chunk_id), raw_key=pl.lit(raw_key), staged_at=pl.lit(stamp)
+        )
+        self._load(cur, "tweets", TWEET_COLUMNS, lineage.select(TWEET_COLUMNS), chunk_id, run_id)
 
     @staticmethod
     def _kept_time_and_sentiment(
-        cur: Any, rows: list[dict[str, Any]], owned: set[int], linked: set[int]
+        cur: Any, rows: pl.DataFrame, owned: set[int], linked: set[int]
     ) -> dict[int, str]:
         """``created_at\tsentiment`` of each linked tweet as the tweets table keeps it (migration
         004): this chunk's values for the tweets it staged, the stored ones for tweets staged before
         (read with a locking read, so a row another stager committed meanwhile is seen)."""
-        kept = {
-            r["twitter_id"]: f"{naive_utc(r['created_at']):%Y-%m-%d %H:%M:%S}\t{r['sentiment']}"
-            for r in rows
-            if r["twitter_id"] in owned
-        }
+        mine = rows.filter(pl.col("twitter_id").is_in(list(owned)))
+        stamps = mine["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S") + "\t" + mine["sentiment"]
+        kept = dict(zip(mine["twitter_id"].to_list(), stamps.to_list(), strict=True))
         for batch in batches(sorted(linked - owned), 5000):
             cur.execute(
                 f"SELECT twitter_id, created_at, sentiment FROM tweets"
@@ -317,13 +321,23 @@ class StagingRepository(OnSession):
 
     @staticmethod
     def _load(
-        cur: Any, table: str, columns: Sequence[str], lines: list[str], chunk_id: int, run_id: str
+        cur: Any,
+        table: str,
+        columns: Sequence[str],
+        lines: list[str] | pl.DataFrame,
+        chunk_id: int,
+        run_id: str,
     ) -> None:
-        """``LOAD DATA LOCAL INFILE … IGNORE`` of tab-separated ``lines`` (values escaped by ``_esc``)."""
-        if not lines:
+        """``LOAD DATA LOCAL INFILE … IGNORE`` of tab-separated ``lines`` (values escaped by ``_esc``)
+        or of a frame (written by :func:`write_tsv`)."""
+        count = lines.height if isinstance(lines, pl.DataFrame) else len(lines)
+        if not count:
             return
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".tsv", delete=False) as tmp:
-            tmp.writelines(lines)
+        with tempfile.NamedTemporaryFile("wb", suffix=".tsv", delete=False) as tmp:
+            if isinstance(lines, pl.DataFrame):
+                write_tsv(lines, tmp)
+            else:
+                tmp.write("".join(lines).encode())
         try:
             cur.execute(
                 f"LOAD DATA LOCAL INFILE %s IGNORE INTO TABLE {table} CHARACTER SET utf8mb4"
@@ -331,7 +345,7 @@ class StagingRepository(OnSession):
                 f" ({', '.join(columns)})",
                 (tmp.name,),
             )
-            skipped = len(lines) - cur.rowcount  # rows ignored as duplicate keys, one warning each
+            skipped = count - cur.rowcount  # rows ignored as duplicate keys, one warning each
             cur.execute("SHOW COUNT(*) WARNINGS")
             warnings = int(cur.fetchone()[0])
             if warnings > skipped:
