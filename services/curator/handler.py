@@ -21,7 +21,6 @@ import pyarrow as pa
 from lake.adapters.broker import Publisher
 from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
-from lake.adapters.mysql import naive_utc
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
@@ -30,8 +29,8 @@ from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform import curated_parquet as cp
-from lake.transform.curated_store import list_item, stored_document, tokenizer_record
-from lake.transform.enrich import curated_document
+from lake.transform.curate import curate_batch
+from lake.transform.curated_store import tokenizer_record
 from lake.transform.tokenize import LoadedTokenizer
 from services.curator.finalize import RunFinalizer
 
@@ -82,19 +81,16 @@ class Curator:
 
         def batches() -> Iterator[list[dict[str, Any]]]:
             for offset in range(0, frame.height, step):
-                rows = frame.slice(offset, step).to_dicts()
-                ids = self.tokenizer.encode([r["clean_text"] for r in rows])
-                docs = [
-                    curated_document(r, tok, companies.get(r["twitter_id"], [r["company"]]), meta)
-                    for r, tok in zip(rows, ids, strict=True)
-                ]
-                for part, table in cp.partitions(docs).items():
+                rows = frame.slice(offset, step)
+                ids = self.tokenizer.encode(rows["clean_text"].to_list())
+                found = zip(rows["twitter_id"].to_list(), rows["company"].to_list(), strict=True)
+                names = [companies.get(tid, [company]) for tid, company in found]
+                batch = curate_batch(rows, ids, names, self.tokenizer_record, meta)
+                for part, table in batch.parts.items():
                     tables.setdefault(part, []).append(table)
-                for d in docs:
-                    tid, at = int(d["_id"]), naive_utc(d["created_at"])
-                    items.append((tid, at, d["sentiment"], list_item(d)))
-                    links.extend((tid, name, at, d["sentiment"]) for name in d["companies"])
-                yield [stored_document(d, self.tokenizer_record) for d in docs]
+                items.extend(batch.items)
+                links.extend(batch.links)
+                yield batch.stored
 
         try:
             written = self.curated.write_chunk(event.run_id, event.chunk_id, batches(), event.replay)

@@ -1,0 +1,219 @@
+"""A batch of staged rows made into the curated layer's three forms at once, column by column.
+
+:func:`lake.transform.enrich.curated_document` defines a curated document, one row at a time; the
+stored document (:func:`lake.transform.curated_store.stored_document`), its list item (``list_item``)
+and its Parquet row (``curated_parquet.table_of``) were each derived from that dict, which made
+the curator's per-row Python most of its CPU (docs/benchmarks.md). :func:`curate_batch` builds the
+same three from the batch's columns: the time features, list items (polars' JSON encoder) and
+Parquet columns in polars and Arrow, and only the entities (hashtags, mentions, URLs, emoji: look-
+behind patterns and the emoji library), the engagement score (Python's ``math.log1p`` and
+``round``) and the stored documents' dicts per row. ``tests/unit/test_curate_batch.py`` checks each
+output equals what the per-document functions give.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from lake.transform import curated_parquet as cp
+from lake.transform.clean import hashtags_of, mentions_of, urls_of
+from lake.transform.curated_store import ENTITIES, pack_ids
+from lake.transform.enrich import emoji_of
+
+
+@dataclass
+class CuratedBatch:
+    stored: list[dict[str, Any]] = field(default_factory=list)  # the documents, as the store keeps them
+    # (twitter_id, created_at naive UTC, sentiment, list item) per document: the catalogue's rows
+    items: list[tuple[int, datetime, str, bytes]] = field(default_factory=list)
+    # (twitter_id, company, created_at, sentiment) per company each document is written with
+    links: list[tuple[int, str, datetime, str]] = field(default_factory=list)
+    parts: dict[tuple[str, str], pa.Table] = field(default_factory=dict)  # Parquet, by (company, month)
+
+
+def curate_batch(
+    rows: pl.DataFrame,
+    token_ids: list[list[int]],
+    companies: list[list[str]],
+    tokenizer: dict[str, Any],
+    meta: dict[str, str],
+) -> CuratedBatch:
+    """``rows``: staged rows (``lake.transform.stage.STAGED_SCHEMA``); ``token_ids`` and
+    ``companies``: each row's; ``tokenizer``: its record (``tokenizer_record``); ``meta``: its name
+    and vocabulary hash as documents show them."""
+    if not rows.height:
+        return CuratedBatch()
+    texts = rows["text"].to_list()
+    entities = {
+        "hashtags": [hashtags_of(t) for t in texts],
+        "mentions": [mentions_of(t) for t in texts],
+        "urls": [urls_of(t) for t in texts],
+        "emoji": [emoji_of(t) for t in texts],
+    }
+    frame = _documents(rows, token_ids, companies, entities)
+    tids, sentiments = rows["twitter_id"].to_list(), rows["sentiment"].to_list()
+    # naive UTC times: the catalogue's DATETIME, and what BSON stores for an aware UTC time alike
+    times = rows["created_at"].dt.replace_time_zone(None).to_list()
+    items = (j.encode() for j in _list_items(frame))
+    return CuratedBatch(
+        stored=_stored(rows, tids, times, companies, entities, token_ids, tokenizer),
+        items=list(zip(tids, times, sentiments, items, strict=True)),
+        links=[
+            (tid, name, at, s)
+            for tid, names, at, s in zip(tids, companies, times, sentiments, strict=True)
+            for name in names
+        ],
+        parts=_parts(frame, token_ids, meta),
+    )
+
+
+def _documents(
+    rows: pl.DataFrame,
+    token_ids: list[list[int]],
+    companies: list[list[str]],
+    entities: dict[str, list[list[str]]],
+) -> pl.DataFrame:
+    """The batch with every column of a curated document (entities and engagement from Python)."""
+    counts = zip(*(rows[c].to_list() for c in ("followers", "friends", "retweet_count")), strict=True)
+    engagement = [
+        round(2 * math.log1p(rt) + math.log1p(fo) + 0.5 * math.log1p(fr), 4) for fo, fr, rt in counts
+    ]  # lake.transform.enrich.engagement_score, inline: the same expression
+    at = pl.col("created_at")
+    return rows.with_columns(
+        _lists("companies", companies),
+        *(_lists(name, values) for name, values in entities.items()),
+        pl.Series("engagement", engagement, pl.Float64),
+        pl.Series("token_count", [len(ids) for ids in token_ids], pl.Int16),
+        date=at.dt.strftime("%Y-%m-%d"),
+        year=at.dt.year().cast(pl.Int16),
+        month=at.dt.month().cast(pl.Int8),
+        day_of_week=at.dt.weekday().cast(pl.Int8),  # 1 = Monday … 7 = Sunday, as isoweekday
+        day_name=at.dt.strftime("%A"),
+        hour=at.dt.hour().cast(pl.Int8),
+        is_weekend=at.dt.weekday() >= 6,
+    )
+
+
+def _lists(name: str, values: list[list[Any]], item: pa.DataType | None = None) -> pl.Series:
+    """A column of lists (of strings by default), through Arrow: polars builds one from Python
+    lists ~20x slower."""
+    series = pl.from_arrow(pa.array(values, pa.list_(item or pa.string())))
+    assert isinstance(series, pl.Series)
+    return series.alias(name)
+
+
+# The API's document in a list (curated_document's keys in order, no _id or tokens): list_item's JSON
+_ITEM = (
+    "created_at",
+    "date",
+    "year",
+    "month",
+    "day_of_week",
+    "day_name",
+    "hour",
+    "is_weekend",
+    "company",
+    "companies",
+    "screenname",
+    "username",
+    "location",
+    "followers",
+    "friends",
+    "retweet_count",
+    "text",
+    "clean_text",
+    "hashtags",
+    "mentions",
+    "urls",
+    "emoji",
+    "polarity",
+    "sentiment",
+    "engagement",
+)
+
+
+def _list_items(frame: pl.DataFrame) -> list[str]:
+    """Each document's list item as JSON, the bytes :func:`curated_store.list_item` renders
+    (pydantic's encoder and polars' write the same JSON for these types; the tests compare them)."""
+    fields = [
+        pl.col("twitter_id").cast(pl.Utf8),
+        pl.col("created_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        *(pl.col(name) for name in _ITEM[1:]),
+        pl.struct("run_id", "chunk_id", "raw_key", "record_no").alias("lineage"),
+    ]
+    return frame.select(pl.struct(fields).struct.json_encode())[:, 0].to_list()
+
+
+def _stored(
+    rows: pl.DataFrame,
+    tids: list[int],
+    times: list[datetime],
+    companies: list[list[str]],
+    entities: dict[str, list[list[str]]],
+    token_ids: list[list[int]],
+    tokenizer: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The stored documents: ``curated_store.stored_document``'s keys in its order, and its values
+    (``created_at`` naive UTC, which BSON stores as the same instant)."""
+    key, width = tokenizer["_id"], tokenizer["id_bytes"]
+    columns = (rows[c].to_list() for c in ("screenname", "username", "location", "followers", "friends"))
+    screennames, usernames, locations, followers, friends = columns
+    columns = (rows[c].to_list() for c in ("company", "retweet_count", "text", "polarity", "sentiment"))
+    company, retweets, texts, polarity, sentiment = columns
+    run_ids, chunk_ids = rows["run_id"].to_list(), rows["chunk_id"].to_list()
+    out = [
+        {
+            "_id": str(tids[i]),
+            "created_at": times[i],
+            "company": company[i],
+            "companies": companies[i],
+            "screenname": screennames[i],
+            "username": usernames[i],
+            "location": locations[i],
+            "followers": followers[i],
+            "friends": friends[i],
+            "retweet_count": retweets[i],
+            "text": texts[i],
+            "polarity": polarity[i],
+            "sentiment": sentiment[i],
+            "tok": pack_ids(token_ids[i], width),
+            "tokenizer": key,
+            "lineage": {"run_id": run_ids[i], "chunk_id": chunk_ids[i]},
+        }
+        for i in range(len(tids))
+    ]
+    for name in ENTITIES:  # only the lists that are not empty
+        for doc, values in zip(out, entities[name], strict=True):
+            if values:
+                doc[name] = values
+    return out
+
+
+def _parts(
+    frame: pl.DataFrame, token_ids: list[list[int]], meta: dict[str, str]
+) -> dict[tuple[str, str], pa.Table]:
+    """The batch as Parquet tables of ``curated_parquet.SCHEMA`` per (company, month), each in the
+    batch's order (``curated_parquet.partitions``' tables)."""
+    frame = frame.with_columns(
+        _lists("token_ids", token_ids, pa.int32()),
+        tokenizer=pl.lit(meta["tokenizer"]),
+        vocab_sha256=pl.lit(meta["vocab_sha256"]),
+        lineage_run_id=pl.col("run_id"),
+        lineage_chunk_id=pl.col("chunk_id").cast(pl.Int32),
+        lineage_raw_key=pl.col("raw_key"),
+        lineage_record_no=pl.col("record_no"),
+        _month=pl.col("date").str.slice(0, 7),
+    ).sort("company", "_month", maintain_order=True)
+    table = frame.select(cp.SCHEMA.names).to_arrow().cast(cp.SCHEMA)
+    out: dict[tuple[str, str], pa.Table] = {}
+    start = 0
+    for company, month, n in frame.group_by("company", "_month", maintain_order=True).len().iter_rows():
+        out[company, month] = table.slice(start, n)
+        start += n
+    return out

@@ -1,0 +1,115 @@
+"""``curate_batch`` builds, column by column, exactly what the per-document functions build from
+``curated_document``: the stored documents, the catalogue's rows (list items byte for byte) and
+links, and the Parquet tables per partition."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lake.adapters.mysql import naive_utc
+from lake.schema import RAW_COLUMNS
+from lake.transform import curated_parquet as cp
+from lake.transform.curate import curate_batch
+from lake.transform.curated_store import list_item, stored_document, tokenizer_record
+from lake.transform.enrich import curated_document
+from lake.transform.generate import write_csv
+from lake.transform.stage import stage_records, staged_frame
+
+TOKENIZER = tokenizer_record("bert-base-uncased", "ab" * 32, 30522)
+META = {"tokenizer": "bert-base-uncased", "vocab_sha256": "ab" * 32}
+LINEAGE = {"run_id": "run-1", "chunk_id": 7, "raw_key": "raw/run-1/x.csv"}
+
+
+def by_document(frame: pl.DataFrame, ids: list[list[int]], companies: list[list[str]]) -> dict[str, Any]:
+    """The reference: one ``curated_document`` per row, and what the curator derived from each."""
+    docs = [curated_document(r, t, c, META) for r, t, c in zip(frame.to_dicts(), ids, companies, strict=True)]
+    items: list[tuple[int, datetime, str, bytes]] = []
+    links: list[tuple[int, str, datetime, str]] = []
+    for d in docs:
+        tid, at = int(d["_id"]), naive_utc(d["created_at"])
+        items.append((tid, at, d["sentiment"], list_item(d)))
+        links.extend((tid, name, at, d["sentiment"]) for name in d["companies"])
+    return {
+        "stored": [stored_document(d, TOKENIZER) for d in docs],
+        "items": items,
+        "links": links,
+        "parts": cp.partitions(docs),
+    }
+
+
+def assert_same(frame: pl.DataFrame, ids: list[list[int]], companies: list[list[str]]) -> None:
+    got = curate_batch(frame, ids, companies, TOKENIZER, META)
+    want = by_document(frame, ids, companies)
+    # what the store is sent: the same BSON, keys in the same order (created_at: the same instant)
+    assert [bson.encode(d) for d in got.stored] == [bson.encode(d) for d in want["stored"]]
+    assert got.items == want["items"]
+    assert got.links == want["links"]
+    assert got.parts.keys() == want["parts"].keys()
+    for part, table in want["parts"].items():
+        assert got.parts[part].equals(table), part
+
+
+def generated(rows: int, seed: int) -> pl.DataFrame:
+    buf = io.BytesIO()
+    write_csv(buf, rows, seed=seed)
+    data = buf.getvalue().split(b"\n", 1)[1]
+    return stage_records(data, list(RAW_COLUMNS), 1, LINEAGE).frame
+
+
+def test_a_generated_batch_curates_as_document_by_document() -> None:
+    frame = generated(1500, 5)
+    ids = [[101, *range(i % 40), 102] for i in range(frame.height)]
+    companies = [["Apple", "Google"] if i % 7 == 0 else [c] for i, c in enumerate(frame["company"])]
+    assert_same(frame, ids, companies)
+
+
+def test_an_empty_batch_curates_to_nothing() -> None:
+    got = curate_batch(staged_frame([]), [], [], TOKENIZER, META)
+    assert (got.stored, got.items, got.links, got.parts) == ([], [], [], {})
+
+
+TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]) | st.sampled_from('@#&😀\x00\x1f\x7f\u2028"\\/'),
+    min_size=1,
+    max_size=40,
+)
+
+
+@st.composite
+def staged_row(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "twitter_id": draw(st.integers(1, 2**63 - 1)),
+        "created_at": draw(st.datetimes(datetime(1970, 1, 1), datetime(2100, 1, 1))).replace(
+            microsecond=0, tzinfo=UTC
+        ),
+        "company": draw(st.sampled_from(["Apple", "AMD", "Nvidia"])),
+        "screenname": draw(TEXT),
+        "username": draw(TEXT),
+        "location": draw(st.none() | TEXT),
+        "followers": draw(st.integers(0, 2**32 - 1)),
+        "friends": draw(st.integers(0, 2**32 - 1)),
+        "retweet_count": draw(st.integers(0, 2**32 - 1)),
+        "search_query": "#Apple",
+        "text": draw(TEXT),
+        "clean_text": draw(TEXT),
+        "polarity": draw(st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.0001, -0.0001, 0.05, 0.6369, -0.9999])),
+        "sentiment": draw(st.sampled_from(["positive", "neutral", "negative"])),
+        "run_id": "run-1",
+        "chunk_id": 7,
+        "raw_key": "raw/x.csv",
+        "record_no": draw(st.integers(1, 2**40)),
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(staged_row(), min_size=1, max_size=8, unique_by=lambda r: r["twitter_id"]))
+def test_rows_with_any_text_and_values_curate_as_document_by_document(rows: list[dict[str, Any]]) -> None:
+    frame = staged_frame(rows)
+    assert_same(frame, [[101, 5, 102]] * len(rows), [[r["company"]] for r in rows])
