@@ -310,6 +310,48 @@ func lakeCachedSchema(raw []byte) (*schema, error) {
         "\t\treturn unused, doc, nil\n\t}\n\n"
         "\tprojected, err := ProjectDocument(doc, iter.projection, iter.filter, iter.inclusion)\n",
     ),
+    # Every SQL statement logs its arguments at debug level through `l.With(...)`, and slog's text
+    # handler formats (quotes) attributes as soon as they are attached, before the level is checked:
+    # each insert formatted its whole batch of documents' JSON for a message then dropped, ≈ 20 % of
+    # FerretDB's CPU inserting curated documents (sampled with `perf record`, docs/benchmarks.md).
+    # A logger that does not log debug messages is replaced by one that discards everything.
+    (
+        "internal/util/fsql/db.go",
+        "\t\tl:                logging.WithName(l, name),\n",
+        "\t\tl:                lakeQuiet(logging.WithName(l, name)),\n",
+    ),
+    (
+        "internal/util/fsql/lake_quiet.go",
+        "",
+        """// Added by the lake's build (infra/ferretdb_component.py).
+
+package fsql
+
+import (
+\t"context"
+\t"log/slog"
+)
+
+// lakeQuiet returns l, or a logger that discards everything when l does not log debug messages
+// (FerretDB's level is set once, at start): queries log their arguments at debug level through
+// l.With, which formats them even when the message is then dropped.
+func lakeQuiet(l *slog.Logger) *slog.Logger {
+\tif l.Enabled(context.Background(), slog.LevelDebug) {
+\t\treturn l
+\t}
+
+\treturn slog.New(lakeDiscard{})
+}
+
+// lakeDiscard is a slog.Handler that handles nothing.
+type lakeDiscard struct{}
+
+func (lakeDiscard) Enabled(context.Context, slog.Level) bool  { return false }
+func (lakeDiscard) Handle(context.Context, slog.Record) error { return nil }
+func (d lakeDiscard) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d lakeDiscard) WithGroup(string) slog.Handler           { return d }
+""",
+    ),
     # Every iterator, row set and cursor (several per document read) was registered in a pprof
     # profile with its creation stack (runtime.Callers) and a finalizer, a leak check for FerretDB's
     # own tests: 8 % of its CPU reading a page. Off (the lake's build).
