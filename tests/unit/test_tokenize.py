@@ -36,6 +36,8 @@ def test_the_fast_batch_gives_the_ids_of_the_full_encoding(tok):
         buf.getvalue()[header:], columns, 1, {"run_id": "r", "chunk_id": 0, "raw_key": "k"}
     ).rows
     texts = [r["clean_text"] for r in rows] + ["Ünïcödé ßtraße 🔥 日本語", "", "a" * 500]
+    texts += texts[:300]  # texts that recur in the batch are tokenized once, to the same ids
+    assert len(set(texts)) < len(texts)
     assert tok.encode(texts) == [e.ids for e in tok.tokenizer.encode_batch(texts)]
 
 
