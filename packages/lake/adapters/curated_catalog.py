@@ -19,7 +19,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from lake.adapters.curated_repo import CuratedRepository
-from lake.adapters.mysql import Connected, batches
+from lake.adapters.mysql import Connected, batches, insert_values, sql_time
 from lake.adapters.run_ledger import record_chunk
 from lake.transform.curated_store import STAGED_ADDS, Staged, api_document, with_companies
 
@@ -64,17 +64,20 @@ class CuratedCatalog:
             with conn.cursor() as cur:
                 if replay:
                     gone = self._uncatalogue_replayed(cur, run_id, chunk_id, ids)
-                if items:  # PyMySQL sends executemany of one INSERT … VALUES as multi-row statements
-                    cur.executemany(
-                        "INSERT INTO curated_tweets"
-                        " (twitter_id, created_at, sentiment, run_id, chunk_id, item)"
-                        " VALUES (%s, %s, %s, %s, %s, %s)"
-                        " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
-                        " item = VALUES(item), created_at = VALUES(created_at),"
-                        " sentiment = VALUES(sentiment), run_id = VALUES(run_id),"
-                        " chunk_id = VALUES(chunk_id)",
-                        [(t, c, s, run_id, chunk_id, item) for t, c, s, item in items],
-                    )
+                literal = _Literals(conn)
+                run, chunk = literal(run_id), int(chunk_id)
+                insert_values(
+                    cur,
+                    "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id, item)",
+                    (
+                        f"({int(t)},{sql_time(c)},{literal(s)},{run},{chunk},X'{item.hex()}')"
+                        for t, c, s, item in items
+                    ),
+                    " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
+                    " item = VALUES(item), created_at = VALUES(created_at),"
+                    " sentiment = VALUES(sentiment), run_id = VALUES(run_id),"
+                    " chunk_id = VALUES(chunk_id)",
+                )
                 cur.execute(
                     "INSERT IGNORE INTO curated_hashtags (twitter_id, hashtag, created_at, sentiment)"
                     " SELECT th.twitter_id, th.hashtag, th.created_at, th.sentiment"
@@ -220,10 +223,25 @@ class CuratedCatalog:
 
     @staticmethod
     def _add_links(cur: Any, links: Sequence[tuple[int, str, datetime, str]]) -> None:
-        if links:  # PyMySQL sends executemany of one INSERT … VALUES as multi-row statements
-            cur.executemany(
-                "INSERT INTO curated_companies (twitter_id, company, created_at, sentiment)"
-                " VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE created_at = VALUES(created_at),"
-                " sentiment = VALUES(sentiment)",
-                links,
-            )
+        literal = _Literals(cur.connection)
+        insert_values(
+            cur,
+            "INSERT INTO curated_companies (twitter_id, company, created_at, sentiment)",
+            (f"({int(t)},{literal(c)},{sql_time(at)},{literal(s)})" for t, c, at, s in links),
+            " ON DUPLICATE KEY UPDATE created_at = VALUES(created_at), sentiment = VALUES(sentiment)",
+        )
+
+
+class _Literals:
+    """Strings as the connection's escaped SQL literals, each distinct one escaped once (a chunk
+    holds a few companies and sentiments, thousands of times each)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.known: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        found = self.known.get(value)
+        if found is None:
+            found = self.known[value] = self.conn.escape(value)
+        return found

@@ -143,7 +143,7 @@ class StagingRepository(OnSession):
             before = self._unstage_chunk(cur, run_id, chunk_id) if replay else set()
             self._insert_rejects(cur, run_id, chunk_id, raw_key, rejects, now)
             self._load_tweets(cur, rows, run_id, chunk_id, raw_key, now)
-            owned = self._owned(cur, run_id, chunk_id, rows["twitter_id"].to_list())
+            owned = self._owned(cur, run_id, chunk_id)
             self._load_tags_and_links(cur, run_id, chunk_id, rows, owned, links, hashtags)
             staged = len(owned)
             result = StageResult(raw_rows, len(rejects), len(links) - staged, staged, frozenset(owned))
@@ -177,17 +177,12 @@ class StagingRepository(OnSession):
             )
 
     @staticmethod
-    def _owned(cur: Any, run_id: str, chunk_id: int, ids: list[int]) -> set[int]:
-        """The ids whose rows this chunk holds after its load (the first ingestion of an id wins)."""
-        owned: set[int] = set()
-        for batch in batches(ids, 5000):
-            cur.execute(
-                f"SELECT twitter_id FROM tweets WHERE run_id = %s AND chunk_id = %s"
-                f" AND twitter_id IN ({', '.join(['%s'] * len(batch))})",
-                (run_id, chunk_id, *batch),
-            )
-            owned.update(int(r[0]) for r in cur.fetchall())
-        return owned
+    def _owned(cur: Any, run_id: str, chunk_id: int) -> set[int]:
+        """The ids whose rows this chunk holds after its load (the first ingestion of an id wins):
+        its lineage, by index. Only its own load gives a row this lineage (a replay from stage
+        deletes the chunk's rows first, in the same transaction), so no id list is needed."""
+        cur.execute("SELECT twitter_id FROM tweets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
+        return {int(r[0]) for r in cur.fetchall()}
 
     def _load_tags_and_links(
         self,
