@@ -18,6 +18,7 @@ from lake.transform.clean import DEFAULT_RULES, Rejection, Rules, hashtags_of, v
 from lake.transform.csvrecords import iter_records
 from lake.transform.generate import write_csv
 from lake.transform.stage import _PY_SPACE, stage_records
+from tests.unit.test_clean import fields
 
 LINEAGE = {"run_id": "r1", "chunk_id": 3, "raw_key": "runs/r1/x.csv"}
 COLUMNS = list(RAW_COLUMNS)
@@ -163,23 +164,7 @@ def tricky(column: str) -> st.SearchStrategy[str]:
     return st.one_of(spaced, st.text(max_size=10), st.sampled_from(["Apple", "x" * 256]))
 
 
-BASE = {
-    "created_at": "2020-07-12 10:00:00",
-    "file_name": "Apple",
-    "followers": "331",
-    "friends": "341",
-    "group_name": "Apple",
-    "location": "Paris, France",
-    "retweet_count": "0",
-    "screenname": "bob",
-    "search_query": "#Apple OR #Iphone",
-    "text": "I love my #iPhone 😀 https://t.co/x",
-    "twitter_id": "1282000000000000001",
-    "username": "Bob 😀",
-    "polarity": "0.6369",
-    "partition_0": "Technology",
-    "partition_1": "Apple",
-}
+BASE = dict(zip(COLUMNS, fields(), strict=True))  # test_clean's valid record
 # a valid record with one to three of its values replaced by tricky ones (so that most records sit
 # right at a rule's edge, where the column checks and validate could part)
 RECORD = st.dictionaries(st.sampled_from(COLUMNS), st.none(), min_size=1, max_size=3).flatmap(
