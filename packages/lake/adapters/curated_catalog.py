@@ -64,20 +64,7 @@ class CuratedCatalog:
             with conn.cursor() as cur:
                 if replay:
                     gone = self._uncatalogue_replayed(cur, run_id, chunk_id, ids)
-                literal = _Literals(conn)
-                run, chunk = literal(run_id), int(chunk_id)
-                insert_values(
-                    cur,
-                    "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id, item)",
-                    (
-                        f"({int(t)},{sql_time(c)},{literal(s)},{run},{chunk},X'{item.hex()}')"
-                        for t, c, s, item in items
-                    ),
-                    " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
-                    " item = VALUES(item), created_at = VALUES(created_at),"
-                    " sentiment = VALUES(sentiment), run_id = VALUES(run_id),"
-                    " chunk_id = VALUES(chunk_id)",
-                )
+                self._add_items(cur, run_id, chunk_id, items)
                 cur.execute(
                     "INSERT IGNORE INTO curated_hashtags (twitter_id, hashtag, created_at, sentiment)"
                     " SELECT th.twitter_id, th.hashtag, th.created_at, th.sentiment"
@@ -220,6 +207,26 @@ class CuratedCatalog:
                 raise
             if progress is not None:
                 progress(done, total)
+
+    @staticmethod
+    def _add_items(
+        cur: Any, run_id: str, chunk_id: int, items: Sequence[tuple[int, datetime, str, bytes]]
+    ) -> None:
+        """A chunk's catalogue rows; a row catalogued before moves its revision on, with the new item."""
+        literal = _Literals(cur.connection)
+        run, chunk = literal(run_id), int(chunk_id)
+        insert_values(
+            cur,
+            "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id, item)",
+            (
+                f"({int(t)},{sql_time(c)},{literal(s)},{run},{chunk},X'{item.hex()}')"
+                for t, c, s, item in items
+            ),
+            " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
+            " item = VALUES(item), created_at = VALUES(created_at),"
+            " sentiment = VALUES(sentiment), run_id = VALUES(run_id),"
+            " chunk_id = VALUES(chunk_id)",
+        )
 
     @staticmethod
     def _add_links(cur: Any, links: Sequence[tuple[int, str, datetime, str]]) -> None:
