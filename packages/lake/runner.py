@@ -98,6 +98,7 @@ class Wiring(Generic[E]):
 
 
 STOPPING_UNFINISHED = "stopping with the event unfinished: it is redelivered after restart"
+POLL_RETRY_S = 1.0  # the pause before polling again when Kafka did not answer
 
 
 @dataclass
@@ -139,7 +140,7 @@ class ConsumerLoop(Generic[E]):
         log.info("consuming", extra={"fields": {"topics": sorted(self.consumer.subscription() or [])}})
         try:
             while not self.stopping.is_set():
-                batches = self.consumer.poll(timeout_ms=500)
+                batches = self._poll()
                 for tp, messages in batches.items():
                     for msg in messages:
                         self._process(tp, msg)
@@ -155,6 +156,18 @@ class ConsumerLoop(Generic[E]):
             self.consumer.close()
             self.publisher.close()
             log.info("stopped")
+
+    def _poll(self) -> dict[TopicPartition, list[Any]]:
+        """The next messages, or none while Kafka does not answer (the broker is down or
+        restarting): the consumer reconnects and rejoins its group on a later poll, and the
+        service goes on instead of exiting (tests/e2e/test_faults.py)."""
+        try:
+            batches: dict[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=500)
+        except KafkaError as exc:
+            log.warning("Kafka did not answer a poll (%s): polling again", describe(exc))
+            self._wait(POLL_RETRY_S)
+            return {}
+        return batches
 
     def _process(self, tp: TopicPartition, msg: Any) -> None:
         token = log_context.set({"topic": msg.topic, "partition": msg.partition, "offset": msg.offset})

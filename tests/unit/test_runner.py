@@ -410,3 +410,29 @@ def test_a_commit_kafka_does_not_answer_is_logged_and_the_loop_goes_on(monkeypat
         {TopicPartition(TOPIC, 0): OffsetAndMetadata(2, "", -1)}
     ]  # the second event's commit covers the first's
     assert sum("Kafka did not answer" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_poll_kafka_does_not_answer_is_logged_and_the_loop_goes_on(monkeypatch, caplog):
+    # Kafka SIGKILLed mid-run: the consumer's coordinator lookup inside poll is refused (CI saw
+    # the ingestor exit on it); the service waits, polls again and handles what comes next
+    from kafka.errors import KafkaConnectionError
+
+    from lake.runner import POLL_RETRY_S
+
+    h = Harness([event(1).dumps()], monkeypatch)
+    real_poll = h.consumer.poll
+    refused: list[int] = []
+
+    def refuse_twice(timeout_ms: int) -> dict[TopicPartition, list[Message]]:
+        if len(refused) < 2:
+            refused.append(timeout_ms)
+            raise KafkaConnectionError("111 ECONNREFUSED")
+        return real_poll(timeout_ms)
+
+    monkeypatch.setattr(h.consumer, "poll", refuse_twice)
+    done: list[str] = []
+    with caplog.at_level("WARNING", logger="lake.runner"):
+        h.run(lambda e: done.append(e.run_id))
+    assert done == ["run-1"]
+    assert h.sleeps == [POLL_RETRY_S, POLL_RETRY_S]
+    assert sum("Kafka did not answer a poll" in r.getMessage() for r in caplog.records) == 2
