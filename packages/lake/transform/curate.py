@@ -13,7 +13,6 @@ output equals what the per-document functions give.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +23,7 @@ import pyarrow as pa
 from lake.transform import curated_parquet as cp
 from lake.transform.clean import hashtags_of, mentions_of, urls_of
 from lake.transform.curated_store import ENTITIES, pack_ids
-from lake.transform.enrich import emoji_of
+from lake.transform.enrich import emoji_of, engagement_score
 
 
 @dataclass
@@ -81,9 +80,7 @@ def _documents(
 ) -> pl.DataFrame:
     """The batch with every column of a curated document (entities and engagement from Python)."""
     counts = zip(*(rows[c].to_list() for c in ("followers", "friends", "retweet_count")), strict=True)
-    engagement = [
-        round(2 * math.log1p(rt) + math.log1p(fo) + 0.5 * math.log1p(fr), 4) for fo, fr, rt in counts
-    ]  # lake.transform.enrich.engagement_score, inline: the same expression
+    engagement = [engagement_score(fo, fr, rt) for fo, fr, rt in counts]
     at = pl.col("created_at")
     return rows.with_columns(
         _lists("companies", companies),
@@ -108,9 +105,9 @@ def _lists(name: str, values: list[list[Any]], item: pa.DataType | None = None) 
     return series.alias(name)
 
 
-# The API's document in a list (curated_document's keys in order, no _id or tokens): list_item's JSON
+# The API's document in a list (curated_document's keys in order, no _id or tokens), after its
+# twitter_id and created_at: list_item's JSON
 _ITEM = (
-    "created_at",
     "date",
     "year",
     "month",
@@ -144,7 +141,7 @@ def _list_items(frame: pl.DataFrame) -> list[str]:
     fields = [
         pl.col("twitter_id").cast(pl.Utf8),
         pl.col("created_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        *(pl.col(name) for name in _ITEM[1:]),
+        *(pl.col(name) for name in _ITEM),
         pl.struct("run_id", "chunk_id", "raw_key", "record_no").alias("lineage"),
     ]
     return frame.select(pl.struct(fields).struct.json_encode())[:, 0].to_list()
