@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lake.schema import RAW_COLUMNS
 from lake.transform.clean import (
@@ -218,3 +220,18 @@ def test_the_guarded_clean_text_equals_every_pattern_run_on_every_text():
     texts += ["".join(rng.choice(WHITESPACE + "ab@#&w.:/😀") for _ in range(30)) for _ in range(2000)]
     for text in texts:
         assert clean_text(text) == unguarded(text), repr(text)
+
+
+_EMOJI_ALPHABET = "ab #*09é—“中\u200d\ufe0f\u20e3©™❤🔥😂👍🏽🇫🇷👨👩"
+
+
+@given(st.text(alphabet=st.sampled_from(_EMOJI_ALPHABET) | st.characters(), max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_emoji_runs_found_inside_non_ascii_runs_are_the_whole_text_scans(text: str):
+    """emoji_runs and demojize scan with EMOJI_RUN_RE only inside runs of non-ASCII characters
+    (with a keycap sign before them): the same matches and the same spelled text as scanning the
+    whole text."""
+    from lake.transform import clean
+
+    assert clean.emoji_runs(text) == clean.EMOJI_RUN_RE.findall(text)
+    assert clean.demojize(text) == clean.EMOJI_RUN_RE.sub(clean._spelled_run, text)

@@ -131,6 +131,12 @@ def _emoji_runs() -> tuple[frozenset[str], re.Pattern[str]]:
 
 EMOJI_CHARS, EMOJI_RUN_RE = _emoji_runs()
 
+# Runs of non-ASCII characters, each with the keycap sign before it: every emoji run lies inside
+# one. EMOJI_RUN_RE's class is ~80 ranges, most beyond the BMP, which ``re`` tests one after the
+# other at every position of a text (≈ 10 µs a tweet, ≈ 10 % of the stager and of the curator in
+# a profile); this class is one range, and EMOJI_RUN_RE then scans only these few characters.
+_NON_ASCII_RUN_RE = re.compile(r"[0-9#*]?[^\x00-\x7f]+")
+
 
 def has_emoji_chars(text: str) -> bool:
     return not text.isascii() and not EMOJI_CHARS.isdisjoint(text)
@@ -140,7 +146,18 @@ def demojize(text: str) -> str:
     """Emoji spelled out as words (``🔥`` → `` fire ``, ``😂`` → `` face with tears of joy ``)."""
     if not has_emoji_chars(text):
         return text
-    return EMOJI_RUN_RE.sub(_spelled_run, text)
+    return _NON_ASCII_RUN_RE.sub(_spelled_candidate, text)
+
+
+def emoji_runs(text: str) -> list[str]:
+    """EMOJI_RUN_RE's matches in ``text``, in order (scanning only its non-ASCII runs)."""
+    if not has_emoji_chars(text):
+        return []
+    return [run for part in _NON_ASCII_RUN_RE.findall(text) for run in EMOJI_RUN_RE.findall(part)]
+
+
+def _spelled_candidate(match: re.Match[str]) -> str:
+    return EMOJI_RUN_RE.sub(_spelled_run, match.group())
 
 
 def _spelled_run(match: re.Match[str]) -> str:

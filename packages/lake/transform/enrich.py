@@ -9,7 +9,7 @@ from typing import Any
 
 import emoji
 
-from lake.transform.clean import EMOJI_RUN_RE, has_emoji_chars, hashtags_of, mentions_of, urls_of
+from lake.transform.clean import emoji_runs, hashtags_of, mentions_of, urls_of
 
 
 def engagement_score(followers: int, friends: int, retweet_count: int) -> float:
@@ -23,9 +23,7 @@ def engagement_score(followers: int, friends: int, retweet_count: int) -> float:
 
 def emoji_of(text: str) -> list[str]:
     """Distinct emoji in order of appearance (the library looks only at runs of emoji characters)."""
-    if not has_emoji_chars(text):
-        return []
-    return list(dict.fromkeys(e for run in EMOJI_RUN_RE.findall(text) for e in _emoji_in_run(run)))
+    return list(dict.fromkeys(e for run in emoji_runs(text) for e in _emoji_in_run(run)))
 
 
 @lru_cache(maxsize=1 << 14)
