@@ -357,7 +357,7 @@ class StagingRepository(OnSession):
                 )
         finally:
             os.unlink(tmp.name)
-        return count - skipped
+        return int(count - skipped)
 
     def companies_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
