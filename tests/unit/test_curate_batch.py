@@ -113,3 +113,11 @@ def staged_row(draw: st.DrawFn) -> dict[str, Any]:
 def test_rows_with_any_text_and_values_curate_as_document_by_document(rows: list[dict[str, Any]]) -> None:
     frame = staged_frame(rows)
     assert_same(frame, [[101, 5, 102]] * len(rows), [[r["company"]] for r in rows])
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.sampled_from([None, UTC])))
+@settings(max_examples=300, deadline=None)
+def test_a_catalogue_time_literal_is_the_naive_utc_time_to_the_second(ts: datetime) -> None:
+    from lake.adapters.mysql import sql_time
+
+    assert sql_time(ts) == f"'{naive_utc(ts):%Y-%m-%d %H:%M:%S}'"

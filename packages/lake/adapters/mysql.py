@@ -44,8 +44,11 @@ def insert_values(cur: Any, head: str, rows: Iterable[str], tail: str = "", max_
 
 
 def sql_time(ts: datetime) -> str:
-    """A naive UTC time (``DATETIME``, whole seconds) as an SQL literal."""
-    return f"'{ts:%Y-%m-%d %H:%M:%S}'"
+    """A time as the SQL literal of its naive UTC ``DATETIME`` (whole seconds). ``isoformat`` is
+    C code: ≈ 4x faster than ``strftime``, twice per curated document."""
+    if ts.tzinfo is not None:
+        ts = naive_utc(ts)
+    return f"'{ts.isoformat(' ', 'seconds')}'"
 
 
 def utc_now() -> datetime:
