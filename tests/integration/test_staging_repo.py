@@ -96,6 +96,21 @@ def test_the_first_ingestion_wins_across_chunks_and_runs_and_a_new_company_is_li
     assert repo.companies_of([ids[0]]) == {ids[0]: ["Apple", "Google"]}
 
 
+def test_the_ids_a_chunk_owns_are_exact_when_the_server_cuts_their_list_short(
+    repo: StagingRepository, monkeypatch
+):
+    """A chunk that finds some of its ids staged reads the ids it owns back as one list; when
+    the server cuts that list short, they are read row by row: the same counts."""
+    run = f"t-{uuid.uuid4().hex[:8]}"
+    ids = new_ids(30)
+    assert stage(repo, run, 0, ids[:10]) == (10, 0, 0, 10)
+    monkeypatch.setattr(StagingRepository, "OWNED_LIST_BYTES", 30)  # room for one or two ids
+    assert stage(repo, run, 1, ids[5:30]) == (25, 0, 5, 20)
+    with repo.conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM tweets WHERE run_id = %s AND chunk_id = 1", (run,))
+        assert cur.fetchone() == (20,)
+
+
 def test_links_carry_the_kept_tweets_time_and_sentiment_even_when_a_later_record_differs(
     repo: StagingRepository,
 ):

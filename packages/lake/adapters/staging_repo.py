@@ -73,6 +73,8 @@ def write_tsv(frame: pl.DataFrame, out: IO[bytes]) -> None:
 
 
 class StagingRepository(OnSession):
+    OWNED_LIST_BYTES = 1 << 30  # the longest list of ids _owned reads as one value
+
     def cross_linked_ids(self, run_id: str) -> list[int]:
         """Tweets this run linked to a company although another chunk (or run) staged them first."""
         with self.conn.cursor() as cur:
@@ -184,9 +186,20 @@ class StagingRepository(OnSession):
     def _owned(cur: Any, run_id: str, chunk_id: int) -> set[int]:
         """The ids whose rows this chunk holds after its load (the first ingestion of an id wins):
         its lineage, by index. Only its own load gives a row this lineage (a replay from stage
-        deletes the chunk's rows first, in the same transaction), so no id list is needed."""
-        cur.execute("SELECT twitter_id FROM tweets WHERE run_id = %s AND chunk_id = %s", (run_id, chunk_id))
-        return {int(r[0]) for r in cur.fetchall()}
+        deletes the chunk's rows first, in the same transaction), so no id list is needed.
+
+        Read as one comma-separated value: parsing 50,000 result rows in PyMySQL was ≈ 6 % of the
+        stager's CPU (py-spy). The count guards against a list the server would cut short."""
+        where = "FROM tweets WHERE run_id = %s AND chunk_id = %s"
+        cur.execute(f"SET SESSION group_concat_max_len = {StagingRepository.OWNED_LIST_BYTES}")
+        cur.execute(f"SELECT COUNT(*), GROUP_CONCAT(twitter_id) {where}", (run_id, chunk_id))
+        count, joined = cur.fetchone()
+        text = joined.decode() if isinstance(joined, bytes) else joined or ""
+        owned = {int(t) for t in text.split(",")} if text else set()
+        if len(owned) != count:
+            cur.execute(f"SELECT twitter_id {where}", (run_id, chunk_id))
+            owned = {int(r[0]) for r in cur.fetchall()}
+        return owned
 
     def _load_tags_and_links(
         self,
