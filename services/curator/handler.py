@@ -70,7 +70,7 @@ class Curator:
         # a redrive (skipping them here lost those chunks' Parquet rows; tests/e2e/test_faults.py)
         finished = status is not None and status[0] == "succeeded"
         frame = pl.read_parquet(io.BytesIO(self.store.get_bytes(event.bucket, event.key)))
-        companies = self.staging.companies_of(frame["twitter_id"].to_list())
+        companies = self.staging.other_companies(event.run_id, event.chunk_id)
         meta = self.tokenizer.meta()
         step = self.settings.pipeline.curator_batch
         tables: dict[tuple[str, str], list[pa.Table]] = {}

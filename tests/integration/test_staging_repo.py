@@ -94,6 +94,11 @@ def test_the_first_ingestion_wins_across_chunks_and_runs_and_a_new_company_is_li
         cur.execute("SELECT run_id, chunk_id, company FROM tweets WHERE twitter_id = %s", (ids[0],))
         assert cur.fetchone() == (run1, 0, "Apple")  # never overwritten
     assert repo.companies_of([ids[0]]) == {ids[0]: ["Apple", "Google"]}
+    # the curator's read: only the chunk's tweets linked to more than their own company
+    assert repo.other_companies(run1, 0) == {t: ["Apple", "Google"] for t in ids[:10]}
+    assert repo.other_companies(run1, 1) == {t: ["Apple", "Google"] for t in ids[10:15]}
+    assert repo.other_companies(run2, 0) == {}  # ids[15:] have Google alone, their own
+    assert repo.companies_of(ids[15:]) == {t: ["Google"] for t in ids[15:]}
 
 
 def test_the_ids_a_chunk_owns_are_exact_when_the_server_cuts_their_list_short(
