@@ -117,3 +117,16 @@ def test_no_word_cache_for_a_pipeline_it_does_not_know_or_that_fails_its_self_ch
     assert "self-check" in caplog.text
     plain = LoadedTokenizer("x", "test", tok.vocab_sha256, tok.tokenizer, 16)
     assert plain.encode(["Hello world"]) == [[101, 7592, 2088, 102]]
+
+
+def test_a_word_holding_an_added_token_raw_or_normalised_is_left_to_tokenizers(tok):
+    from tokenizers import AddedToken, Tokenizer
+
+    from lake.transform.tokenize import WordCache
+
+    custom = Tokenizer.from_str(tok.tokenizer.to_str())
+    custom.add_tokens([AddedToken("café", normalized=True), AddedToken("zq", normalized=False)])
+    words = WordCache.for_tokenizer(custom)
+    assert words is not None
+    texts = ["cafe CAFÉ xcafex café", "zq xzqx ZQ", "le cafe, zq."]
+    assert words.encode(texts) == [e.ids for e in custom.encode_batch(texts)]

@@ -95,16 +95,19 @@ class WordCache:
         self.plain = Tokenizer.from_str(tok.to_str())
         self.plain.no_truncation()
         self.plain.no_padding()
-        self.vocab: dict[str, int] = tok.get_vocab()
+        self.vocab: dict[str, int] = tok.get_vocab(with_added_tokens=False)  # the model's own
         self.unk = [self.vocab[model["unk_token"]]]
         self.prefix: str = model["continuing_subword_prefix"]
         self.max_chars: int = model["max_input_chars_per_word"]
         self.lowercase = bool(cfg["normalizer"]["lowercase"])
         self.words_re = _ASCII_WORDS[self.lowercase]
-        # added tokens ([CLS], [SEP]…) are matched in the raw text before anything else: a word
-        # that holds one, in any case, is left to tokenizers
-        added = [a.content for a in tok.get_added_tokens_decoder().values()]
-        self.added = re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None
+        # added tokens ([CLS], [SEP]…) are matched before anything else, in the raw text or (when
+        # "normalized") in the normalised one: a word that holds one, raw or normalised, in any
+        # case, is left to tokenizers
+        added = {a.content for a in tok.get_added_tokens_decoder().values()}
+        if tok.normalizer is not None:
+            added |= {tok.normalizer.normalize_str(a) for a in added}
+        self.added = re.compile("|".join(map(re.escape, sorted(added))), re.IGNORECASE) if added else None
         whole, inner = tok.encode("a").ids, self._word_ids("a")
         at = next((i for i in range(len(whole)) if whole[i : i + len(inner)] == inner), -1)
         if at < 0:
