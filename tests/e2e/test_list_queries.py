@@ -57,6 +57,7 @@ def docs(lists: Services) -> list[Doc]:
         adds = {str(t): Staged(*staged) for t, *staged in cur.fetchall()}
     for d in found:
         d["_staged"] = adds[d["_id"]]
+        d["hashtags"] = api_document(d, d["_staged"], {}, include_tokens=False)["hashtags"]  # as shown
     return found
 
 

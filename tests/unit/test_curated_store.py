@@ -51,6 +51,7 @@ def test_the_api_document_derived_from_the_stored_one_is_the_curators(kw: dict[s
     stored = stored_document(whole, TOKENIZER)
     assert elements(stored) <= elements(whole) * 0.4  # far fewer elements to convert and store
     assert not any(isinstance(v, list) and not v for v in stored.values())  # no empty lists
+    assert not {"hashtags", "mentions", "urls", "emoji"} & stored.keys()  # derived from the text
     assert stored["lineage"] == {"run_id": r["run_id"], "chunk_id": r["chunk_id"]}  # the raw record: staged
     adds = Staged(r["clean_text"], r["raw_key"], r["record_no"])
     api = api_document(stored, adds, {TOKENIZER["_id"]: TOKENIZER}, include_tokens=True)
@@ -105,3 +106,19 @@ def test_token_ids_pack_little_endian_and_back(width: int, ids: list[int]):
     assert packed[width : 2 * width] == (101).to_bytes(width, "little")
     assert unpack_ids(packed, width) == ids
     assert tokenizer_record("big", "f" * 64, 250_002)["id_bytes"] == 4
+
+
+def test_entities_a_document_stored_by_an_earlier_version_holds_are_shown_as_stored():
+    """Documents stored before the entities were derived hold their non-empty entity lists; those
+    are shown as stored, the missing (empty) ones derived from the text: the same document."""
+    meta = {"tokenizer": TOKENIZER["tokenizer"], "vocab_sha256": TOKENIZER["vocab_sha256"]}
+    r = staged_row(text="#Apple and @tim at https://x.co 😀", clean_text="apple and @user at")
+    whole = curated_document(r, [101, 102], ["Apple"], meta)
+    assert whole["hashtags"] == ["apple"] and whole["emoji"] == ["😀"] and whole["urls"]
+    earlier = stored_document(whole, TOKENIZER) | {"hashtags": ["apple"], "emoji": ["😀"]}
+    adds = Staged(r["clean_text"], r["raw_key"], r["record_no"])
+    api = api_document(earlier, adds, {}, include_tokens=False)
+    assert api == {k: v for k, v in whole.items() if k not in ("_id", "tokens")}
+    kept = api_document(earlier | {"hashtags": ["as-stored"]}, adds, {}, include_tokens=False)
+    assert kept["hashtags"] == ["as-stored"]  # what the store holds wins
+    assert api == api_document(stored_document(whole, TOKENIZER), adds, {}, include_tokens=False)

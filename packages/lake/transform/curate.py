@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from lake.transform import curated_parquet as cp
 from lake.transform.clean import hashtags_of, mentions_of, urls_of
-from lake.transform.curated_store import ENTITIES, pack_ids
+from lake.transform.curated_store import pack_ids
 from lake.transform.enrich import emoji_of, engagement_score
 
 
@@ -61,7 +61,7 @@ def curate_batch(
     times = rows["created_at"].dt.replace_time_zone(None).to_list()
     items = (j.encode() for j in _list_items(frame))
     return CuratedBatch(
-        stored=_stored(rows, tids, times, companies, entities, token_ids, tokenizer),
+        stored=_stored(rows, tids, times, companies, token_ids, tokenizer),
         items=list(zip(tids, times, sentiments, items, strict=True)),
         links=[
             (tid, name, at, s)
@@ -152,7 +152,6 @@ def _stored(
     tids: list[int],
     times: list[datetime],
     companies: list[list[str]],
-    entities: dict[str, list[list[str]]],
     token_ids: list[list[int]],
     tokenizer: dict[str, Any],
 ) -> list[dict[str, Any]]:
@@ -185,10 +184,6 @@ def _stored(
         }
         for i in range(len(tids))
     ]
-    for name in ENTITIES:  # only the lists that are not empty
-        for doc, values in zip(out, entities[name], strict=True):
-            if values:
-                doc[name] = values
     return out
 
 

@@ -33,6 +33,17 @@ def _emoji_in_run(run: str) -> tuple[str, ...]:
     return tuple(e["emoji"] for e in emoji.emoji_list(run))
 
 
+def entities_of(text: str) -> dict[str, list[str]]:
+    """The entities a curated document shows, all pure functions of its text: the store does not
+    keep them (docs/pipeline.md, "The stored curated document"); the gateway derives them."""
+    return {
+        "hashtags": hashtags_of(text),
+        "mentions": mentions_of(text),
+        "urls": urls_of(text),
+        "emoji": emoji_of(text),
+    }
+
+
 def time_features(created_at: datetime) -> dict[str, Any]:
     """Calendar features of the tweet's time (naive times are UTC); they depend on its hour only,
     so each hour's are computed once (the curator and the gateway derive them for every document)."""
@@ -84,10 +95,7 @@ def curated_document(
         "retweet_count": row["retweet_count"],
         "text": text,
         "clean_text": row["clean_text"],
-        "hashtags": hashtags_of(text),
-        "mentions": mentions_of(text),
-        "urls": urls_of(text),
-        "emoji": emoji_of(text),
+        **entities_of(text),
         "polarity": row["polarity"],
         "sentiment": row["sentiment"],
         "engagement": engagement_score(row["followers"], row["friends"], row["retweet_count"]),
