@@ -103,11 +103,13 @@ POLL_RETRY_S = 1.0  # the pause before polling again when Kafka did not answer
 
 @dataclass
 class _Tries:
-    """One event's attempts so far (store waits do not count), store waits, and seconds waited."""
+    """One event's attempts so far (store waits do not count), store waits, seconds waited since
+    a store first failed it (the back-off and the attempts after it), and the last attempt's."""
 
     attempts: int = 0
     waits: int = 0
     waited: float = 0.0
+    last_attempt_s: float = 0.0
 
 
 class ConsumerLoop(Generic[E]):
@@ -208,6 +210,7 @@ class ConsumerLoop(Generic[E]):
         tries = _Tries()
         while True:
             tries.attempts += 1
+            started = self._clock()
             try:
                 self.wiring.handle(event)
                 self.publisher.flush()
@@ -220,6 +223,7 @@ class ConsumerLoop(Generic[E]):
                 if self.stopping.is_set():
                     log.warning(STOPPING_UNFINISHED)
                     return False
+                tries.last_attempt_s = self._clock() - started
                 delay = self._retry_delay(msg, event, exc, tries)
                 if delay is None:
                     return False
@@ -235,7 +239,10 @@ class ConsumerLoop(Generic[E]):
         A store that does not answer is waited for (not the event's fault: the attempt does not
         count) up to ``store_wait_s``; MySQL holds the dead letters and the run ledger, so a letter
         written while it is down could never be listed or redriven: MySQL is waited for without
-        that limit. Any other error counts an attempt, up to ``max_attempts``."""
+        that limit. The budget is wall-clock time since the store first failed the event, the
+        attempts made meanwhile included: an attempt can take seconds to fail (a driver's server
+        selection), and counting the back-off alone let a store stay down far longer than the
+        budget says without a letter. Any other error counts an attempt, up to ``max_attempts``."""
         kafka = self.settings.kafka
         store = unavailable_store(exc)
         if store is None:
@@ -246,6 +253,8 @@ class ConsumerLoop(Generic[E]):
             log.warning("attempt %d failed: %s; retrying in %.1f s", tries.attempts, describe(exc), delay)
             return delay
         tries.attempts -= 1
+        if tries.waits:  # the budget is the time since the store first failed: attempts count too
+            tries.waited += tries.last_attempt_s
         if tries.waited >= kafka.store_wait_s and store != "mysql":
             gone = StoreUnavailable(f"{store} unavailable for {tries.waited:.0f} s: {describe(exc)}")
             self._dead_letter(msg, event, gone, tries.attempts + 1)
@@ -268,6 +277,10 @@ class ConsumerLoop(Generic[E]):
 
     def _delay(self, step: int) -> float:
         return backoff_delay(self.settings, step)
+
+    @staticmethod
+    def _clock() -> float:
+        return time.monotonic()
 
     def _wait(self, seconds: float) -> None:
         """Sleep, but wake within 0.2 s of a stop signal (the event is then left for redelivery).

@@ -45,7 +45,8 @@ class KafkaSettings(BaseSettings):
         default=600.0,
         ge=0,
         description="how long a service waits, with back-off, for an unavailable store (Kafka, MongoDB,"
-        " S3; MySQL without limit) before dead-lettering the event; these waits do not count as attempts",
+        " S3; MySQL without limit) before dead-lettering the event: seconds since the store first failed"
+        " it, the attempts made meanwhile included; these waits do not count as attempts",
     )
 
 

@@ -98,6 +98,8 @@ class Harness:
             Wiring(consumes, lambda e: self.handler(e), lambda e, err: self.failed.append((e, err))),
         )
         monkeypatch.setattr(self.loop, "_wait", self.sleeps.append)
+        self.now = 0.0  # the loop's clock: a handler moves it on to take time
+        monkeypatch.setattr(self.loop, "_clock", lambda: self.now)
 
     def run(self, handler: Any) -> Harness:
         self.handler = handler
@@ -236,6 +238,25 @@ def test_a_store_down_longer_than_the_wait_budget_dead_letters_the_event_naming_
         letter["error"] == "StoreUnavailable: mongodb unavailable for 1 s: AutoReconnect: connection refused"
     )
     assert letter["attempts"] == 1 and h.consumer.commits == [1]
+
+
+def test_the_wait_budget_counts_the_time_failing_attempts_take(monkeypatch):
+    """An attempt can take long to fail (a driver's server selection): the budget is the time since
+    the store first failed, attempts included, not the back-off alone."""
+    import pymongo.errors
+
+    h = Harness([event(1).dumps()], monkeypatch, store_wait_s=1.0)
+
+    def handler(e: Event) -> None:
+        h.now += 0.6  # each attempt takes 0.6 s to fail
+        raise pymongo.errors.ServerSelectionTimeoutError("no server")
+
+    h.run(handler)
+    # first failure; 0.25 s back-off; 0.6 s attempt (0.85 s); the rest of the budget (0.15 s); a
+    # last 0.6 s attempt: 1.6 s since the first failure, over the budget
+    assert h.sleeps == pytest.approx([0.25, 0.15])
+    [letter] = dead_letters(h.pub)
+    assert letter["error"].startswith("StoreUnavailable: mongodb unavailable for 2 s: ServerSelection")
 
 
 def test_which_store_an_error_says_is_unavailable():
