@@ -21,9 +21,8 @@ import polars as pl
 import pyarrow as pa
 
 from lake.transform import curated_parquet as cp
-from lake.transform.clean import hashtags_of, mentions_of, urls_of
 from lake.transform.curated_store import pack_ids
-from lake.transform.enrich import emoji_of, engagement_score
+from lake.transform.enrich import ENTITIES, engagement_score
 
 
 @dataclass
@@ -49,12 +48,7 @@ def curate_batch(
     if not rows.height:
         return CuratedBatch()
     texts = rows["text"].to_list()
-    entities = {
-        "hashtags": [hashtags_of(t) for t in texts],
-        "mentions": [mentions_of(t) for t in texts],
-        "urls": [urls_of(t) for t in texts],
-        "emoji": [emoji_of(t) for t in texts],
-    }
+    entities = {name: [entity(t) for t in texts] for name, entity in ENTITIES.items()}
     frame = _documents(rows, token_ids, companies, entities)
     tids, sentiments = rows["twitter_id"].to_list(), rows["sentiment"].to_list()
     # naive UTC times: the catalogue's DATETIME, and what BSON stores for an aware UTC time alike

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -33,15 +34,19 @@ def _emoji_in_run(run: str) -> tuple[str, ...]:
     return tuple(e["emoji"] for e in emoji.emoji_list(run))
 
 
+# The entities a curated document shows, each a pure function of its text, in the document's order:
+# the curator computes them for its batches (``curate.curate_batch``) and the gateway for what it
+# renders from the store, which does not keep them (docs/pipeline.md, "The stored curated document")
+ENTITIES: dict[str, Callable[[str], list[str]]] = {
+    "hashtags": hashtags_of,
+    "mentions": mentions_of,
+    "urls": urls_of,
+    "emoji": emoji_of,
+}
+
+
 def entities_of(text: str) -> dict[str, list[str]]:
-    """The entities a curated document shows, all pure functions of its text: the store does not
-    keep them (docs/pipeline.md, "The stored curated document"); the gateway derives them."""
-    return {
-        "hashtags": hashtags_of(text),
-        "mentions": mentions_of(text),
-        "urls": urls_of(text),
-        "emoji": emoji_of(text),
-    }
+    return {name: entity(text) for name, entity in ENTITIES.items()}
 
 
 def time_features(created_at: datetime) -> dict[str, Any]:
