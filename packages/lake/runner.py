@@ -103,13 +103,12 @@ POLL_RETRY_S = 1.0  # the pause before polling again when Kafka did not answer
 
 @dataclass
 class _Tries:
-    """One event's attempts so far (store waits do not count), store waits, seconds waited since
-    a store first failed it (the back-off and the attempts after it), and the last attempt's."""
+    """One event's attempts so far (store waits do not count), store waits, and seconds waited
+    since a store first failed it (the back-off and the attempts after it)."""
 
     attempts: int = 0
     waits: int = 0
     waited: float = 0.0
-    last_attempt_s: float = 0.0
 
 
 class ConsumerLoop(Generic[E]):
@@ -223,8 +222,7 @@ class ConsumerLoop(Generic[E]):
                 if self.stopping.is_set():
                     log.warning(STOPPING_UNFINISHED)
                     return False
-                tries.last_attempt_s = self._clock() - started
-                delay = self._retry_delay(msg, event, exc, tries)
+                delay = self._retry_delay(msg, event, exc, tries, self._clock() - started)
                 if delay is None:
                     return False
                 EVENTS.labels(self.service, "retry").inc()
@@ -233,8 +231,11 @@ class ConsumerLoop(Generic[E]):
                     log.warning(STOPPING_UNFINISHED)
                     return False
 
-    def _retry_delay(self, msg: Any, event: E, exc: Exception, tries: _Tries) -> float | None:
-        """Seconds to wait before the next attempt, or None once the event was dead-lettered.
+    def _retry_delay(
+        self, msg: Any, event: E, exc: Exception, tries: _Tries, attempt_s: float
+    ) -> float | None:
+        """Seconds to wait before the next attempt (``attempt_s``: how long the failed one took),
+        or None once the event was dead-lettered.
 
         A store that does not answer is waited for (not the event's fault: the attempt does not
         count) up to ``store_wait_s``; MySQL holds the dead letters and the run ledger, so a letter
@@ -254,7 +255,7 @@ class ConsumerLoop(Generic[E]):
             return delay
         tries.attempts -= 1
         if tries.waits:  # the budget is the time since the store first failed: attempts count too
-            tries.waited += tries.last_attempt_s
+            tries.waited += attempt_s
         if tries.waited >= kafka.store_wait_s and store != "mysql":
             gone = StoreUnavailable(f"{store} unavailable for {tries.waited:.0f} s: {describe(exc)}")
             self._dead_letter(msg, event, gone, tries.attempts + 1)
