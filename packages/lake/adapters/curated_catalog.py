@@ -21,6 +21,7 @@ from pydantic_core import to_json
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.mysql import Connected, batches, insert_values, sql_time
 from lake.adapters.run_ledger import record_chunk
+from lake.transform import item_codec
 from lake.transform.curated_store import STAGED_ADDS, Staged, api_document, with_companies
 
 
@@ -30,6 +31,7 @@ class CuratedCatalog:
 
     def __init__(self, repo: Connected) -> None:
         self.repo = repo
+        self.items = item_codec.ItemEncoder()  # list items are stored compressed (item_codec)
 
     def add_chunk(
         self,
@@ -134,7 +136,7 @@ class CuratedCatalog:
                         [
                             (
                                 *row[:5],
-                                None if row[5] is None else with_companies(row[5], list(companies[row[0]])),
+                                None if row[5] is None else self._with_companies(row[5], companies[row[0]]),
                             )
                             for row in rows
                         ],
@@ -145,6 +147,9 @@ class CuratedCatalog:
         except BaseException:
             conn.rollback()
             raise
+
+    def _with_companies(self, stored: bytes, companies: Sequence[str]) -> bytes:
+        return self.items.encode(with_companies(item_codec.decode(stored), list(companies)))
 
     def missing_items(self) -> int:
         """Catalogued tweets without a list item (catalogued before migration 007)."""
@@ -186,7 +191,9 @@ class CuratedCatalog:
             docs = {d["_id"]: d for d in found}
             items = [
                 (
-                    to_json(api_document(docs[str(tid)], Staged(*adds), {}, include_tokens=False)),
+                    self.items.encode(
+                        to_json(api_document(docs[str(tid)], Staged(*adds), {}, include_tokens=False))
+                    ),
                     tid,
                     revision,
                 )
@@ -208,18 +215,18 @@ class CuratedCatalog:
             if progress is not None:
                 progress(done, total)
 
-    @staticmethod
     def _add_items(
-        cur: Any, run_id: str, chunk_id: int, items: Sequence[tuple[int, datetime, str, bytes]]
+        self, cur: Any, run_id: str, chunk_id: int, items: Sequence[tuple[int, datetime, str, bytes]]
     ) -> None:
-        """A chunk's catalogue rows; a row catalogued before moves its revision on, with the new item."""
+        """A chunk's catalogue rows; a row catalogued before moves its revision on, with the new item
+        (compressed: :mod:`lake.transform.item_codec`)."""
         literal = _Literals(cur.connection)
-        run, chunk = literal(run_id), int(chunk_id)
+        run, chunk, encode = literal(run_id), int(chunk_id), self.items.encode
         insert_values(
             cur,
             "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id, item)",
             (
-                f"({int(t)},{sql_time(c)},{literal(s)},{run},{chunk},X'{item.hex()}')"
+                f"({int(t)},{sql_time(c)},{literal(s)},{run},{chunk},X'{encode(item).hex()}')"
                 for t, c, s, item in items
             ),
             " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"

@@ -15,6 +15,7 @@ from pydantic_core import to_json
 
 from lake.adapters.curated_repo import TOKENIZERS
 from lake.transform.curated_store import NOT_STAGED, STAGED_ADDS, Staged, api_document
+from lake.transform.item_codec import decode
 from services.gateway.metrics import CURATED_CACHE
 from services.gateway.query import TweetQuery
 from services.gateway.stores import Stores
@@ -133,7 +134,7 @@ async def _catalogued(
             await cur.execute(
                 f"SELECT twitter_id, item FROM curated_tweets WHERE twitter_id IN ({marks})", ids
             )
-            found = {int(t): item for t, item in await cur.fetchall()}
+            found = {int(t): None if item is None else decode(item) for t, item in await cur.fetchall()}
         staged: dict[int, Staged] = {}
         if unrendered := [t for t, item in found.items() if item is None]:
             await cur.execute(
