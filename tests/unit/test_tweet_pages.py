@@ -71,28 +71,7 @@ def test_the_cursor_continues_after_the_last_item_in_the_sort_direction():
         q = query(sort=sort, cursor=Cursor(at, 42).encode())
         sql, args = plan(q, STAGING).walk((at, 42), 11)
         assert f"(w.created_at {op} %s OR (w.created_at = %s AND w.twitter_id {op} %s))" in sql
-        cursor = [at.replace(tzinfo=None), at.replace(tzinfo=None), 42]
-        # one walk per sentiment, each after the cursor, then the merge's own limit
-        assert args == [*cursor, "positive", 11, *cursor, "neutral", 11, *cursor, "negative", 11, 11]
-
-
-def test_without_a_sentiment_the_tweets_and_company_walks_merge_one_walk_per_sentiment():
-    way = " ORDER BY w.created_at DESC, w.twitter_id DESC"
-    for q, table, served in (
-        (query(), "curated_tweets", []),
-        (query(company="Apple"), "tweet_companies", ["w.company = 'Apple'"]),
-    ):
-        p = plan(q, CURATED if table == "curated_tweets" else STAGING)
-        assert p.table == table and p.per_sentiment
-        branches = [
-            f"(SELECT w.twitter_id, w.created_at FROM {table} w WHERE"
-            f" {' AND '.join([*served, f'w.sentiment = {s!r}'])}{way} LIMIT 11)"
-            for s in ("positive", "neutral", "negative")
-        ]
-        assert render(*p.walk(None, 11)) == f"SELECT * FROM ({' UNION ALL '.join(branches)}) w{way} LIMIT 11"
-    # a sentiment asked, or a hashtag walk (its index has no sentiment): one walk
-    for q in (query(sentiment="neutral"), query(company="Apple", sentiment="neutral"), query(hashtag="x")):
-        assert not plan(q, STAGING).per_sentiment
+        assert args == [at.replace(tzinfo=None), at.replace(tzinfo=None), 42, 11]
 
 
 def test_high_follower_thresholds_read_the_followers_index_with_every_filter_inside():
