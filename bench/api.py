@@ -170,8 +170,7 @@ def describe(settings: Any, run_id: str, counts: dict[str, int], sample: int) ->
     from lake.adapters.mysql import connect
 
     with connect(settings.mysql, autocommit=True) as conn, conn.cursor() as cur:
-        # the day range from the chunks' daily counts: tweets has no index led by created_at
-        cur.execute("SELECT MIN(day), MAX(day), SUM(n) FROM chunk_daily")
+        cur.execute("SELECT MIN(created_at), MAX(created_at), COUNT(*) FROM tweets")
         first, last, total = cur.fetchone()  # type: ignore[misc]
         cur.execute("SELECT DISTINCT value FROM chunk_facets WHERE facet = 'company' ORDER BY value")
         companies = [str(r[0]) for r in cur.fetchall()]
@@ -180,7 +179,7 @@ def describe(settings: Any, run_id: str, counts: dict[str, int], sample: int) ->
         ids = [str(r[0]) for r in cur.fetchall()]
     if not ids or first is None:
         raise SystemExit("[bench] the bench namespace has no staged tweets")
-    return Dataset(run_id, counts, first, last, companies, ids)
+    return Dataset(run_id, counts, first.date(), last.date(), companies, ids)
 
 
 # --- the gateway as a subprocess ------------------------------------------------------------------

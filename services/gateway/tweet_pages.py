@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from lake.schema import SENTIMENTS, STAGED_API_COLUMNS
+from lake.schema import STAGED_API_COLUMNS
 from lake.transform.curated_store import NOT_STAGED, STAGED_ADDS, Staged
 from services.gateway.query import Cursor, TweetQuery
 
@@ -73,9 +73,6 @@ class Plan:
     check_args: tuple[Any, ...]
     needs_tweet: bool
     descending: bool
-    # no sentiment asked of a table whose only page-order index leads with it (a tweets or company
-    # walk, migration 012): the walk merges one walk per sentiment
-    per_sentiment: bool = False
 
     def _where(self, after: Key | None) -> tuple[list[str], list[Any]]:
         parts, args = list(self.served), list(self.served_args)
@@ -93,22 +90,10 @@ class Plan:
     def walk(
         self, after: Key | None, n: int, columns: str = "w.twitter_id, w.created_at"
     ) -> tuple[str, list[Any]]:
-        """The next ``n`` entries of the driving index after ``after``: ``columns`` of ``w``.
-
-        ``per_sentiment``: the first ``n`` of the three walks of ``(…, sentiment, created_at,
-        twitter_id)``, one per sentiment (each reads at most ``n``), merged in page order. A
-        tweet has exactly one sentiment (``lake.schema.SENTIMENTS``), so the merge is the walk an
-        index without the sentiment would give; that index is not kept (migration 012: each
-        secondary index costs MariaDB ≈ 6 µs per staged or curated tweet)."""
+        """The next ``n`` entries of the driving index after ``after``: ``columns`` of ``w``."""
         parts, args = self._where(after)
-        if not self.per_sentiment:
-            where = (" WHERE " + " AND ".join(parts)) if parts else ""
-            return f"SELECT {columns} FROM {self.table} w{where}{self.order('w')} LIMIT %s", [*args, n]
-        where = " WHERE " + " AND ".join([*parts, "w.sentiment = %s"])
-        branch = f"(SELECT {columns} FROM {self.table} w{where}{self.order('w')} LIMIT %s)"
-        merged = " UNION ALL ".join([branch] * len(SENTIMENTS))
-        branch_args = [a for s in SENTIMENTS for a in (*args, s, n)]
-        return f"SELECT * FROM ({merged}) w{self.order('w')} LIMIT %s", [*branch_args, n]
+        where = (" WHERE " + " AND ".join(parts)) if parts else ""
+        return f"SELECT {columns} FROM {self.table} w{where}{self.order('w')} LIMIT %s", [*args, n]
 
     def window(self, after: Key | None, n: int) -> tuple[str, list[Any]]:
         """The next ``n`` entries with whether each passes the checks: (twitter_id, created_at, ok)."""
@@ -164,8 +149,6 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
         if q.sentiment is not None:  # (sentiment, created_at, twitter_id)
             served.append("w.sentiment = %s")
             args.append(q.sentiment)
-    # the tweets' and companies' page-order indexes lead with the sentiment (migration 012)
-    per_sentiment = q.sentiment is None and table in (layer.tweets, layer.companies)
     if q.start is not None:
         served.append("w.created_at >= %s")
         args.append(q.start.replace(tzinfo=None))
@@ -186,7 +169,6 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
         tuple(check_args),
         q.min_followers is not None or q.q is not None,
         q.descending,
-        per_sentiment,
     )
 
 
