@@ -27,7 +27,12 @@ META = {"tokenizer": "bert-base-uncased", "vocab_sha256": "ab" * 32}
 LINEAGE = {"run_id": "run-1", "chunk_id": 7, "raw_key": "raw/run-1/x.csv"}
 
 
-def by_document(frame: pl.DataFrame, ids: list[list[int]], companies: list[list[str]]) -> dict[str, Any]:
+def by_document(
+    frame: pl.DataFrame,
+    ids: list[list[int]],
+    companies: list[list[str]],
+    tokenizer: dict[str, Any] = TOKENIZER,
+) -> dict[str, Any]:
     """The reference: one ``curated_document`` per row, and what the curator derived from each."""
     docs = [curated_document(r, t, c, META) for r, t, c in zip(frame.to_dicts(), ids, companies, strict=True)]
     items: list[tuple[int, datetime, str, bytes]] = []
@@ -37,16 +42,21 @@ def by_document(frame: pl.DataFrame, ids: list[list[int]], companies: list[list[
         items.append((tid, at, d["sentiment"], list_item(d)))
         links.extend((tid, name, at, d["sentiment"]) for name in d["companies"])
     return {
-        "stored": [stored_document(d, TOKENIZER) for d in docs],
+        "stored": [stored_document(d, tokenizer) for d in docs],
         "items": items,
         "links": links,
         "parts": cp.partitions(docs),
     }
 
 
-def assert_same(frame: pl.DataFrame, ids: list[list[int]], companies: list[list[str]]) -> None:
-    got = curate_batch(frame, ids, companies, TOKENIZER, META)
-    want = by_document(frame, ids, companies)
+def assert_same(
+    frame: pl.DataFrame,
+    ids: list[list[int]],
+    companies: list[list[str]],
+    tokenizer: dict[str, Any] = TOKENIZER,
+) -> None:
+    got = curate_batch(frame, ids, companies, tokenizer, META)
+    want = by_document(frame, ids, companies, tokenizer)
     # what the store is sent: the same BSON, keys in the same order (created_at: the same instant)
     assert [bson.encode(d) for d in got.stored] == [bson.encode(d) for d in want["stored"]]
     assert got.items == want["items"]
@@ -68,6 +78,16 @@ def test_a_generated_batch_curates_as_document_by_document() -> None:
     ids = [[101, *range(i % 40), 102] for i in range(frame.height)]
     companies = [["Apple", "Google"] if i % 7 == 0 else [c] for i, c in enumerate(frame["company"])]
     assert_same(frame, ids, companies)
+
+
+def test_ids_of_a_vocabulary_beyond_two_bytes_are_packed_in_four() -> None:
+    frame = generated(300, 6)
+    wide = tokenizer_record("wide-wordpiece", "cd" * 32, 70_000)
+    assert wide["id_bytes"] == 4
+    ids = [[101, *range(65_530 + i % 12, 65_540 + i % 12), 69_999, 102] for i in range(frame.height)]
+    assert_same(frame, ids, [[c] for c in frame["company"]], wide)
+    ids[0] = []  # no ids at all (an empty text) between others
+    assert_same(frame, ids, [[c] for c in frame["company"]], wide)
 
 
 def test_an_empty_batch_curates_to_nothing() -> None:
