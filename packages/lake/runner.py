@@ -50,16 +50,28 @@ def backoff_delay(settings: Settings, step: int) -> float:
     return float(min(kafka.retry_backoff_max_s, kafka.retry_backoff_s * 2 ** min(step - 1, 30)))
 
 
-def when_stores_answer(service: str, settings: Settings, what: str, make: Callable[[], T]) -> T:
+def when_stores_answer(
+    service: str,
+    settings: Settings,
+    what: str,
+    make: Callable[[], T],
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
     """``make()``, waited for like the loop waits: while it fails because a store is unreachable,
     one line and one ``lake_store_waits_total`` count per back-off step, up to
-    LAKE_KAFKA_STORE_WAIT_S; any other error, or a store still down after that, is raised."""
-    waited, step = 0.0, 0
+    LAKE_KAFKA_STORE_WAIT_S of wall-clock time since it first failed, the attempts made meanwhile
+    included (as the consumer loop counts it: an attempt can take seconds to fail); any other
+    error, or a store still down after that, is raised."""
+    failed_at: float | None = None
+    step = 0
     while True:
         try:
             return make()
         except Exception as exc:
             store = unavailable_store(exc)
+            now = clock()
+            failed_at = now if failed_at is None else failed_at
+            waited = now - failed_at
             if store is None or waited >= settings.kafka.store_wait_s:
                 raise
             step += 1
@@ -75,7 +87,6 @@ def when_stores_answer(service: str, settings: Settings, what: str, make: Callab
             )
             STORE_WAITS.labels(service, store).inc()
             time.sleep(delay)
-            waited += delay
 
 
 def describe(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -346,8 +347,14 @@ def test_a_service_started_while_a_store_is_down_waits_for_it_and_other_errors_a
 
     from lake.runner import when_stores_answer
 
+    now = [0.0]  # a clock that the sleeps (and slow attempts) move on
     sleeps: list[float] = []
-    monkeypatch.setattr("lake.runner.time.sleep", sleeps.append)
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr("lake.runner.time.sleep", sleep)
     settings = Settings()
     settings = settings.model_copy(
         update={"kafka": settings.kafka.model_copy(update={"retry_backoff_s": 0.25, "store_wait_s": 1.0})}
@@ -360,21 +367,36 @@ def test_a_service_started_while_a_store_is_down_waits_for_it_and_other_errors_a
             raise pymongo.errors.ServerSelectionTimeoutError("connection refused")
         return 7
 
-    assert when_stores_answer("tester", settings, "starting", make) == 7 and sleeps == [0.25, 0.5]
+    def answer(make: Callable[[], int]) -> int:
+        return when_stores_answer("tester", settings, "starting", make, clock=lambda: now[0])
+
+    assert answer(make) == 7 and sleeps == [0.25, 0.5]
 
     def broken() -> int:
         raise ValueError("a bad setting")
 
     with pytest.raises(ValueError):
-        when_stores_answer("tester", settings, "starting", broken)
+        answer(broken)
 
     def down() -> int:
         raise pymongo.errors.AutoReconnect("refused")
 
     sleeps.clear()
     with pytest.raises(pymongo.errors.AutoReconnect):  # still down after the budget: raised
-        when_stores_answer("tester", settings, "starting", down)
+        answer(down)
     assert sleeps == [0.25, 0.5, 0.25]
+
+    def slow_down() -> int:  # each attempt takes 0.6 s to fail (a driver's server selection)
+        now[0] += 0.6
+        raise pymongo.errors.ServerSelectionTimeoutError("no server")
+
+    sleeps.clear()
+    with pytest.raises(pymongo.errors.ServerSelectionTimeoutError):
+        answer(slow_down)
+    # the budget counts the attempts after the first failure too: 0.25 s, then 0.6 s of an
+    # attempt, then only the 0.15 s left; counting the sleeps alone waited 0.25 + 0.5 + 0.25 s
+    # through four attempts (2.4 s of them), far past the 1 s budget
+    assert sleeps == [0.25, pytest.approx(0.15)]
 
 
 def test_mysql_is_waited_for_past_the_budget_since_its_dead_letters_could_not_be_recorded(monkeypatch):
