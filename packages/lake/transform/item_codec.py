@@ -11,7 +11,8 @@ were ≈ 20 µs of its CPU per tweet and 1 GB of its buffer pool at 1.13M tweets
 - Every frame names its dictionary (zstd's dictionary id), so a newer dictionary can be added
   beside the old ones: a frame is always read with the dictionary it was made with. The
   dictionaries ship with the package (``lake/dictionaries/items-<id>.zdict``) and must never change
-  or be removed once items were written with them.
+  or be removed once items were written with them; a gateway older than the curators that wrote
+  an item with a newer one answers :class:`UnknownDictionary` (deploy gateways first).
 - An item that starts with ``{`` is JSON as written before the items were compressed, and is served
   as it is: nothing has to be rewritten.
 - ``python -m lake.transform.item_codec train OUT`` trains a dictionary on generated items (see
