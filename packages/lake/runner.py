@@ -114,12 +114,12 @@ POLL_RETRY_S = 1.0  # the pause before polling again when Kafka did not answer
 
 @dataclass
 class _Tries:
-    """One event's attempts so far (store waits do not count), store waits, and seconds waited
-    since a store first failed it (the back-off and the attempts after it)."""
+    """One event's attempts so far (store waits do not count), store waits, and when (the loop's
+    clock) a store first failed it: the wait budget runs from there."""
 
     attempts: int = 0
     waits: int = 0
-    waited: float = 0.0
+    store_failed_at: float | None = None
 
 
 class ConsumerLoop(Generic[E]):
@@ -220,7 +220,6 @@ class ConsumerLoop(Generic[E]):
         tries = _Tries()
         while True:
             tries.attempts += 1
-            started = self._clock()
             try:
                 self.wiring.handle(event)
                 self.publisher.flush()
@@ -233,7 +232,7 @@ class ConsumerLoop(Generic[E]):
                 if self.stopping.is_set():
                     log.warning(STOPPING_UNFINISHED)
                     return False
-                delay = self._retry_delay(msg, event, exc, tries, self._clock() - started)
+                delay = self._retry_delay(msg, event, exc, tries)
                 if delay is None:
                     return False
                 EVENTS.labels(self.service, "retry").inc()
@@ -242,11 +241,8 @@ class ConsumerLoop(Generic[E]):
                     log.warning(STOPPING_UNFINISHED)
                     return False
 
-    def _retry_delay(
-        self, msg: Any, event: E, exc: Exception, tries: _Tries, attempt_s: float
-    ) -> float | None:
-        """Seconds to wait before the next attempt (``attempt_s``: how long the failed one took),
-        or None once the event was dead-lettered.
+    def _retry_delay(self, msg: Any, event: E, exc: Exception, tries: _Tries) -> float | None:
+        """Seconds to wait before the next attempt, or None once the event was dead-lettered.
 
         A store that does not answer is waited for (not the event's fault: the attempt does not
         count) up to ``store_wait_s``; MySQL holds the dead letters and the run ledger, so a letter
@@ -265,26 +261,27 @@ class ConsumerLoop(Generic[E]):
             log.warning("attempt %d failed: %s; retrying in %.1f s", tries.attempts, describe(exc), delay)
             return delay
         tries.attempts -= 1
-        if tries.waits:  # the budget is the time since the store first failed: attempts count too
-            tries.waited += attempt_s
-        if tries.waited >= kafka.store_wait_s and store != "mysql":
-            gone = StoreUnavailable(f"{store} unavailable for {tries.waited:.0f} s: {describe(exc)}")
+        now = self._clock()
+        if tries.store_failed_at is None:
+            tries.store_failed_at = now
+        waited = now - tries.store_failed_at
+        if waited >= kafka.store_wait_s and store != "mysql":
+            gone = StoreUnavailable(f"{store} unavailable for {waited:.0f} s: {describe(exc)}")
             self._dead_letter(msg, event, gone, tries.attempts + 1)
             return None
         tries.waits += 1
         delay = self._delay(tries.waits)
         if store != "mysql":
-            delay = min(delay, kafka.store_wait_s - tries.waited)
+            delay = min(delay, kafka.store_wait_s - waited)
         log.warning(
             "%s unavailable (%s); waiting %.1f s before trying again (%.0f of %.0f s waited)",
             store,
             type(exc).__name__,
             delay,
-            tries.waited,
+            waited,
             kafka.store_wait_s,
         )
         STORE_WAITS.labels(self.service, store).inc()
-        tries.waited += delay
         return delay
 
     def _delay(self, step: int) -> float:

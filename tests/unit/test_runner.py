@@ -98,9 +98,13 @@ class Harness:
             cast(Publisher, self.pub),
             Wiring(consumes, lambda e: self.handler(e), lambda e, err: self.failed.append((e, err))),
         )
-        monkeypatch.setattr(self.loop, "_wait", self.sleeps.append)
-        self.now = 0.0  # the loop's clock: a handler moves it on to take time
+        self.now = 0.0  # the loop's clock: its waits move it on, and a handler does to take time
+        monkeypatch.setattr(self.loop, "_wait", self._wait)
         monkeypatch.setattr(self.loop, "_clock", lambda: self.now)
+
+    def _wait(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
     def run(self, handler: Any) -> Harness:
         self.handler = handler
