@@ -29,7 +29,7 @@ from lake.observability import RECORDS
 from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform import curated_parquet as cp
-from lake.transform.curate import curate_batch
+from lake.transform.curate import CatalogueItem, curate_batch
 from lake.transform.curated_store import tokenizer_record
 from lake.transform.tokenize import LoadedTokenizer
 from services.curator.finalize import RunFinalizer
@@ -74,10 +74,8 @@ class Curator:
         meta = self.tokenizer.meta()
         step = self.settings.pipeline.curator_batch
         tables: dict[tuple[str, str], list[pa.Table]] = {}
-        # (twitter_id, created_at, sentiment, list item) of every document, and (twitter_id, company,
-        # created_at, sentiment) of every company the documents are written with: the catalogue's
-        items: list[tuple[int, datetime, str, bytes]] = []
-        links: list[tuple[int, str, datetime, str]] = []
+        # (twitter_id, created_at, sentiment, list item, companies) of every document: the catalogue's
+        items: list[CatalogueItem] = []
 
         def batches() -> Iterator[list[dict[str, Any]]]:
             for offset in range(0, frame.height, step):
@@ -89,7 +87,6 @@ class Curator:
                 for part, table in batch.parts.items():
                     tables.setdefault(part, []).append(table)
                 items.extend(batch.items)
-                links.extend(batch.links)
                 yield batch.stored
 
         try:
@@ -105,9 +102,7 @@ class Curator:
                 )
                 keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated
-        gone = self.catalog.add_chunk(
-            event.run_id, event.chunk_id, event.key, started, items, links, event.replay
-        )
+        gone = self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, items, event.replay)
         if gone:  # a replay from stage no longer stages them: off the catalogue above, now the store
             removed = self.curated.remove_absent(event.run_id, event.chunk_id, gone)
             log.info("documents no longer staged removed", extra={"fields": {"documents": removed}})

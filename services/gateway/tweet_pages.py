@@ -15,8 +15,12 @@ A page is found in three steps:
    answerable: when the followers index holds at most that many candidates, they are read instead.
 3. **Read.** The page's rows (staging) or documents by ``_id`` (curated) are read.
 
-The curated layer's indexes are its catalogue (migration 005), written only after the documents
-exist: a curated page never lists a missing document, on MongoDB 7 or FerretDB alike.
+The curated layer's tweets are its catalogue (migrations 005, 012), written only after the
+documents exist: a curated page never lists a missing document, on MongoDB 7 or FerretDB alike. Its
+company and hashtag pages walk the staging links, keeping the catalogued tweets' (:data:`CURATED`):
+besides its own entries, such a page reads those of the staged tweets not curated yet that lie
+ahead of it in the walk (a pipeline's chunks in flight; a chunk whose curation failed, until it is
+redriven), and the bound of step 2 counts the entries kept.
 """
 
 from __future__ import annotations
@@ -43,16 +47,33 @@ class QueryTooCostly(Exception):
 
 @dataclass(frozen=True)
 class Layer:
-    """The tables whose indexes list a layer's tweets, each with ``created_at`` and ``sentiment``."""
+    """The tables whose indexes list a layer's tweets, each with ``created_at`` and ``sentiment``.
+
+    A layer may walk another layer's link tables: ``company_gate`` and ``hashtag_gate`` then join
+    each walked link to the layer's tweets, keeping only the links the layer holds."""
 
     name: str
     tweets: str
     companies: str
     hashtags: str
+    company_gate: str = ""
+    hashtag_gate: str = ""
 
 
 STAGING = Layer("staging", "tweets", "tweet_companies", "tweet_hashtags")
-CURATED = Layer("curated", "curated_tweets", "curated_companies", "curated_hashtags")
+# The curated layer walks the staging links (migration 012) and keeps the catalogued tweets: every
+# hashtag link of a catalogued tweet is its document's (both come from the same staged text), and a
+# company link only once the document holds the company (a later run's link is copied into the
+# documents when that run is finalised). STRAIGHT_JOIN: the link's index drives, in page order.
+_CATALOGUED = " STRAIGHT_JOIN curated_tweets c ON c.twitter_id = w.twitter_id"
+CURATED = Layer(
+    "curated",
+    "curated_tweets",
+    "tweet_companies",
+    "tweet_hashtags",
+    company_gate=_CATALOGUED + " AND JSON_CONTAINS(c.companies, JSON_QUOTE(w.company))",
+    hashtag_gate=_CATALOGUED,
+)
 
 
 def _like(q: str) -> str:
@@ -61,12 +82,14 @@ def _like(q: str) -> str:
 
 @dataclass(frozen=True)
 class Plan:
-    """``table``: the driving index's table; ``served``: its conditions (on alias ``w``) that the
+    """``table``: the driving index's table; ``gate``: the join that keeps its entries to the
+    layer's tweets (:class:`Layer`), if any; ``served``: its conditions (on alias ``w``) that the
     index answers by itself; ``checks``: the other filters as one SQL condition on ``w`` (the
     walked entry: twitter_id, created_at, sentiment) and ``t`` (the staged tweet), empty when the
     walk alone answers."""
 
     table: str
+    gate: str
     served: tuple[str, ...]
     served_args: tuple[Any, ...]
     checks: str
@@ -93,7 +116,10 @@ class Plan:
         """The next ``n`` entries of the driving index after ``after``: ``columns`` of ``w``."""
         parts, args = self._where(after)
         where = (" WHERE " + " AND ".join(parts)) if parts else ""
-        return f"SELECT {columns} FROM {self.table} w{where}{self.order('w')} LIMIT %s", [*args, n]
+        return (
+            f"SELECT {columns} FROM {self.table} w{self.gate}{where}{self.order('w')} LIMIT %s",
+            [*args, n],
+        )
 
     def window(self, after: Key | None, n: int) -> tuple[str, list[Any]]:
         """The next ``n`` entries with whether each passes the checks: (twitter_id, created_at, ok)."""
@@ -113,7 +139,7 @@ class Plan:
             args += self.check_args
         return (
             "SELECT t.twitter_id, t.created_at FROM tweets t FORCE INDEX (ix_tweets_followers)"
-            f" WHERE t.followers >= %s AND EXISTS (SELECT 1 FROM {self.table} w"
+            f" WHERE t.followers >= %s AND EXISTS (SELECT 1 FROM {self.table} w{self.gate}"
             f" WHERE {' AND '.join(['w.twitter_id = t.twitter_id', *parts])}){self.order('t')} LIMIT %s",
             [minimum, *args, n],
         )
@@ -124,8 +150,9 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
     args: list[Any] = []
     checks: list[str] = []
     check_args: list[Any] = []
+    gate = ""
     if q.company is not None:
-        table = layer.companies
+        table, gate = layer.companies, layer.company_gate
         served.append("w.company = %s")
         args.append(q.company)
         if q.sentiment is not None:  # (company, sentiment, created_at, twitter_id)
@@ -138,7 +165,7 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
             )
             check_args.append(q.hashtag)
     elif q.hashtag is not None:
-        table = layer.hashtags
+        table, gate = layer.hashtags, layer.hashtag_gate
         served.append("w.hashtag = %s")
         args.append(q.hashtag)
         if q.sentiment is not None:  # (hashtag, created_at, twitter_id) holds no sentiment
@@ -163,6 +190,7 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
         check_args.append(_like(q.q))
     return Plan(
         table,
+        gate,
         tuple(served),
         tuple(args),
         " AND ".join(checks),

@@ -103,10 +103,5 @@ def test_cached_answers_and_list_items_follow_the_curators_revisions(services: S
     finally:  # the namespace's other tests compare pages with the documents: put this one back
         curated.tweets.replace_one({"_id": str(tid)}, stored)
         CuratedCatalog(repo).add_companies({tid: stored["companies"]})  # its item too, a new revision
-        with repo.conn.cursor() as cur:
-            cur.execute(
-                "DELETE FROM curated_companies WHERE twitter_id = %s AND company = 'Zeta Corp'", (tid,)
-            )
-        repo.conn.commit()
         repo.close()
         client.close()

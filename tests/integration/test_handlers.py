@@ -4,6 +4,7 @@ every record is accounted for, replays change nothing, refused input fails the r
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from pathlib import Path
 from typing import Any, cast
@@ -253,23 +254,20 @@ def test_an_s3_prefix_under_an_allowed_root_is_ingested_and_one_outside_is_refus
 
 
 def catalogue(repo: Any, run_id: str) -> tuple[set[str], set[tuple[str, str]], int]:
-    """The run's tweets in the curated catalogue, its company links, and its hashtag links."""
+    """The run's tweets in the curated catalogue, the companies it lists them under (their
+    documents' companies, migration 012), and the hashtag links curated pages walk for them."""
     with repo.conn.cursor() as cur:
-        cur.execute("SELECT twitter_id FROM curated_tweets WHERE run_id = %s", (run_id,))
-        tweets = {str(r[0]) for r in cur.fetchall()}
+        cur.execute("SELECT twitter_id, companies FROM curated_tweets WHERE run_id = %s", (run_id,))
+        rows = cur.fetchall()
         cur.execute(
-            "SELECT cc.twitter_id, cc.company FROM curated_companies cc"
-            " JOIN curated_tweets ct ON ct.twitter_id = cc.twitter_id WHERE ct.run_id = %s",
-            (run_id,),
-        )
-        links = {(str(t), c) for t, c in cur.fetchall()}
-        cur.execute(
-            "SELECT COUNT(*) FROM curated_hashtags ch JOIN curated_tweets ct ON ct.twitter_id = ch.twitter_id"
+            "SELECT COUNT(*) FROM tweet_hashtags th JOIN curated_tweets ct ON ct.twitter_id = th.twitter_id"
             " WHERE ct.run_id = %s",
             (run_id,),
         )
         tags = int(cur.fetchone()[0])
     repo.conn.commit()
+    tweets = {str(t) for t, _ in rows}
+    links = {(str(t), c) for t, names in rows for c in json.loads(names)}
     return tweets, links, tags
 
 

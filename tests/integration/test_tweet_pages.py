@@ -69,18 +69,21 @@ def mysql(settings: Settings) -> Iterator[MySQLSettings]:
             " SELECT twitter_id, LOWER(company), created_at, sentiment FROM tweets"
         )
         cur.execute(
-            "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id)"
-            " SELECT twitter_id, created_at, sentiment, run_id, chunk_id"
+            "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id, companies)"
+            " SELECT twitter_id, created_at, sentiment, run_id, chunk_id, JSON_ARRAY(company)"
             " FROM tweets WHERE record_no < %s",
             (N - UNCURATED,),
         )
+        # a later run's links to Intel: staged for 1 tweet in 500, in the documents (copied at that
+        # run's finalisation) for 1 in 1,000 only
         cur.execute(
-            "INSERT INTO curated_companies SELECT ct.twitter_id, t.company, ct.created_at, ct.sentiment"
-            " FROM curated_tweets ct JOIN tweets t ON t.twitter_id = ct.twitter_id"
+            "INSERT INTO tweet_companies (twitter_id, company, run_id, chunk_id, record_no, created_at,"
+            " sentiment) SELECT twitter_id, 'Intel', 'run-later', 0, record_no, created_at, sentiment"
+            " FROM tweets WHERE MOD(record_no, 500) = 0"
         )
         cur.execute(
-            "INSERT INTO curated_hashtags SELECT twitter_id, hashtag, created_at, sentiment"
-            " FROM tweet_hashtags WHERE twitter_id IN (SELECT twitter_id FROM curated_tweets)"
+            "UPDATE curated_tweets SET companies = JSON_ARRAY_APPEND(companies, '$', 'Intel')"
+            " WHERE MOD(twitter_id, 1000) = 0"
         )
         cur.execute("ANALYZE TABLE tweets, tweet_companies, tweet_hashtags, curated_tweets")
     yield cfg
@@ -160,15 +163,36 @@ def test_a_page_reads_about_its_own_size_not_the_tables(mysql):
     assert [k[1] for k in keys] == expected(mysql, "company = 'Tesla' AND sentiment = 'neutral'", 51)
     assert reads <= 3 * 51
     # a company alone and a hashtag alone, on both layers: each walks its (…, created_at,
-    # twitter_id) index (migration 011 dropped the (company, twitter_id) and (hashtag, twitter_id) ones)
+    # twitter_id) index (migration 011 dropped the (company, twitter_id) and (hashtag, twitter_id) ones);
+    # the curated layer walks the staging links (migration 012), so a curated page also reads the
+    # entries of the staged tweets not curated yet ahead of it: each an index entry and a lookup
     for layer in (STAGING, CURATED):
         curated = "" if layer is STAGING else f" AND record_no < {N - UNCURATED}"
+        ahead = 0 if layer is STAGING else UNCURATED // len(COMPANIES)
         keys, reads = measured(mysql, q(company="Nvidia", limit=50), layer)
         assert [k[1] for k in keys] == expected(mysql, f"company = 'Nvidia'{curated}", 51)
-        assert reads <= 3 * 51
+        assert reads <= 3 * 51 + 2 * ahead
         keys, reads = measured(mysql, q(hashtag="amazon", sort="created_at", limit=50), layer)
         assert [k[1] for k in keys] == expected(mysql, f"company = 'Amazon'{curated}", 51, "ASC")
         assert reads <= 3 * 51
+
+
+def test_a_curated_company_page_lists_a_tweet_only_once_its_document_holds_the_company(mysql):
+    # staged links to Intel: 1 tweet in 500; in the documents: 1 in 1,000 (and only curated ones)
+    keys, _ = measured(mysql, q(company="Intel", limit=50), STAGING)
+    assert [k[1] for k in keys] == expected(mysql, "MOD(record_no, 500) = 0", 41)
+    keys, _ = measured(mysql, q(company="Intel", limit=50), CURATED)
+    assert [k[1] for k in keys] == expected(
+        mysql, f"MOD(record_no, 1000) = 0 AND record_no < {N - UNCURATED}", 51
+    )
+    assert len(keys) == 19  # 0, 1000, …, 18000
+    # under a sentiment, and with a hashtag checked per entry, the same documents
+    keys, _ = measured(mysql, q(company="Intel", sentiment="neutral", limit=50), CURATED)
+    want = f"MOD(record_no, 1000) = 0 AND record_no < {N - UNCURATED} AND sentiment = 'neutral'"
+    assert [k[1] for k in keys] == expected(mysql, want, 51)
+    keys, _ = measured(mysql, q(company="Intel", hashtag="apple", limit=50), CURATED)
+    want = f"MOD(record_no, 1000) = 0 AND record_no < {N - UNCURATED} AND company = 'Apple'"
+    assert [k[1] for k in keys] == expected(mysql, want, 51) and keys
 
 
 def test_checked_filters_read_at_most_the_bound_per_item(mysql):

@@ -35,16 +35,13 @@ def by_document(
 ) -> dict[str, Any]:
     """The reference: one ``curated_document`` per row, and what the curator derived from each."""
     docs = [curated_document(r, t, c, META) for r, t, c in zip(frame.to_dicts(), ids, companies, strict=True)]
-    items: list[tuple[int, datetime, str, bytes]] = []
-    links: list[tuple[int, str, datetime, str]] = []
+    items: list[tuple[int, datetime, str, bytes, list[str]]] = []
     for d in docs:
         tid, at = int(d["_id"]), naive_utc(d["created_at"])
-        items.append((tid, at, d["sentiment"], list_item(d)))
-        links.extend((tid, name, at, d["sentiment"]) for name in d["companies"])
+        items.append((tid, at, d["sentiment"], list_item(d), d["companies"]))
     return {
         "stored": [stored_document(d, tokenizer) for d in docs],
         "items": items,
-        "links": links,
         "parts": cp.partitions(docs),
     }
 
@@ -60,7 +57,6 @@ def assert_same(
     # what the store is sent: the same BSON, keys in the same order (created_at: the same instant)
     assert [bson.encode(d) for d in got.stored] == [bson.encode(d) for d in want["stored"]]
     assert got.items == want["items"]
-    assert got.links == want["links"]
     assert got.parts.keys() == want["parts"].keys()
     for part, table in want["parts"].items():
         assert got.parts[part].equals(table), part
@@ -92,7 +88,7 @@ def test_ids_of_a_vocabulary_beyond_two_bytes_are_packed_in_four() -> None:
 
 def test_an_empty_batch_curates_to_nothing() -> None:
     got = curate_batch(staged_frame([]), [], [], TOKENIZER, META)
-    assert (got.stored, got.items, got.links, got.parts) == ([], [], [], {})
+    assert (got.stored, got.items, got.parts) == ([], [], {})
 
 
 TEXT = st.text(

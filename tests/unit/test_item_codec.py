@@ -20,7 +20,7 @@ def list_items(rows: int, seed: int) -> list[bytes]:
     frame = generated(rows, seed)
     ids = [[101, *range(i % 30), 102] for i in range(frame.height)]
     batch = curate_batch(frame, ids, [[c] for c in frame["company"]], RECORD, META)
-    return [item for _, _, _, item in batch.items]
+    return [item for _, _, _, item, _ in batch.items]
 
 
 def test_the_shipped_dictionary_is_the_current_one() -> None:

@@ -57,10 +57,16 @@ def test_each_filter_is_answered_by_the_index_that_can():
     assert args == ["neutral", 51]
     # a hashtag: its links in time order; a sentiment is then a check (that index holds none)
     p = plan(query(hashtag="iphone12", sentiment="negative"), CURATED)
-    assert p.table == "curated_hashtags" and p.checks == "w.sentiment = %s" and not p.needs_tweet
-    # a hashtag under a company: the company drives, the hashtag is looked up per entry
+    assert p.table == "tweet_hashtags" and p.checks == "w.sentiment = %s" and not p.needs_tweet
+    # on the curated layer, the staging links kept to the catalogued tweets (migration 012)
+    sql, _ = p.walk(None, 11)
+    assert "FROM tweet_hashtags w STRAIGHT_JOIN curated_tweets c ON c.twitter_id = w.twitter_id WHERE" in sql
+    assert plan(query(hashtag="iphone12"), STAGING).gate == ""
+    # a hashtag under a company: the company drives, the hashtag is looked up per entry; a curated
+    # company entry is kept only when the document holds the company
     p = plan(query(hashtag="iphone12", company="Apple"), CURATED)
-    assert p.table == "curated_companies" and "FROM curated_hashtags h" in p.checks
+    assert p.table == "tweet_companies" and "FROM tweet_hashtags h" in p.checks
+    assert p.gate.endswith("AND JSON_CONTAINS(c.companies, JSON_QUOTE(w.company))")
     # min_followers and q need the staged tweet
     assert plan(query(q="battery"), CURATED).needs_tweet
 
@@ -79,7 +85,9 @@ def test_high_follower_thresholds_read_the_followers_index_with_every_filter_ins
     sql, args = plan(q, CURATED).by_followers(1_000_000, None, 11)
     assert sql.startswith(
         "SELECT t.twitter_id, t.created_at FROM tweets t FORCE INDEX (ix_tweets_followers)"
-        " WHERE t.followers >= %s AND EXISTS (SELECT 1 FROM curated_companies w WHERE"
+        " WHERE t.followers >= %s AND EXISTS (SELECT 1 FROM tweet_companies w STRAIGHT_JOIN"
+        " curated_tweets c ON c.twitter_id = w.twitter_id AND JSON_CONTAINS(c.companies,"
+        " JSON_QUOTE(w.company)) WHERE"
         " w.twitter_id = t.twitter_id AND w.company = %s AND t.followers >= %s AND t.text LIKE %s"
     )
     assert args == [1_000_000, "Apple", 1_000_000, "%chip%", 11]

@@ -1,13 +1,13 @@
-"""The curated catalogue in MySQL (migration 005): which curated documents exist, with the fields
-their list queries filter and sort on.
+"""The curated catalogue in MySQL (migrations 005, 007, 012): which curated documents exist, with
+the fields their list queries filter and sort on, their companies and their list items.
 
-GET /curated pages tweet ids from these tables' indexes and then reads the page's documents by
-``_id``, so no list query depends on the document store sorting or range-filtering. The rule that
-keeps the catalogue honest: **a row is written only after the document it describes holds it** —
-a chunk's rows after its documents are written, a company link after the document's
-``companies`` was set — and a row leaves before its document does (a replay from stage that no
-longer stages a tweet: :meth:`CuratedCatalog.add_chunk` with ``replay``, then
-``CuratedRepository.remove_absent``).
+GET /curated pages tweet ids from indexes in MySQL (``curated_tweets``' own, or the staging links'
+kept to the catalogued tweets: services/gateway/tweet_pages.py) and then reads the page's list items
+or documents, so no list query depends on the document store sorting or range-filtering. The rule
+that keeps the catalogue honest: **a row says only what the document it describes holds** — a
+chunk's rows are written after its documents, a document's ``companies`` after the document's
+were set — and a row leaves before its document does (a replay from stage that no longer stages a
+tweet: :meth:`CuratedCatalog.add_chunk` with ``replay``, then ``CuratedRepository.remove_absent``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.mysql import Connected, batches, insert_values, sql_time
 from lake.adapters.run_ledger import record_chunk
 from lake.transform import item_codec
+from lake.transform.curate import CatalogueItem
 from lake.transform.curated_store import STAGED_ADDS, Staged, api_document, with_companies
 
 
@@ -39,42 +40,29 @@ class CuratedCatalog:
         chunk_id: int,
         raw_key: str,
         started: datetime,
-        items: Sequence[tuple[int, datetime, str, bytes]],
-        links: Sequence[tuple[int, str, datetime, str]],
+        items: Sequence[CatalogueItem],
         replay: bool = False,
     ) -> list[int]:
         """Catalogue a chunk whose documents were written, and record the chunk as curated, in one
-        transaction. ``items``: (twitter_id, created_at, sentiment, list item) of every document
-        written (the list item: :func:`lake.transform.curated_store.list_item`, migration 007);
-        ``links``: (twitter_id, company, created_at, sentiment) for every company each document
-        was written with.
+        transaction. ``items``: (twitter_id, created_at, sentiment, list item, companies) of every
+        document written (the list item: :func:`lake.transform.curated_store.list_item`, migration
+        007; companies: those the document was written with, migration 012).
 
-        The hashtags are copied inside MySQL from the chunk's staged rows (the documents were built
-        from exactly those); company links come from ``links``, never from the links table, which
-        may have gained a link the documents do not hold yet. Idempotent but for the documents'
+        Company and hashtag pages walk the staging links and keep the catalogued tweets
+        (migration 012): nothing else is written per link. Idempotent but for the documents'
         revisions: a replayed chunk adds no row, and moves the revision of each of its documents on
         with its new list item (they were rewritten), so no cache serves what they held before.
 
-        ``replay`` (a chunk curated again, ``StagedChunkReady.replay``): its tweets' hashtags and
-        company links are rewritten rather than added to, and the tweets catalogued under this
-        chunk that it no longer holds (a replay from stage under new rules) are taken off the
+        ``replay`` (a chunk curated again, ``StagedChunkReady.replay``): the tweets catalogued under
+        this chunk that it no longer holds (a replay from stage under new rules) are taken off the
         catalogue; their ids are returned, for ``CuratedRepository.remove_absent``."""
         conn = self.repo.conn
-        ids = sorted(t for t, _, _, _ in items)
         gone: list[int] = []
         try:
             with conn.cursor() as cur:
                 if replay:
-                    gone = self._uncatalogue_replayed(cur, run_id, chunk_id, ids)
+                    gone = self._uncatalogue_replayed(cur, run_id, chunk_id, {t for t, *_ in items})
                 self._add_items(cur, run_id, chunk_id, items)
-                cur.execute(
-                    "INSERT IGNORE INTO curated_hashtags (twitter_id, hashtag, created_at, sentiment)"
-                    " SELECT th.twitter_id, th.hashtag, th.created_at, th.sentiment"
-                    " FROM tweets t JOIN tweet_hashtags th ON th.twitter_id = t.twitter_id"
-                    " WHERE t.run_id = %s AND t.chunk_id = %s",
-                    (run_id, chunk_id),
-                )
-                self._add_links(cur, links)
                 record_chunk(cur, run_id, "curated", chunk_id, raw_key, started, {"curated_docs": len(items)})
             conn.commit()
         except BaseException:
@@ -82,17 +70,10 @@ class CuratedCatalog:
             raise
         return gone
 
-    def _uncatalogue_replayed(self, cur: Any, run_id: str, chunk_id: int, ids: list[int]) -> list[int]:
-        """Before a replayed chunk is catalogued again: its tweets' hashtags and company links are
-        deleted (rewritten next), and so are the tweets catalogued under it that it no longer
-        holds; those ids are returned."""
-        gone = self._absent(cur, run_id, chunk_id, set(ids))
-        for table in ("curated_hashtags", "curated_companies"):
-            for batch in batches([*ids, *gone]):
-                cur.execute(
-                    f"DELETE FROM {table} WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
-                    list(batch),
-                )
+    def _uncatalogue_replayed(self, cur: Any, run_id: str, chunk_id: int, ids: set[int]) -> list[int]:
+        """Before a replayed chunk is catalogued again: the tweets catalogued under it that it no
+        longer holds are deleted, and their ids returned."""
+        gone = self._absent(cur, run_id, chunk_id, ids)
         for batch in batches(gone):
             cur.execute(
                 "DELETE FROM curated_tweets WHERE run_id = %s AND chunk_id = %s"
@@ -112,8 +93,8 @@ class CuratedCatalog:
 
     def add_companies(self, companies: Mapping[int, Sequence[str]]) -> None:
         """Catalogue the companies the documents now hold (the run finaliser's late links: each
-        tweet's whole ``companies``), for the tweets already catalogued: their links, and their
-        list items with the new ``companies`` under a new revision."""
+        tweet's whole ``companies``), for the tweets already catalogued: their companies, and their
+        list items with the new ``companies``, under a new revision."""
         conn = self.repo.conn
         ids = sorted(companies)
         try:
@@ -121,28 +102,24 @@ class CuratedCatalog:
                 rows: list[tuple[Any, ...]] = []
                 for batch in batches(ids):
                     cur.execute(
-                        "SELECT twitter_id, created_at, sentiment, run_id, chunk_id, item"
+                        "SELECT twitter_id, item"
                         f" FROM curated_tweets WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
                         list(batch),
                     )
                     rows += cur.fetchall()
-                if rows:  # their documents changed: the revision moves on, with the new item
-                    cur.executemany(
-                        "INSERT INTO curated_tweets"
-                        " (twitter_id, created_at, sentiment, run_id, chunk_id, item)"
-                        " VALUES (%s, %s, %s, %s, %s, %s)"
-                        " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
-                        " item = VALUES(item)",
-                        [
-                            (
-                                *row[:5],
-                                None if row[5] is None else self._with_companies(row[5], companies[row[0]]),
-                            )
-                            for row in rows
-                        ],
-                    )
-                links = [(int(r[0]), c, r[1], r[2]) for r in rows for c in companies[int(r[0])]]
-                self._add_links(cur, links)
+                # their documents changed: the revision moves on, with the new item
+                cur.executemany(
+                    "UPDATE curated_tweets SET revision = revision + 1, companies = %s, item = %s"
+                    " WHERE twitter_id = %s",
+                    [
+                        (
+                            _json_list(companies[int(tid)]),
+                            None if item is None else self._with_companies(item, companies[int(tid)]),
+                            tid,
+                        )
+                        for tid, item in rows
+                    ],
+                )
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -215,35 +192,30 @@ class CuratedCatalog:
             if progress is not None:
                 progress(done, total)
 
-    def _add_items(
-        self, cur: Any, run_id: str, chunk_id: int, items: Sequence[tuple[int, datetime, str, bytes]]
-    ) -> None:
+    def _add_items(self, cur: Any, run_id: str, chunk_id: int, items: Sequence[CatalogueItem]) -> None:
         """A chunk's catalogue rows; a row catalogued before moves its revision on, with the new item
-        (compressed: :mod:`lake.transform.item_codec`)."""
+        (compressed: :mod:`lake.transform.item_codec`) and companies."""
         literal = _Literals(cur.connection)
         run, chunk, encode = literal(run_id), int(chunk_id), self.items.encode
         insert_values(
             cur,
-            "INSERT INTO curated_tweets (twitter_id, created_at, sentiment, run_id, chunk_id, item)",
+            "INSERT INTO curated_tweets"
+            " (twitter_id, created_at, sentiment, run_id, chunk_id, item, companies)",
             (
-                f"({int(t)},{sql_time(c)},{literal(s)},{run},{chunk},X'{encode(item).hex()}')"
-                for t, c, s, item in items
+                f"({int(t)},{sql_time(c)},{literal(s)},{run},{chunk},X'{encode(item).hex()}',"
+                f"{literal(_json_list(names))})"
+                for t, c, s, item, names in items
             ),
             " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
             " item = VALUES(item), created_at = VALUES(created_at),"
             " sentiment = VALUES(sentiment), run_id = VALUES(run_id),"
-            " chunk_id = VALUES(chunk_id)",
+            " chunk_id = VALUES(chunk_id), companies = VALUES(companies)",
         )
 
-    @staticmethod
-    def _add_links(cur: Any, links: Sequence[tuple[int, str, datetime, str]]) -> None:
-        literal = _Literals(cur.connection)
-        insert_values(
-            cur,
-            "INSERT INTO curated_companies (twitter_id, company, created_at, sentiment)",
-            (f"({int(t)},{literal(c)},{sql_time(at)},{literal(s)})" for t, c, at, s in links),
-            " ON DUPLICATE KEY UPDATE created_at = VALUES(created_at), sentiment = VALUES(sentiment)",
-        )
+
+def _json_list(names: Sequence[str]) -> str:
+    """A document's companies as the catalogue's JSON array (``curated_tweets.companies``)."""
+    return to_json(list(names)).decode()
 
 
 class _Literals:

@@ -24,14 +24,15 @@ from lake.transform import curated_parquet as cp
 from lake.transform.curated_store import pack_ids
 from lake.transform.enrich import ENTITIES, engagement_score
 
+CatalogueItem = tuple[int, datetime, str, bytes, list[str]]
+
 
 @dataclass
 class CuratedBatch:
     stored: list[dict[str, Any]] = field(default_factory=list)  # the documents, as the store keeps them
-    # (twitter_id, created_at naive UTC, sentiment, list item) per document: the catalogue's rows
-    items: list[tuple[int, datetime, str, bytes]] = field(default_factory=list)
-    # (twitter_id, company, created_at, sentiment) per company each document is written with
-    links: list[tuple[int, str, datetime, str]] = field(default_factory=list)
+    # (twitter_id, created_at naive UTC, sentiment, list item, companies) per document: the
+    # catalogue's rows (companies: those the document is written with)
+    items: list[CatalogueItem] = field(default_factory=list)
     parts: dict[tuple[str, str], pa.Table] = field(default_factory=dict)  # Parquet, by (company, month)
 
 
@@ -56,12 +57,7 @@ def curate_batch(
     items = (j.encode() for j in _list_items(frame))
     return CuratedBatch(
         stored=_stored(rows, tids, times, companies, token_ids, tokenizer),
-        items=list(zip(tids, times, sentiments, items, strict=True)),
-        links=[
-            (tid, name, at, s)
-            for tid, names, at, s in zip(tids, companies, times, sentiments, strict=True)
-            for name in names
-        ],
+        items=list(zip(tids, times, sentiments, items, companies, strict=True)),
         parts=_parts(frame, token_ids, meta),
     )
 

@@ -94,7 +94,7 @@ def train(dict_id: int, rows: int = 20_000, seed: int = 2024) -> bytes:
     meta = {"tokenizer": record["tokenizer"], "vocab_sha256": record["vocab_sha256"]}
     no_ids: list[list[int]] = [[] for _ in range(frame.height)]  # items hold no tokens
     batch = curate_batch(frame, no_ids, [[c] for c in frame["company"]], record, meta)
-    samples: list[bytes | bytearray | memoryview] = [item for _, _, _, item in batch.items]
+    samples: list[bytes | bytearray | memoryview] = [item for _, _, _, item, _ in batch.items]
     return zstd.train_dictionary(DICTIONARY_BYTES, samples, dict_id=dict_id, level=LEVEL).as_bytes()
 
 
