@@ -13,7 +13,8 @@ A page is found in three steps:
    whose matches are sparser answers :class:`QueryTooCostly` (422 ``query_too_costly``) after that
    bounded work instead of scanning on. One exception keeps high ``min_followers`` thresholds
    answerable: when the followers index holds at most that many candidates, they are read instead.
-3. **Read.** The page's rows (staging) or documents by ``_id`` (curated) are read.
+3. **Read.** The page's rows (staging) are read by id; a curated page's list items come with its
+   keys (:func:`page_rows`), and documents are read by ``_id`` only for what the items cannot show.
 
 The curated layer's tweets are its catalogue (migrations 005, 012), written only after the
 documents exist: a curated page never lists a missing document, on MongoDB 7 or FerretDB alike. Its
@@ -37,6 +38,8 @@ from lake.transform.curated_store import NOT_STAGED, STAGED_ADDS, Staged
 from services.gateway.query import Cursor, TweetQuery
 
 Key = tuple[datetime, int]  # (created_at, twitter_id): the order of every page
+# a page's entry: its key and, when the walk read it, its list item (None: not read, or none kept)
+Row = tuple[datetime, int, bytes | None]
 # The staged row as the API shows it (lake.schema.STAGED_ROW): the table's columns but the load time.
 STAGED_COLUMNS = STAGED_API_COLUMNS
 
@@ -58,6 +61,7 @@ class Layer:
     hashtags: str
     company_gate: str = ""
     hashtag_gate: str = ""
+    items: bool = False  # the layer's tweets table holds each tweet's list item (``item``)
 
 
 STAGING = Layer("staging", "tweets", "tweet_companies", "tweet_hashtags")
@@ -73,6 +77,7 @@ CURATED = Layer(
     "tweet_hashtags",
     company_gate=_CATALOGUED + " AND JSON_CONTAINS(c.companies, JSON_QUOTE(w.company))",
     hashtag_gate=_CATALOGUED,
+    items=True,
 )
 
 
@@ -86,7 +91,8 @@ class Plan:
     layer's tweets (:class:`Layer`), if any; ``served``: its conditions (on alias ``w``) that the
     index answers by itself; ``checks``: the other filters as one SQL condition on ``w`` (the
     walked entry: twitter_id, created_at, sentiment) and ``t`` (the staged tweet), empty when the
-    walk alone answers."""
+    walk alone answers; ``item``: the list item's column on the walk (``w.item`` or ``c.item``),
+    empty when the layer keeps none."""
 
     table: str
     gate: str
@@ -96,6 +102,7 @@ class Plan:
     check_args: tuple[Any, ...]
     needs_tweet: bool
     descending: bool
+    item: str = ""
 
     def _where(self, after: Key | None) -> tuple[list[str], list[Any]]:
         parts, args = list(self.served), list(self.served_args)
@@ -121,12 +128,15 @@ class Plan:
             [*args, n],
         )
 
-    def window(self, after: Key | None, n: int) -> tuple[str, list[Any]]:
-        """The next ``n`` entries with whether each passes the checks: (twitter_id, created_at, ok)."""
-        walk, args = self.walk(after, n, "w.twitter_id, w.created_at, w.sentiment")
+    def window(self, after: Key | None, n: int, items: bool = False) -> tuple[str, list[Any]]:
+        """The next ``n`` entries with whether each passes the checks: (twitter_id, created_at, ok),
+        and the list item with ``items`` (when the layer keeps them)."""
+        item = f", {self.item} AS item" if items and self.item else ""
+        walk, args = self.walk(after, n, f"w.twitter_id, w.created_at, w.sentiment{item}")
         join = " JOIN tweets t ON t.twitter_id = w.twitter_id" if self.needs_tweet else ""
         return (
-            f"SELECT w.twitter_id, w.created_at, {self.checks} FROM ({walk}) w{join}{self.order('w')}",
+            f"SELECT w.twitter_id, w.created_at, {self.checks}{', w.item' if item else ''}"
+            f" FROM ({walk}) w{join}{self.order('w')}",
             [*self.check_args, *args],  # the checks come first in the statement's text
         )
 
@@ -197,32 +207,43 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
         tuple(check_args),
         q.min_followers is not None or q.q is not None,
         q.descending,
+        ("w.item" if table == layer.tweets else "c.item") if layer.items else "",
     )
 
 
 async def page_keys(cur: Any, q: TweetQuery, layer: Layer, per_item: int) -> list[Key]:
     """The keys of the page's ``limit + 1`` first matches (the extra one: another page exists),
     reading at most ``per_item x (limit + 1)`` index entries; :class:`QueryTooCostly` beyond."""
-    return await _page_keys(cur, q, plan(q, layer), per_item)
+    return [(created, tid) for created, tid, _ in await _page_rows(cur, q, plan(q, layer), per_item)]
 
 
-async def _page_keys(cur: Any, q: TweetQuery, p: Plan, per_item: int) -> list[Key]:
+async def page_rows(cur: Any, q: TweetQuery, layer: Layer, per_item: int) -> list[Row]:
+    """:func:`page_keys` with each entry's list item, read by the same statement as the keys when
+    the layer keeps them (the walk's own row, or the catalogue row its gate joined): no second
+    statement reads them by id. None where not read (the followers index's path) or none is kept."""
+    return await _page_rows(cur, q, plan(q, layer), per_item, items=True)
+
+
+async def _page_rows(cur: Any, q: TweetQuery, p: Plan, per_item: int, items: bool = False) -> list[Row]:
     want = q.limit + 1
     after = q.after
+    item = items and bool(p.item)
     if not p.checks:
-        sql, args = p.walk(after, want)
+        sql, args = p.walk(
+            after, want, f"w.twitter_id, w.created_at, {p.item}" if item else "w.twitter_id, w.created_at"
+        )
         await cur.execute(sql, args)
-        return [(created, int(tid)) for tid, created in await cur.fetchall()]
+        return [(row[1], int(row[0]), row[2] if item else None) for row in await cur.fetchall()]
     budget = per_item * want
-    found: list[Key] = []
+    found: list[Row] = []
     read, size = 0, 2 * want
     while True:
         n = min(size, budget - read)
-        sql, args = p.window(after, n)
+        sql, args = p.window(after, n, item)
         await cur.execute(sql, args)
         rows = await cur.fetchall()
         read += len(rows)
-        found += [(created, int(tid)) for tid, created, ok in rows if ok]
+        found += [(row[1], int(row[0]), row[3] if item else None) for row in rows if row[2]]
         if len(found) >= want or len(rows) < n:
             return found[:want]
         if read >= budget:
@@ -240,7 +261,7 @@ async def _page_keys(cur: Any, q: TweetQuery, p: Plan, per_item: int) -> list[Ke
         if row is not None and int(row[0]) <= budget:
             sql, args = p.by_followers(q.min_followers, q.after, want)
             await cur.execute(sql, args)
-            return [(created, int(tid)) for tid, created in await cur.fetchall()]
+            return [(created, int(tid), None) for tid, created in await cur.fetchall()]
     raise QueryTooCostly(
         f"fewer than 1 in {per_item} of the entries of the index serving this query match it"
         f" (read {read}); narrow it with start_date/end_date, company or hashtag"
@@ -284,7 +305,7 @@ async def staged_page(cur: Any, q: TweetQuery, per_item: int) -> bytes:
         )
         rows = list(await cur.fetchall())
     else:
-        keys = await _page_keys(cur, q, p, per_item)
+        keys = [(created, tid) for created, tid, _ in await _page_rows(cur, q, p, per_item)]
         rows = []
         if keys:
             ids = [tid for _, tid in keys]

@@ -15,7 +15,7 @@ import pytest
 from lake.adapters.mysql import connect, migrate
 from lake.settings import MySQLSettings, Settings
 from services.gateway.query import Cursor, TweetQuery
-from services.gateway.tweet_pages import CURATED, STAGING, Layer, QueryTooCostly, page_keys
+from services.gateway.tweet_pages import CURATED, STAGING, Layer, QueryTooCostly, page_keys, page_rows
 
 N = 20_000
 UNCURATED = 1_000  # the newest tweets are staged but not curated yet
@@ -85,6 +85,7 @@ def mysql(settings: Settings) -> Iterator[MySQLSettings]:
             "UPDATE curated_tweets SET companies = JSON_ARRAY_APPEND(companies, '$', 'Intel')"
             " WHERE MOD(twitter_id, 1000) = 0"
         )
+        cur.execute("UPDATE curated_tweets SET item = CAST(CONCAT('item-', twitter_id) AS BINARY)")
         cur.execute("ANALYZE TABLE tweets, tweet_companies, tweet_hashtags, curated_tweets")
     yield cfg
     with connect(cfg, database=False, autocommit=True) as conn, conn.cursor() as cur:
@@ -193,6 +194,31 @@ def test_a_curated_company_page_lists_a_tweet_only_once_its_document_holds_the_c
     keys, _ = measured(mysql, q(company="Intel", hashtag="apple", limit=50), CURATED)
     want = f"MOD(record_no, 1000) = 0 AND record_no < {N - UNCURATED} AND company = 'Apple'"
     assert [k[1] for k in keys] == expected(mysql, want, 51) and keys
+
+
+def rows_of(cfg: MySQLSettings, query: TweetQuery) -> list[Any]:
+    async def go() -> list[Any]:
+        async with cursor_of(cfg) as cur:
+            return await page_rows(cur, query, CURATED, PER_ITEM)
+
+    return asyncio.run(go())
+
+
+def test_a_curated_page_reads_its_list_items_with_its_keys(mysql):
+    top = N - 300
+    for query in (
+        q(),  # the catalogue's own walk
+        q(sentiment="negative", sort="created_at"),
+        q(company="Nvidia", limit=30),  # the staging links, gated: the item of the catalogue row joined
+        q(hashtag="tesla", sentiment="neutral"),  # checked in windows
+        q(company="Apple", hashtag="apple", q="chips"),  # checked against the staged tweet too
+    ):
+        rows = rows_of(mysql, query)
+        assert [(c, t) for c, t, _ in rows] == measured(mysql, query, CURATED)[0]
+        assert rows and all(item == f"item-{t}".encode() for _, t, item in rows), query
+    # the followers index's path reads keys only: their items are read by id afterwards
+    rows = rows_of(mysql, q(min_followers=top, sentiment="positive"))
+    assert len(rows) == 11 and all(item is None for _, _, item in rows)
 
 
 def test_checked_filters_read_at_most_the_bound_per_item(mysql):

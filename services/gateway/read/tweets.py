@@ -19,7 +19,15 @@ from lake.transform.item_codec import decode
 from services.gateway.metrics import CURATED_CACHE
 from services.gateway.query import TweetQuery
 from services.gateway.stores import Stores
-from services.gateway.tweet_pages import CURATED, page_keys, staged_lookup, staged_page, staged_row_json
+from services.gateway.tweet_pages import (
+    CURATED,
+    Row,
+    page_keys,
+    page_rows,
+    staged_lookup,
+    staged_page,
+    staged_row_json,
+)
 
 
 class NotFound(LookupError):
@@ -175,14 +183,21 @@ async def curated_page(stores: Stores, query: TweetQuery, include_tokens: bool) 
     """The answer of ``GET /curated`` (also served by ``services.gateway.hot_routes``)."""
     per_item = stores.settings.gateway.scan_rows_per_item
     async with stores.mysql.acquire() as conn, conn.cursor() as cur:
-        keys = await page_keys(cur, query, CURATED, per_item)
+        rows: list[Row]
+        if include_tokens:
+            rows = [(*key, None) for key in await page_keys(cur, query, CURATED, per_item)]
+        else:  # the list items come with the keys, read by the same statement
+            rows = await page_rows(cur, query, CURATED, per_item)
+    keys = [(created, tid) for created, tid, _ in rows]
     tids = [tid for _, tid in keys[: query.limit]]
     if not tids:  # never ask the store for no ids: FerretDB reads every document for `$in: []`
         return to_json({"items": [], "next_cursor": None})
-    catalogued = await _catalogued(stores, tids, include_tokens)
     # the list projection answers; the document store only for tokens (which only it keeps) and
     # for tweets catalogued before the projection existed
-    bodies = {t: body for t, (body, _) in catalogued.items() if body is not None}
+    bodies = {tid: decode(item) for _, tid, item in rows[: query.limit] if item is not None}
+    unread = [tid for tid in tids if tid not in bodies]
+    catalogued = await _catalogued(stores, unread, include_tokens) if unread else {}
+    bodies |= {t: body for t, (body, _) in catalogued.items() if body is not None}
     if missing := [str(tid) for tid in tids if tid not in bodies]:
         max_ms = int(stores.settings.gateway.query_timeout_s * 1000)
         # No projection: the packed token ids are a few dozen bytes, and FerretDB copies every
