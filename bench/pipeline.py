@@ -151,6 +151,23 @@ class Services:
         return out
 
 
+def drop_topics(settings: Any) -> None:
+    """Delete the topics of this bench run (each run makes its own, under its own
+    ``LAKE_KAFKA_TOPIC_PREFIX``): once its services stopped nothing reads them, and a broker keeps
+    every partition it was given (576 bench topics had piled up on one machine)."""
+    from lake.adapters.broker import admin, all_topics
+
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        if names := [t for t in all_topics(settings) if t in existing]:
+            client.delete_topics(names)
+    except Exception as exc:  # best effort: the next run uses topics of its own anyway
+        say(f"could not delete the run's topics: {exc}")
+    finally:
+        client.close()
+
+
 def generated_file(rows: int, seed: int) -> Path:
     from lake.transform.generate import write_csv
 
@@ -336,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         publisher.close()
     finally:
         services.stop()
+        drop_topics(settings)
     if status != "succeeded":
         say(f"run {run_id} {status}: {error}")
         return 1
