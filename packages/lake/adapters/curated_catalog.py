@@ -102,28 +102,31 @@ class CuratedCatalog:
                 rows: list[tuple[Any, ...]] = []
                 for batch in batches(ids):
                     cur.execute(
-                        "SELECT twitter_id, item"
+                        "SELECT twitter_id, created_at, sentiment, run_id, chunk_id, item"
                         f" FROM curated_tweets WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
                         list(batch),
                     )
                     rows += cur.fetchall()
-                # their documents changed: the revision moves on, with the new item
-                cur.executemany(
-                    "UPDATE curated_tweets SET revision = revision + 1, companies = %s, item = %s"
-                    " WHERE twitter_id = %s",
-                    [
-                        (
-                            _json_list(companies[int(tid)]),
-                            None if item is None else self._with_companies(item, companies[int(tid)]),
-                            tid,
-                        )
-                        for tid, item in rows
-                    ],
-                )
+                if rows:  # their documents changed: the revision moves on, with the new item
+                    # an INSERT's rows go as one multi-row statement (executemany sends an UPDATE
+                    # once per row)
+                    cur.executemany(
+                        "INSERT INTO curated_tweets"
+                        " (twitter_id, created_at, sentiment, run_id, chunk_id, item, companies)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        " ON DUPLICATE KEY UPDATE revision = curated_tweets.revision + 1,"
+                        " item = VALUES(item), companies = VALUES(companies)",
+                        [self._late_row(row, companies[int(row[0])]) for row in rows],
+                    )
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
+
+    def _late_row(self, row: tuple[Any, ...], companies: Sequence[str]) -> tuple[Any, ...]:
+        """A catalogue row read back (its five first columns and item) with its new companies."""
+        item = None if row[5] is None else self._with_companies(row[5], companies)
+        return (*row[:5], item, _json_list(companies))
 
     def _with_companies(self, stored: bytes, companies: Sequence[str]) -> bytes:
         return self.items.encode(with_companies(item_codec.decode(stored), list(companies)))
