@@ -98,7 +98,7 @@ class Curator:
             for (company, month), parts in sorted(tables.items()):
                 key = cp.chunk_part_key(event.run_id, company, month, event.chunk_id)
                 self.store.put_bytes(
-                    self.settings.s3.curated_bucket, key, cp.table_bytes(pa.concat_tables(parts))
+                    self.settings.s3.curated_bucket, key, cp.part_bytes(pa.concat_tables(parts))
                 )
                 keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated

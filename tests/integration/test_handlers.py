@@ -130,7 +130,7 @@ def test_a_finalisation_cut_short_after_recording_its_files_only_finishes_the_cl
     )
     keys = assert_compacted(store, settings, run_id, ledger.run_counts(run_id)["staged_rows"])
     # as if the finaliser had died between recording the compacted files and deleting the parts
-    leftover = f"_chunks/run_id={run_id}/company=Apple/year_month=2020-09/chunk-00000.parquet"
+    leftover = f"_chunks/run_id={run_id}/company=Apple/year_month=2020-09/chunk-00000.arrow"
     store.put_bytes(settings.s3.curated_bucket, leftover, b"not read again")
     assert curator.finalizer.compact(run_id) == keys
     assert list(store.list_keys(settings.s3.curated_bucket, f"_chunks/run_id={run_id}/")) == []

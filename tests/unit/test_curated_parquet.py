@@ -1,10 +1,12 @@
 """Curated Parquet: fixed schema, partition keys, streaming compaction into bounded files."""
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from lake.transform import curated_parquet as cp
@@ -67,12 +69,12 @@ def test_each_partition_holds_its_documents_in_order_as_built_alone():
     assert list(tables) == sorted(groups) and len(tables) == 4
     for part, group in groups.items():
         assert tables[part].equals(cp.table_of(group))
-        assert pq.read_table(pa.BufferReader(cp.table_bytes(tables[part]))).equals(cp.table_of(group))
+        assert cp.read_part(cp.part_bytes(tables[part])).equals(cp.table_of(group))
 
 
 def test_part_keys_are_deterministic_and_carry_the_partition():
     key = cp.chunk_part_key("r1", "Apple", "2020-09", 7)
-    assert key == "_chunks/run_id=r1/company=Apple/year_month=2020-09/chunk-00007.parquet"
+    assert key == "_chunks/run_id=r1/company=Apple/year_month=2020-09/chunk-00007.arrow"
     assert cp.partition_of_key(key) == ("Apple", "2020-09")
     assert (
         cp.final_key("Apple", "2020-09", "r1", 2)
@@ -82,9 +84,10 @@ def test_part_keys_are_deterministic_and_carry_the_partition():
 
 def test_compaction_streams_parts_into_files_of_at_most_max_rows(tmp_path: Path):
     sources = [
-        cp.table_bytes(cp.partitions(_docs(n, start))["Apple", "2020-09"])
+        cp.part_bytes(cp.partitions(_docs(n, start))["Apple", "2020-09"])
         for n, start in ((700, 0), (500, 700), (900, 1200))
     ]
+    sources[1] = _parquet_part(cp.read_part(sources[1]))  # a part written before the IPC parts
     uploaded: dict[int, list[int]] = {}
 
     def upload(n: int, path: Path) -> None:
@@ -98,6 +101,22 @@ def test_compaction_streams_parts_into_files_of_at_most_max_rows(tmp_path: Path)
     assert rows == [1000, 1000, 100]
     assert uploaded == {0: [400, 400, 200], 1: [400, 400, 200], 2: [100]}
     assert list(tmp_path.iterdir()) == []  # temporary files removed
+
+
+def _parquet_part(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def test_a_part_is_one_compressed_arrow_batch_and_parquet_parts_still_read():
+    table = cp.partitions(_docs(300))["Apple", "2020-09"]
+    data = cp.part_bytes(pa.concat_tables([table.slice(0, 100), table.slice(100)]))
+    reader = ipc.open_file(pa.py_buffer(data))
+    assert data[:6] == b"ARROW1" and reader.num_record_batches == 1 and reader.schema == cp.SCHEMA
+    assert len(data) < table.nbytes / 2  # LZ4-compressed buffers
+    assert cp.read_part(data).equals(table)
+    assert cp.read_part(_parquet_part(table)).equals(table)
 
 
 def test_compaction_of_nothing_writes_nothing(tmp_path: Path):
