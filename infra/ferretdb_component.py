@@ -27,11 +27,294 @@ MMAP_BYTES = 1 << 30  # per database file: address space, not memory (the OS pag
 PATCHES = [
     # The SQLite backend looks `_id` up (find, update, delete) with `_ferretdb_sjson->'$._id'`, but
     # builds the unique `_id` index on `_ferretdb_sjson->"_id"`: SQLite cannot match the two
-    # expressions, so every lookup by `_id` scanned the whole collection. Use the index's spelling.
+    # expressions, so every lookup by `_id` scanned the whole collection. And an index on that
+    # expression makes SQLite parse each inserted document's whole JSON text to find its `_id`: 18 %
+    # of FerretDB's CPU inserting curated documents (`perf record`, docs/benchmarks.md). So `_id` gets
+    # a column of its own, `_ferretdb_id`, which holds exactly what lookups compare with (the `_id`
+    # value as FerretDB's JSON, `sjson.MarshalSingleValue`), written with the document; the default
+    # index is on that column. Tables made before (no such column) get it when FerretDB starts:
+    # filled from the documents by the old expression, the index rebuilt on it (lake_idcolumn.go).
     (
         "internal/backends/sqlite/metadata/metadata.go",
         "IDColumn = DefaultColumn + \"->'$._id'\"",
-        'IDColumn = DefaultColumn + `->"_id"`',
+        'IDColumn = backends.ReservedPrefix + "id"',
+    ),
+    (
+        "internal/backends/sqlite/metadata/registry.go",
+        "\tq += fmt.Sprintf(\"%[1]s TEXT NOT NULL CHECK(%[1]s != '')) STRICT\", DefaultColumn)\n",
+        "\tq += fmt.Sprintf(\"%[1]s TEXT NOT NULL CHECK(%[1]s != ''), %[2]s TEXT) STRICT\",\n"
+        "\t\tDefaultColumn, IDColumn)\n",
+    ),
+    (
+        "internal/backends/sqlite/metadata/registry.go",
+        """\t\tcolumns := make([]string, len(index.Key))
+\t\tfor i, key := range index.Key {
+\t\t\tfields := strings.Split(key.Field, ".")
+\t\t\tfor j, f := range fields {
+\t\t\t\tfields[j] = fmt.Sprintf("%q", f)
+\t\t\t}
+
+\t\t\tcolumns[i] = fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(fields, "->"))
+\t\t\tif key.Descending {
+\t\t\t\tcolumns[i] += " DESC"
+\t\t\t}
+\t\t}
+""",
+        "\t\tcolumns := lakeIndexColumns(index) // `_id` is its own column (the lake's build)\n",
+    ),
+    (
+        "internal/backends/sqlite/metadata/registry.go",
+        "\tr.colls[dbName] = colls\n\n\treturn nil\n}\n",
+        "\tr.colls[dbName] = colls\n\n"
+        "\tfor _, c := range colls { // tables made before the `_id` column (the lake's build)\n"
+        "\t\tif err = lakeIDColumn(ctx, db, c, r.l); err != nil {\n"
+        "\t\t\treturn lazyerrors.Error(err)\n\t\t}\n\t}\n\n"
+        "\treturn nil\n}\n",
+    ),
+    (
+        "internal/backends/sqlite/metadata/lake_idcolumn.go",
+        "",
+        """// Added by the lake's build (infra/ferretdb_component.py).
+
+package metadata
+
+import (
+\t"context"
+\t"fmt"
+\t"log/slog"
+\t"strings"
+
+\t"github.com/FerretDB/FerretDB/internal/util/fsql"
+\t"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
+)
+
+// lakeIndexColumns returns the SQLite columns (expressions) of an index: `_id` is IDColumn, any
+// other field a path into the document's JSON.
+func lakeIndexColumns(index IndexInfo) []string {
+\tcolumns := make([]string, len(index.Key))
+\tfor i, key := range index.Key {
+\t\tif key.Field == "_id" {
+\t\t\tcolumns[i] = IDColumn
+\t\t} else {
+\t\t\tfields := strings.Split(key.Field, ".")
+\t\t\tfor j, f := range fields {
+\t\t\t\tfields[j] = fmt.Sprintf("%q", f)
+\t\t\t}
+
+\t\t\tcolumns[i] = fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(fields, "->"))
+\t\t}
+
+\t\tif key.Descending {
+\t\t\tcolumns[i] += " DESC"
+\t\t}
+\t}
+
+\treturn columns
+}
+
+// lakeIDColumn gives a table made before the `_id` column that column, in one transaction: added,
+// filled from each document by the expression the old index used, and every index of the
+// collection with an `_id` key rebuilt on it. A table that has the column is left as it is.
+func lakeIDColumn(ctx context.Context, db *fsql.DB, c *Collection, l *slog.Logger) error {
+\tvar n int
+\tq := "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?"
+\tif err := db.QueryRowContext(ctx, q, c.TableName, IDColumn).Scan(&n); err != nil {
+\t\treturn lazyerrors.Error(err)
+\t}
+
+\tif n > 0 {
+\t\treturn nil
+\t}
+
+\tmsg := "adding the _id column to a table made before it (once)"
+\tl.WarnContext(ctx, msg, slog.String("table", c.TableName))
+
+\treturn db.InTransaction(ctx, func(tx *fsql.Tx) error {
+\t\tstatements := []string{
+\t\t\tfmt.Sprintf("ALTER TABLE %q ADD COLUMN %s TEXT", c.TableName, IDColumn),
+\t\t\tfmt.Sprintf("UPDATE %q SET %s = %s->'$._id'", c.TableName, IDColumn, DefaultColumn),
+\t\t}
+
+\t\tfor _, index := range c.Settings.Indexes {
+\t\t\tid := false
+\t\t\tfor _, key := range index.Key {
+\t\t\t\tid = id || key.Field == "_id"
+\t\t\t}
+
+\t\t\tif !id {
+\t\t\t\tcontinue
+\t\t\t}
+
+\t\t\tname := c.TableName + "_" + index.Name
+\t\t\tunique := ""
+\t\t\tif index.Unique {
+\t\t\t\tunique = "UNIQUE "
+\t\t\t}
+
+\t\t\tcolumns := strings.Join(lakeIndexColumns(index), ", ")
+\t\t\tstatements = append(statements,
+\t\t\t\tfmt.Sprintf("DROP INDEX IF EXISTS %q", name),
+\t\t\t\tfmt.Sprintf("CREATE %sINDEX %q ON %q (%s)", unique, name, c.TableName, columns),
+\t\t\t)
+\t\t}
+
+\t\tfor _, q := range statements {
+\t\t\tif _, err := tx.ExecContext(ctx, q); err != nil {
+\t\t\t\treturn lazyerrors.Error(err)
+\t\t\t}
+\t\t}
+
+\t\treturn nil
+\t})
+}
+""",
+    ),
+    (
+        "internal/backends/sqlite/metadata/lake_idcolumn_test.go",
+        "",
+        """// Added by the lake's build (infra/ferretdb_component.py).
+
+package metadata
+
+import (
+\t"fmt"
+\t"testing"
+
+\t"github.com/stretchr/testify/require"
+
+\t"github.com/FerretDB/FerretDB/internal/util/state"
+\t"github.com/FerretDB/FerretDB/internal/util/testutil"
+)
+
+// A table made before the `_id` column gets it when the registry loads its database: filled with
+// what lookups by `_id` compare with, the default index rebuilt on it (still unique), once.
+func TestLakeIDColumnMigratesTablesMadeBefore(t *testing.T) {
+\tt.Parallel()
+\tctx := testutil.Ctx(t)
+
+\tsp, err := state.NewProvider("")
+\trequire.NoError(t, err)
+
+\tr, err := NewRegistry(testutil.TestSQLiteURI(t, ""), 100, testutil.Logger(t), sp)
+\trequire.NoError(t, err)
+\tt.Cleanup(r.Close)
+
+\tdbName := testutil.DatabaseName(t)
+\tdb, err := r.DatabaseGetOrCreate(ctx, dbName)
+\trequire.NoError(t, err)
+
+\ttable := "old_00000001"
+\tsettings := Settings{
+\t\tUUID:    "00000000-0000-0000-0000-000000000001",
+\t\tIndexes: []IndexInfo{{Name: "_id_", Key: []IndexKeyPair{{Field: "_id"}}, Unique: true}},
+\t}
+\tfor _, q := range []string{
+\t\tfmt.Sprintf("CREATE TABLE %q (%[2]s TEXT NOT NULL CHECK(%[2]s != '')) STRICT", table, DefaultColumn),
+\t\tfmt.Sprintf(`CREATE UNIQUE INDEX %q ON %q (%s->"_id")`, table+"__id_", table, DefaultColumn),
+\t} {
+\t\t_, err = db.ExecContext(ctx, q)
+\t\trequire.NoError(t, err)
+\t}
+
+\tq := fmt.Sprintf("INSERT INTO %q (name, table_name, settings) VALUES (?, ?, ?)", metadataTableName)
+\t_, err = db.ExecContext(ctx, q, "old", table, settings)
+\trequire.NoError(t, err)
+
+\tdocs := []string{
+\t\t`{"$s": {"p": {"_id": {"t": "string"}}, "$k": ["_id"]}, "_id": "a\\"b"}`,
+\t\t`{"$s": {"p": {"_id": {"t": "int"}}, "$k": ["_id"]}, "_id": 42}`,
+\t\t`{"$s": {"p": {"_id": {"t": "objectId"}}, "$k": ["_id"]}, "_id": "000102030405060708091011"}`,
+\t}
+\tfor _, doc := range docs {
+\t\t_, err = db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %q (%s) VALUES (?)", table, DefaultColumn), doc)
+\t\trequire.NoError(t, err)
+\t}
+
+\tfor range 2 { // the second load finds the column and changes nothing
+\t\trequire.NoError(t, r.initCollections(ctx, dbName, db))
+
+\t\trows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %q ORDER BY rowid", IDColumn, table))
+\t\trequire.NoError(t, err)
+
+\t\tvar ids []string
+\t\tfor rows.Next() {
+\t\t\tvar id string
+\t\t\trequire.NoError(t, rows.Scan(&id))
+\t\t\tids = append(ids, id)
+\t\t}
+\t\trequire.NoError(t, rows.Err())
+\t\trequire.Equal(t, []string{`"a\\"b"`, `42`, `"000102030405060708091011"`}, ids)
+
+\t\tvar sql string
+\t\tq := "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?"
+\t\trow := db.QueryRowContext(ctx, q, table+"__id_")
+\t\trequire.NoError(t, row.Scan(&sql))
+\t\trequire.Equal(t, fmt.Sprintf(`CREATE UNIQUE INDEX %q ON %q (%s)`, table+"__id_", table, IDColumn), sql)
+\t}
+
+\tdup := `{"$s": {"p": {"_id": {"t": "int"}}, "$k": ["_id"]}, "_id": 42}`
+\tq = fmt.Sprintf("INSERT INTO %q (%s, %s) VALUES (?, ?)", table, DefaultColumn, IDColumn)
+\t_, err = db.ExecContext(ctx, q, dup, "42")
+\trequire.ErrorContains(t, err, "UNIQUE constraint failed")
+}
+""",
+    ),
+    (
+        "internal/backends/sqlite/insert.go",
+        """\t\tif capped {
+\t\t\trows[i] = "(?, ?)"
+\t\t\targs = append(args, doc.RecordID(), string(b))
+
+\t\t\tcontinue
+\t\t}
+
+\t\trows[i] = "(?)"
+\t\targs = append(args, string(b))
+\t}
+
+\tcolumns := metadata.DefaultColumn
+\tif capped {
+\t\tcolumns = strings.Join([]string{metadata.RecordIDColumn, metadata.DefaultColumn}, ", ")
+\t}
+""",
+        """\t\t// the `_id` column: what lookups by `_id` compare with (the lake's build)
+\t\tvar id any
+\t\tif v, _ := doc.Get("_id"); v != nil {
+\t\t\tj, err := sjson.MarshalSingleValue(v)
+\t\t\tif err != nil {
+\t\t\t\treturn "", nil, lazyerrors.Error(err)
+\t\t\t}
+
+\t\t\tid = string(j)
+\t\t}
+
+\t\tif capped {
+\t\t\trows[i] = "(?, ?, ?)"
+\t\t\targs = append(args, doc.RecordID(), string(b), id)
+
+\t\t\tcontinue
+\t\t}
+
+\t\trows[i] = "(?, ?)"
+\t\targs = append(args, string(b), id)
+\t}
+
+\tcolumns := metadata.DefaultColumn + ", " + metadata.IDColumn
+\tif capped {
+\t\tcolumns = strings.Join([]string{metadata.RecordIDColumn, metadata.DefaultColumn, metadata.IDColumn}, ", ")
+\t}
+""",
+    ),
+    (  # its free pages after deleting rows 10-39 of 50: rows carry the `_id` column now, and with
+        # their new length those 30 no longer empty a whole page; 300 of 500 do, as 30 of 50 did
+        "internal/backends/sqlite/database_test.go",
+        "nInsert, deleteFromIndex, deleteToIndex := 50, 10, 40",
+        "nInsert, deleteFromIndex, deleteToIndex := 500, 100, 400 // the lake's build",
+    ),
+    (
+        "internal/backends/sqlite/metadata/registry_test.go",
+        """\t\t\t`CREATE UNIQUE INDEX "%s" ON "%s" (_ferretdb_sjson->"_id")`,\n""",
+        """\t\t\t`CREATE UNIQUE INDEX "%s" ON "%s" (_ferretdb_id)`, // the lake's build\n""",
     ),
     # FerretDB 1.24 pushes only an exact `{_id: <string or ObjectId>}` filter down to SQLite: a
     # `{_id: {$in: [...]}}` filter (a page's documents fetched by id) read and decoded every document
