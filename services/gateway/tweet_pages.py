@@ -16,12 +16,14 @@ A page is found in three steps:
 3. **Read.** The page's rows (staging) are read by id; a curated page's list items come with its
    keys (:func:`page_rows`), and documents are read by ``_id`` only for what the items cannot show.
 
-The curated layer's tweets are its catalogue (migrations 005, 012), written only after the
+The curated layer's tweets are its catalogue (migrations 005, 012, 013), written only after the
 documents exist: a curated page never lists a missing document, on MongoDB 7 or FerretDB alike. Its
-company and hashtag pages walk the staging links, keeping the catalogued tweets' (:data:`CURATED`):
-besides its own entries, such a page reads those of the staged tweets not curated yet that lie
-ahead of it in the walk (a pipeline's chunks in flight; a chunk whose curation failed, until it is
-redriven), and the bound of step 2 counts the entries kept.
+pages walk the staging indexes — the tweets by time or by sentiment, the company and hashtag links —
+keeping the catalogued tweets' (:data:`CURATED`): besides its own entries, such a page reads those
+of the staged tweets not curated yet that lie ahead of it in the walk (a pipeline's chunks in
+flight; a chunk whose curation failed, until it is redriven), and the bound of step 2 counts the
+entries kept. The walk reads its keys from the index alone and each kept entry's list item from the
+catalogue by primary key, so MariaDB walks a range of the index whatever the items' size.
 """
 
 from __future__ import annotations
@@ -52,31 +54,38 @@ class QueryTooCostly(Exception):
 class Layer:
     """The tables whose indexes list a layer's tweets, each with ``created_at`` and ``sentiment``.
 
-    A layer may walk another layer's link tables: ``company_gate`` and ``hashtag_gate`` then join
-    each walked link to the layer's tweets, keeping only the links the layer holds."""
+    A layer may walk another layer's tables: ``tweets_gate``, ``company_gate`` and
+    ``hashtag_gate`` then join each walked entry to the layer's own rows, keeping only the entries
+    the layer holds, and ``sentiment_gate`` is added to the gate when a sentiment is asked for."""
 
     name: str
     tweets: str
     companies: str
     hashtags: str
+    tweets_gate: str = ""
     company_gate: str = ""
     hashtag_gate: str = ""
-    items: bool = False  # the layer's tweets table holds each tweet's list item (``item``)
+    sentiment_gate: str = ""
+    items: bool = False  # the layer's rows hold each tweet's list item (``item``)
 
 
 STAGING = Layer("staging", "tweets", "tweet_companies", "tweet_hashtags")
-# The curated layer walks the staging links (migration 012) and keeps the catalogued tweets: every
-# hashtag link of a catalogued tweet is its document's (both come from the same staged text), and a
+# The curated layer walks the staging indexes (migrations 012, 013) and keeps the catalogued tweets
+# (``c``), as their documents hold them: the time and sentiment the document was written with (a
+# replay from stage under new rules may change a staged sentiment before the chunk is curated
+# again), every hashtag link of a catalogued tweet (both come from the same staged text), and a
 # company link only once the document holds the company (a later run's link is copied into the
-# documents when that run is finalised). STRAIGHT_JOIN: the link's index drives, in page order.
+# documents when that run is finalised). STRAIGHT_JOIN: the staging index drives, in page order.
 _CATALOGUED = " STRAIGHT_JOIN curated_tweets c ON c.twitter_id = w.twitter_id"
 CURATED = Layer(
     "curated",
-    "curated_tweets",
+    "tweets",
     "tweet_companies",
     "tweet_hashtags",
+    tweets_gate=_CATALOGUED + " AND c.created_at = w.created_at",
     company_gate=_CATALOGUED + " AND JSON_CONTAINS(c.companies, JSON_QUOTE(w.company))",
     hashtag_gate=_CATALOGUED,
+    sentiment_gate=" AND c.sentiment = w.sentiment",
     items=True,
 )
 
@@ -182,10 +191,12 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
             checks.append("w.sentiment = %s")
             check_args.append(q.sentiment)
     else:
-        table = layer.tweets
+        table, gate = layer.tweets, layer.tweets_gate
         if q.sentiment is not None:  # (sentiment, created_at, twitter_id)
             served.append("w.sentiment = %s")
             args.append(q.sentiment)
+    if q.sentiment is not None and gate:
+        gate += layer.sentiment_gate
     if q.start is not None:
         served.append("w.created_at >= %s")
         args.append(q.start.replace(tzinfo=None))
@@ -207,7 +218,7 @@ def plan(q: TweetQuery, layer: Layer) -> Plan:
         tuple(check_args),
         q.min_followers is not None or q.q is not None,
         q.descending,
-        ("w.item" if table == layer.tweets else "c.item") if layer.items else "",
+        ("c.item" if gate else "w.item") if layer.items else "",
     )
 
 

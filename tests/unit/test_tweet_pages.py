@@ -45,8 +45,17 @@ def test_sql_has_placeholders_only_and_end_date_is_inclusive():
 
 
 def test_each_filter_is_answered_by_the_index_that_can():
-    # no filter, or a sentiment: the layer's tweets, and the walk alone is the page
-    assert (plan(query(), CURATED).table, plan(query(), CURATED).checks) == ("curated_tweets", "")
+    # no filter, or a sentiment: the staged tweets, and the walk alone is the page; on the curated
+    # layer kept to the catalogued tweets as their documents hold them (migration 013), the list
+    # item read from the catalogue row joined
+    p = plan(query(), CURATED)
+    assert (p.table, p.checks, p.item) == ("tweets", "", "c.item")
+    assert (
+        p.gate
+        == " STRAIGHT_JOIN curated_tweets c ON c.twitter_id = w.twitter_id AND c.created_at = w.created_at"
+    )
+    assert plan(query(sentiment="neutral"), CURATED).gate == p.gate + " AND c.sentiment = w.sentiment"
+    assert (plan(query(), STAGING).gate, plan(query(), STAGING).item) == ("", "")
     p = plan(query(sentiment="neutral", sort="created_at"), STAGING)
     assert p.table == "tweets" and p.served == ("w.sentiment = %s",) and p.checks == ""
     sql, args = p.walk(None, 51)
@@ -58,9 +67,11 @@ def test_each_filter_is_answered_by_the_index_that_can():
     # a hashtag: its links in time order; a sentiment is then a check (that index holds none)
     p = plan(query(hashtag="iphone12", sentiment="negative"), CURATED)
     assert p.table == "tweet_hashtags" and p.checks == "w.sentiment = %s" and not p.needs_tweet
-    # on the curated layer, the staging links kept to the catalogued tweets (migration 012)
+    # on the curated layer, the staging links kept to the catalogued tweets (migration 012), whose
+    # documents have the sentiment asked for
     sql, _ = p.walk(None, 11)
-    assert "FROM tweet_hashtags w STRAIGHT_JOIN curated_tweets c ON c.twitter_id = w.twitter_id WHERE" in sql
+    gate = "STRAIGHT_JOIN curated_tweets c ON c.twitter_id = w.twitter_id AND c.sentiment = w.sentiment"
+    assert f"FROM tweet_hashtags w {gate} WHERE" in sql
     assert plan(query(hashtag="iphone12"), STAGING).gate == ""
     # a hashtag under a company: the company drives, the hashtag is looked up per entry; a curated
     # company entry is kept only when the document holds the company
