@@ -105,7 +105,8 @@ class Wiring(Generic[E]):
 
     event_type: type[E]
     handle: Callable[[E], None]
-    on_dead_letter: Callable[[E | None, str], None] | None = None
+    # (the event, its error, the letter's id in MySQL: None when it could not be recorded there)
+    on_dead_letter: Callable[[E | None, str, str | None], None] | None = None
 
 
 STOPPING_UNFINISHED = "stopping with the event unfinished: it is redelivered after restart"
@@ -334,9 +335,10 @@ class ConsumerLoop(Generic[E]):
         )
         self.publisher.publish_raw(dlq(msg.topic), letter.key, letter.model_dump_json().encode())
         self.publisher.flush()
+        recorded: str | None = None
         if self.letters is not None:  # the operators' list (GET /dead-letters); the topic keeps it anyway
             try:
-                self.letters.record(
+                recorded = self.letters.record(
                     topic=msg.topic,
                     partition=msg.partition,
                     offset=msg.offset,
@@ -355,7 +357,7 @@ class ConsumerLoop(Generic[E]):
                 log.exception("could not record the dead letter in MySQL; it is on %s", dlq(msg.topic))
         if self.wiring.on_dead_letter is not None:
             try:
-                self.wiring.on_dead_letter(event, error)
+                self.wiring.on_dead_letter(event, error, recorded)
             except Exception:
                 log.exception("could not record the dead letter on the run")
         self._commit(msg)

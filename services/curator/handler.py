@@ -115,8 +115,9 @@ class Curator:
         log.info("chunk curated", extra={"fields": {"curated_docs": written, "parquet_parts": len(keys)}})
         self.finalizer.finalize_if_ready(event.run_id)
 
-    def on_dead_letter(self, event: StagedChunkReady | None, error: str) -> None:
+    def on_dead_letter(
+        self, event: StagedChunkReady | None, error: str, letter_id: str | None = None
+    ) -> None:
         if event is not None:
-            self.ledger.fail_run(
-                event.run_id, f"chunk {event.chunk_id} dead-lettered by the curator: {error}"
-            )
+            error = f"chunk {event.chunk_id} dead-lettered by the curator: {error}"
+            self.ledger.fail_run(event.run_id, error, letter_id)

@@ -149,6 +149,6 @@ class Ingestor:
             raise SourceRefused(f"{uri}: no .csv object under this prefix")
         return out
 
-    def on_dead_letter(self, event: IngestRequested | None, error: str) -> None:
+    def on_dead_letter(self, event: IngestRequested | None, error: str, letter_id: str | None = None) -> None:
         if event is not None:
-            self.ledger.fail_run(event.run_id, f"ingest refused: {error}")
+            self.ledger.fail_run(event.run_id, f"ingest refused: {error}", letter_id)

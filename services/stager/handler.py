@@ -137,9 +137,10 @@ class Stager:
             "application/x-ndjson",
         )
 
-    def on_dead_letter(self, event: RawChunkReady | None, error: str) -> None:
+    def on_dead_letter(self, event: RawChunkReady | None, error: str, letter_id: str | None = None) -> None:
         if event is not None:
-            self.ledger.fail_run(event.run_id, f"chunk {event.chunk_id} dead-lettered by the stager: {error}")
+            error = f"chunk {event.chunk_id} dead-lettered by the stager: {error}"
+            self.ledger.fail_run(event.run_id, error, letter_id)
 
 
 def to_parquet(frame: pl.DataFrame) -> bytes:

@@ -1,6 +1,7 @@
 """Dead letters in MySQL and their redrive's claim (lake.recovery), against the real MariaDB: a
-letter is redriven at most once, a failed publish releases it, a dead redrive's claim expires,
-and a redriven delivery that fails again adds its attempts to the earlier letter's."""
+letter is redriven at most once, a failed publish releases it, a dead redrive's claim expires, a
+redrive claiming a letter before its run was failed leaves the run running, and a redriven
+delivery that fails again adds its attempts to the earlier letter's."""
 
 from __future__ import annotations
 
@@ -17,31 +18,34 @@ from lake.recovery import redrive
 from tests.fakes import CollectingPublisher
 
 
+def record(letters: DeadLetterStore, run_id: str, chunk: int) -> str:
+    """A delivery of chunk ``chunk`` of ``run_id`` given up by the stager, recorded as the loop does."""
+    return letters.record(
+        topic="t.raw.ready",
+        partition=0,
+        offset=hash((run_id, chunk)) & 0xFFFFFF,
+        service="stager",
+        run_id=run_id,
+        chunk_id=chunk,
+        error_type="OSError",
+        error="the store was down",
+        attempts=5,
+        key=f"{run_id}:{chunk}".encode(),
+        value=b'{"run_id": "' + run_id.encode() + b'"} \xff: not UTF-8, kept as sent',
+        headers=[],
+        at=datetime.now(UTC).replace(tzinfo=None),
+    )
+
+
 def failed_run(ledger: RunLedger, letters: DeadLetterStore, n: int = 1) -> tuple[str, list[str]]:
-    """A run whose ``n`` chunks were dead-lettered by the stager, as the consumer loop records them."""
+    """A run whose ``n`` chunks were dead-lettered by the stager, as the consumer loop records them:
+    the letter, then the run's failure."""
     run_id = f"rc-{uuid.uuid4().hex[:8]}"
     ledger.create_run(run_id, {"source": "generated"}, "test")
     ids = []
     for chunk in range(n):
-        at = datetime.now(UTC).replace(tzinfo=None)
-        ids.append(
-            letters.record(
-                topic="t.raw.ready",
-                partition=0,
-                offset=hash((run_id, chunk)) & 0xFFFFFF,
-                service="stager",
-                run_id=run_id,
-                chunk_id=chunk,
-                error_type="OSError",
-                error="the store was down",
-                attempts=5,
-                key=f"{run_id}:{chunk}".encode(),
-                value=b'{"run_id": "' + run_id.encode() + b'"} \xff: not UTF-8, kept as sent',
-                headers=[],
-                at=at,
-            )
-        )
-        ledger.fail_run(run_id, f"chunk {chunk} dead-lettered by the stager")
+        ids.append(record(letters, run_id, chunk))
+        ledger.fail_run(run_id, f"chunk {chunk} dead-lettered by the stager", ids[-1])
     return run_id, ids
 
 
@@ -93,6 +97,30 @@ def test_a_failed_publish_releases_the_claim_and_fails_the_run_again(ledger):
     assert stored is not None and stored.redriven_at is None
     pub.fail_flush = None
     assert redrive(ledger, publisher(pub), Scope(run_id=run_id), "test").letters == [lid]
+
+
+def test_a_redrive_between_a_letter_and_its_runs_failure_does_not_leave_the_run_failed(ledger):
+    # The loop records a letter, then fails its run: a redrive in between claims the letter while
+    # the run still runs, so it reopens nothing. The failure that comes after must not stick, or
+    # the run would stay failed once its chunk is processed again, with no letter left to redrive.
+    letters = DeadLetterStore(ledger)
+    run_id = f"rc-{uuid.uuid4().hex[:8]}"
+    ledger.create_run(run_id, {"source": "generated"}, "test")
+    lid = record(letters, run_id, 0)
+    done = redrive(ledger, publisher(CollectingPublisher()), Scope(run_id=run_id), "test")
+    assert (done.letters, done.runs_reopened) == ([lid], [])
+    ledger.fail_run(run_id, "chunk 0 dead-lettered by the stager", lid)
+    assert status(ledger, run_id) == "running"
+    found = ledger.run_status(run_id)
+    assert found is not None and found[1] is None  # no error recorded on the run
+    # a letter no redrive has claimed fails its run; a failure with no letter (none recorded in
+    # MySQL, a redrive that could not publish) fails it whatever the letters
+    other, _ = failed_run(ledger, letters)
+    assert status(ledger, other) == "failed"
+    reopened = redrive(ledger, publisher(CollectingPublisher()), Scope(run_id=other), "test")
+    assert reopened.runs_reopened == [other]
+    ledger.fail_run(other, "redrive could not publish")
+    assert status(ledger, other) == "failed"
 
 
 def test_the_claim_of_a_redrive_that_died_expires(ledger):

@@ -96,7 +96,7 @@ class Harness:
             settings.model_copy(update={"kafka": kafka}),
             cast(KafkaConsumer, self.consumer),
             cast(Publisher, self.pub),
-            Wiring(consumes, lambda e: self.handler(e), lambda e, err: self.failed.append((e, err))),
+            Wiring(consumes, lambda e: self.handler(e), lambda e, err, _letter: self.failed.append((e, err))),
         )
         self.now = 0.0  # the loop's clock: its waits move it on, and a handler does to take time
         monkeypatch.setattr(self.loop, "_wait", self._wait)

@@ -96,18 +96,40 @@ class RunLedger(OnSession):
             )
         self.conn.commit()
 
-    def fail_run(self, run_id: str, error: str) -> None:
-        """Mark the run failed with its first error (kept in its history, migration 008)."""
+    def fail_run(self, run_id: str, error: str, letter_id: str | None = None) -> None:
+        """Mark the run failed with its first error (kept in its history, migration 008).
+
+        ``letter_id``: the dead letter, recorded just before, that fails the run. The consumer loop
+        records a letter and then fails its run; a redrive in between claims the letter while the
+        run still runs (so it reopens nothing), and the failure that followed left the run failed
+        for good although its chunk was processed again. So the run is not failed once a redrive
+        has claimed its letter. The letter is read with a shared lock: a redrive's claim (which
+        locks it) commits either before this read, and the run is left running, or after this
+        transaction, and the redrive reopens the failed run."""
         now = utc_now()
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "UPDATE runs SET status = 'failed', error = %s, finished_at = %s"
-                " WHERE run_id = %s AND status <> 'failed'",
-                (error[:4000], now, run_id),
-            )
-            if cur.rowcount:
-                add_history(cur, run_id, "failed", error, now)
-        self.conn.commit()
+        try:
+            with self.conn.cursor() as cur:
+                if letter_id is not None:
+                    cur.execute(
+                        "SELECT redrive_claimed_at IS NOT NULL OR redriven_at IS NOT NULL"
+                        " FROM dead_letters WHERE letter_id = %s LOCK IN SHARE MODE",
+                        (letter_id,),
+                    )
+                    found = cur.fetchone()
+                    if found is not None and found[0]:
+                        self.conn.commit()
+                        return
+                cur.execute(
+                    "UPDATE runs SET status = 'failed', error = %s, finished_at = %s"
+                    " WHERE run_id = %s AND status <> 'failed'",
+                    (error[:4000], now, run_id),
+                )
+                if cur.rowcount:
+                    add_history(cur, run_id, "failed", error, now)
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
 
     def complete_if_done(self, run_id: str) -> bool:
         """Mark the run succeeded once every chunk is curated; safe to call from anyone, any time."""
