@@ -183,13 +183,22 @@ def _ours(pid: int) -> bool:
     return f"LAKE_STACK_OWNER={ROOT}".encode() in env
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, proc: Proc | None = None) -> None:
-    deadline = time.monotonic() + timeout
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, proc: Proc | None = None, note_every: float = 15.0
+) -> None:
+    """Wait for ``check``; every ``note_every`` seconds of waiting, say so (a server may take a
+    while, e.g. FerretDB upgrading its tables once after an upgrade), naming its log."""
+    start = time.monotonic()
+    deadline, note = start + timeout, start + note_every
     while time.monotonic() < deadline:
         if check():
             return
         if proc is not None and proc.pid() is None:
             raise SystemExit(f"[stack] {what} exited during start; last log lines:\n{proc.tail()}")
+        if time.monotonic() >= note:
+            where = f"; its log: {proc.logfile}" if proc is not None else ""
+            say(f"{what}: still starting after {time.monotonic() - start:.0f}s (up to {timeout:.0f}s){where}")
+            note += note_every
         time.sleep(0.25)
     raise SystemExit(
         f"[stack] {what} not ready after {timeout:.0f}s; last log lines:\n{proc.tail() if proc else ''}"
