@@ -36,8 +36,10 @@ PATCHES = [
     # filled from the documents by the old expression, the index rebuilt on it (lake_idcolumn.go).
     (
         "internal/backends/sqlite/metadata/metadata.go",
-        "IDColumn = DefaultColumn + \"->'$._id'\"",
-        'IDColumn = backends.ReservedPrefix + "id"',
+        "\t// IDColumn is a SQLite path expression for _id field.\n"
+        "\tIDColumn = DefaultColumn + \"->'$._id'\"",
+        "\t// IDColumn is the column holding the _id field's JSON (the lake's build).\n"
+        '\tIDColumn = backends.ReservedPrefix + "id"',
     ),
     (
         "internal/backends/sqlite/metadata/registry.go",
@@ -114,7 +116,8 @@ func lakeIndexColumns(index IndexInfo) []string {
 
 // lakeIDColumn gives a table made before the `_id` column that column, in one transaction: added,
 // filled from each document by the expression the old index used, and every index of the
-// collection with an `_id` key rebuilt on it. A table that has the column is left as it is.
+// collection with an `_id` key rebuilt on it. In a table that has the column, the rows an older
+// build wrote since (without the column: NULL) are filled the same way.
 func lakeIDColumn(ctx context.Context, db *fsql.DB, c *Collection, l *slog.Logger) error {
 \tvar n int
 \tq := "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?"
@@ -123,6 +126,12 @@ func lakeIDColumn(ctx context.Context, db *fsql.DB, c *Collection, l *slog.Logge
 \t}
 
 \tif n > 0 {
+\t\tq = "UPDATE %q SET %[2]s = %[3]s->'$._id' WHERE %[2]s IS NULL"
+\t\tq = fmt.Sprintf(q, c.TableName, IDColumn, DefaultColumn)
+\t\tif _, err := db.ExecContext(ctx, q); err != nil {
+\t\t\treturn lazyerrors.Error(err)
+\t\t}
+
 \t\treturn nil
 \t}
 
@@ -251,6 +260,17 @@ func TestLakeIDColumnMigratesTablesMadeBefore(t *testing.T) {
 \t\trequire.NoError(t, row.Scan(&sql))
 \t\trequire.Equal(t, fmt.Sprintf(`CREATE UNIQUE INDEX %q ON %q (%s)`, table+"__id_", table, IDColumn), sql)
 \t}
+
+\t// a row an older build wrote meanwhile (no column value) is filled at the next load
+\tlate := `{"$s": {"p": {"_id": {"t": "string"}}, "$k": ["_id"]}, "_id": "late"}`
+\t_, err = db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %q (%s) VALUES (?)", table, DefaultColumn), late)
+\trequire.NoError(t, err)
+\trequire.NoError(t, r.initCollections(ctx, dbName, db))
+
+\tvar id string
+\tq = fmt.Sprintf("SELECT %s FROM %q WHERE %s->>'$._id' = 'late'", IDColumn, table, DefaultColumn)
+\trequire.NoError(t, db.QueryRowContext(ctx, q).Scan(&id))
+\trequire.Equal(t, `"late"`, id)
 
 \tdup := `{"$s": {"p": {"_id": {"t": "int"}}, "$k": ["_id"]}, "_id": 42}`
 \tq = fmt.Sprintf("INSERT INTO %q (%s, %s) VALUES (?, ?)", table, DefaultColumn, IDColumn)

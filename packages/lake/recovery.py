@@ -81,7 +81,9 @@ def redrive(repo: RunLedger, publisher: Publisher, scope: Scope, requested_by: s
                 (request.request_id,),
             )
         conn.commit()
-        for run_id in request.runs_reopened:
+        # every claimed letter's run, reopened or not: a run that was still running when its letter
+        # was claimed did not fail meanwhile (RunLedger.fail_run spares a claimed letter's run)
+        for run_id in sorted({x.run_id for x in claimed if x.run_id}):
             repo.fail_run(run_id, f"redrive {request.request_id} could not publish: {exc}")
         raise
     with conn.cursor() as cur:

@@ -94,8 +94,8 @@ class RunFinalizer:
         keys = self.ledger.curated_objects(run_id)
         if keys is None:
             parts: dict[tuple[str, str], list[str]] = defaultdict(list)
-            for obj in self.store.list_keys(bucket, prefix):
-                parts[cp.partition_of_key(obj["Key"])].append(obj["Key"])
+            for key in cp.current_parts([obj["Key"] for obj in self.store.list_keys(bucket, prefix)]):
+                parts[cp.partition_of_key(key)].append(key)
             keys = []
             work = Path(self.settings.pipeline.work_dir)
             work.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,9 @@ pages walk the staging indexes — the tweets by time or by sentiment, the compa
 keeping the catalogued tweets' (:data:`CURATED`): besides its own entries, such a page reads those
 of the staged tweets not curated yet that lie ahead of it in the walk (a pipeline's chunks in
 flight; a chunk whose curation failed, until it is redriven), and the bound of step 2 counts the
-entries kept. The walk reads its keys from the index alone and each kept entry's list item from the
-catalogue by primary key, so MariaDB walks a range of the index whatever the items' size.
+entries kept. A walk with no checks reads its keys from the index alone and each kept entry's list
+item from the catalogue by primary key, so MariaDB walks a range of the index whatever the items'
+size.
 """
 
 from __future__ import annotations

@@ -123,6 +123,23 @@ def test_a_redrive_between_a_letter_and_its_runs_failure_does_not_leave_the_run_
     assert status(ledger, other) == "failed"
 
 
+def test_a_redrive_that_cannot_publish_fails_every_claimed_letters_run_even_one_not_reopened(ledger):
+    # its letter claimed while the run still ran (nothing reopened), and the run's own failure then
+    # spared: when the publish fails, the redrive fails that run too, naming why
+    letters = DeadLetterStore(ledger)
+    run_id = f"rc-{uuid.uuid4().hex[:8]}"
+    ledger.create_run(run_id, {"source": "generated"}, "test")
+    lid = record(letters, run_id, 0)
+    pub = CollectingPublisher()
+    pub.fail_flush = RuntimeError("Kafka did not acknowledge")
+    with pytest.raises(RuntimeError):
+        redrive(ledger, publisher(pub), Scope(run_id=run_id), "test")
+    found = ledger.run_status(run_id)
+    assert found is not None and found[0] == "failed" and "could not publish" in (found[1] or "")
+    ledger.fail_run(run_id, "chunk 0 dead-lettered by the stager", lid)  # the loop's, after: no change
+    assert status(ledger, run_id) == "failed"
+
+
 def test_the_claim_of_a_redrive_that_died_expires(ledger):
     letters = DeadLetterStore(ledger)
     run_id, [lid] = failed_run(ledger, letters)

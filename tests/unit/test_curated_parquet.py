@@ -119,5 +119,14 @@ def test_a_part_is_one_compressed_arrow_batch_and_parquet_parts_still_read():
     assert cp.read_part(_parquet_part(table)).equals(table)
 
 
+def test_a_chunk_with_a_part_of_each_format_is_compacted_once_from_its_ipc_part():
+    # curated before the IPC parts and again after them (a redelivery across the upgrade)
+    keys = [cp.chunk_part_key("r1", "Apple", "2020-09", n) for n in (3, 1)]
+    legacy = [k.replace(".arrow", ".parquet") for k in keys]
+    assert cp.current_parts([legacy[0], keys[0], legacy[1]]) == sorted([keys[0], legacy[1]])
+    assert cp.current_parts([keys[0], legacy[0]]) == [keys[0]]
+    assert cp.current_parts([]) == []
+
+
 def test_compaction_of_nothing_writes_nothing(tmp_path: Path):
     assert cp.compact([], 10, lambda n, p: None, tmp_path) == []

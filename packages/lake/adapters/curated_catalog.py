@@ -1,13 +1,13 @@
-"""The curated catalogue in MySQL (migrations 005, 007, 012): which curated documents exist, with
-the fields their list queries filter and sort on, their companies and their list items.
+"""The curated catalogue in MySQL (migrations 005, 007, 012, 013): which curated documents exist,
+with the fields their list queries filter and sort on, their companies and their list items.
 
-GET /curated pages tweet ids from indexes in MySQL (``curated_tweets``' own, or the staging links'
-kept to the catalogued tweets: services/gateway/tweet_pages.py) and then reads the page's list items
-or documents, so no list query depends on the document store sorting or range-filtering. The rule
-that keeps the catalogue honest: **a row says only what the document it describes holds** — a
-chunk's rows are written after its documents, a document's ``companies`` after the document's
-were set — and a row leaves before its document does (a replay from stage that no longer stages a
-tweet: :meth:`CuratedCatalog.add_chunk` with ``replay``, then ``CuratedRepository.remove_absent``).
+GET /curated pages tweet ids from the staging indexes kept to the catalogued tweets (migrations 012,
+013: services/gateway/tweet_pages.py) and then reads the page's list items or documents, so no list
+query depends on the document store sorting or range-filtering. The rule that keeps the catalogue
+honest: **a row says only what the document it describes holds** — a chunk's rows are written after
+its documents, a document's ``companies`` after the document's were set — and a row leaves before
+its document does (a replay from stage that no longer stages a tweet:
+:meth:`CuratedCatalog.add_chunk` with ``replay``, then ``CuratedRepository.remove_absent``).
 """
 
 from __future__ import annotations

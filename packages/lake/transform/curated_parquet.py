@@ -78,6 +78,18 @@ def final_key(company: str, month: str, run_id: str, part: int) -> str:
     return f"tweets/company={company}/year_month={month}/{run_id}-part-{part:05d}.parquet"
 
 
+def current_parts(keys: list[str]) -> list[str]:
+    """The part keys to compact, sorted: one per chunk and partition. A chunk curated before the
+    IPC parts and again after them (a redelivery, a redrive across the upgrade) left both its
+    ``.parquet`` and its ``.arrow`` part; the ``.arrow`` one is the later."""
+    chosen: dict[str, str] = {}
+    for key in keys:
+        stem = key.rsplit(".", 1)[0]
+        if stem not in chosen or key.endswith(".arrow"):
+            chosen[stem] = key
+    return sorted(chosen.values())
+
+
 def partition_of_key(key: str) -> tuple[str, str]:
     """``(company, month)`` of a per-chunk part key."""
     fields = dict(p.split("=", 1) for p in key.split("/") if "=" in p)
