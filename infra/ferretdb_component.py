@@ -49,7 +49,15 @@ PATCHES = [
     ),
     (
         "internal/backends/sqlite/metadata/registry.go",
-        """\t\tcolumns := make([]string, len(index.Key))
+        """\t\tq := "CREATE "
+
+\t\tif index.Unique {
+\t\t\tq += "UNIQUE "
+\t\t}
+
+\t\tq += "INDEX %q ON %q (%s)"
+
+\t\tcolumns := make([]string, len(index.Key))
 \t\tfor i, key := range index.Key {
 \t\t\tfields := strings.Split(key.Field, ".")
 \t\t\tfor j, f := range fields {
@@ -61,8 +69,15 @@ PATCHES = [
 \t\t\t\tcolumns[i] += " DESC"
 \t\t\t}
 \t\t}
+
+\t\tq = fmt.Sprintf(
+\t\t\tq,
+\t\t\tc.TableName+"_"+index.Name,
+\t\t\tc.TableName,
+\t\t\tstrings.Join(columns, ", "),
+\t\t)
 """,
-        "\t\tcolumns := lakeIndexColumns(index) // `_id` is its own column (the lake's build)\n",
+        "\t\tq := lakeCreateIndex(c.TableName, index) // `_id` is its own column (the lake's build)\n",
     ),
     (
         "internal/backends/sqlite/metadata/registry.go",
@@ -89,6 +104,18 @@ import (
 \t"github.com/FerretDB/FerretDB/internal/util/fsql"
 \t"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 )
+
+// lakeCreateIndex returns the statement creating an index of a collection's table.
+func lakeCreateIndex(table string, index IndexInfo) string {
+\tunique := ""
+\tif index.Unique {
+\t\tunique = "UNIQUE "
+\t}
+
+\tcolumns := strings.Join(lakeIndexColumns(index), ", ")
+
+\treturn fmt.Sprintf("CREATE %sINDEX %q ON %q (%s)", unique, table+"_"+index.Name, table, columns)
+}
 
 // lakeIndexColumns returns the SQLite columns (expressions) of an index: `_id` is IDColumn, any
 // other field a path into the document's JSON.
@@ -154,16 +181,9 @@ func lakeIDColumn(ctx context.Context, db *fsql.DB, c *Collection, l *slog.Logge
 \t\t\t\tcontinue
 \t\t\t}
 
-\t\t\tname := c.TableName + "_" + index.Name
-\t\t\tunique := ""
-\t\t\tif index.Unique {
-\t\t\t\tunique = "UNIQUE "
-\t\t\t}
-
-\t\t\tcolumns := strings.Join(lakeIndexColumns(index), ", ")
 \t\t\tstatements = append(statements,
-\t\t\t\tfmt.Sprintf("DROP INDEX IF EXISTS %q", name),
-\t\t\t\tfmt.Sprintf("CREATE %sINDEX %q ON %q (%s)", unique, name, c.TableName, columns),
+\t\t\t\tfmt.Sprintf("DROP INDEX IF EXISTS %q", c.TableName+"_"+index.Name),
+\t\t\t\tlakeCreateIndex(c.TableName, index),
 \t\t\t)
 \t\t}
 
