@@ -63,6 +63,17 @@ def record_chunk(
     )
 
 
+def _claimed(cur: Any, letter_id: str) -> bool:
+    """Whether a redrive has claimed the dead letter (read with a shared lock, until commit)."""
+    cur.execute(
+        "SELECT redrive_claimed_at IS NOT NULL OR redriven_at IS NOT NULL"
+        " FROM dead_letters WHERE letter_id = %s LOCK IN SHARE MODE",
+        (letter_id,),
+    )
+    found = cur.fetchone()
+    return found is not None and bool(found[0])
+
+
 class RunLedger(OnSession):
     def record_requested(self, run_id: str, source: dict[str, Any], requested_by: str) -> None:
         """The run exists from the moment it is accepted (``lake.runs.request_run``)."""
@@ -109,23 +120,14 @@ class RunLedger(OnSession):
         now = utc_now()
         try:
             with self.conn.cursor() as cur:
-                if letter_id is not None:
+                if letter_id is None or not _claimed(cur, letter_id):
                     cur.execute(
-                        "SELECT redrive_claimed_at IS NOT NULL OR redriven_at IS NOT NULL"
-                        " FROM dead_letters WHERE letter_id = %s LOCK IN SHARE MODE",
-                        (letter_id,),
+                        "UPDATE runs SET status = 'failed', error = %s, finished_at = %s"
+                        " WHERE run_id = %s AND status <> 'failed'",
+                        (error[:4000], now, run_id),
                     )
-                    found = cur.fetchone()
-                    if found is not None and found[0]:
-                        self.conn.commit()
-                        return
-                cur.execute(
-                    "UPDATE runs SET status = 'failed', error = %s, finished_at = %s"
-                    " WHERE run_id = %s AND status <> 'failed'",
-                    (error[:4000], now, run_id),
-                )
-                if cur.rowcount:
-                    add_history(cur, run_id, "failed", error, now)
+                    if cur.rowcount:
+                        add_history(cur, run_id, "failed", error, now)
             self.conn.commit()
         except BaseException:
             self.conn.rollback()
