@@ -247,7 +247,7 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
-def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[Any, float]]:
+def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[str, float]]:
     """Each stage's dominant operation alone, on rows of this run."""
     import polars as pl
     import pymongo
@@ -256,7 +256,7 @@ def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[An
     from lake.adapters.objectstore import S3ObjectStore
     from lake.transform.tokenize import load_tokenizer
 
-    out: dict[str, dict[Any, float]] = {}
+    out: dict[str, dict[str, float]] = {}
     store = S3ObjectStore.from_settings(settings.s3)
     size = csv_path.stat().st_size
     secs = _timed(lambda: store.upload_file(settings.s3.raw_bucket, "bare/put.csv", csv_path))
@@ -313,7 +313,7 @@ def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[An
     bare.drop()
     client.close()
     out["mongo_insert_many"] = {"docs_per_s": max(rates), "docs": len(docs)}
-    out["mongo_insert_many_rounds"] = dict(enumerate(rates, 1))
+    out["mongo_insert_many_rounds"] = {str(n): rate for n, rate in enumerate(rates, 1)}
     return out
 
 
