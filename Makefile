@@ -14,7 +14,7 @@ AIRFLOW_VENV ?= .venv-airflow
 export LAKE_AIRFLOW_VENV := $(abspath $(AIRFLOW_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv airflow-venv airflow airflow-run up services demo test check lint unit down reset status bench bench-api wrk
+.PHONY: help venv airflow-venv airflow airflow-run up services demo test check lint unit down reset status bench bench-curate bench-api wrk
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ unit: venv ## the fast tests only (no servers)
 
 bench: up ## pipeline benchmark at dataset scale (ROWS=, default 1,130,000; REPLICAS=, default 2); last line JSON
 	@$(PY) -m bench.pipeline $(if $(filter command line,$(origin ROWS)),--rows $(ROWS)) $(if $(filter command line,$(origin REPLICAS)),--replicas $(REPLICAS))
+
+bench-curate: up ## curation alone on a staged backlog (curators start once all is staged): its CPU per document and share of the store's bare insert rate (ROWS=, REPLICAS=)
+	@$(PY) -m bench.pipeline --curate-backlog $(if $(filter command line,$(origin ROWS)),--rows $(ROWS)) $(if $(filter command line,$(origin REPLICAS)),--replicas $(REPLICAS))
 
 wrk: venv ## install Debian's wrk, the load generator of bench-api (once)
 	@$(PY) -c 'import sys; from infra import apt; apt.ensure(["wrk"], ["wrk"], lambda m: print(f"[make] {m}", file=sys.stderr))'

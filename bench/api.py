@@ -371,7 +371,7 @@ def drive_during_ingestion(
     services = Services(log_dir, args.replicas)
     publisher = Publisher(make_producer(settings, "bench-api"), settings)
     try:
-        services.wait_ready()
+        services.wait_ready(services.start_all())
         say(f"scenario {INGEST}: {rows:,} rows ingested with no load (the baseline); logs in {log_dir}")
         t0 = time.perf_counter()
         idle_run = request(publisher, files[0], "idle")

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,27 +98,40 @@ class Services:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.peak: dict[str, float] = {}
         self.started_rss: dict[str, float] = {}
+        self.started_cpu: dict[str, float] = {}
+        self.replicas = replicas
         self._stop = threading.Event()
-        names = ["ingestor"] + [f"{s}-{i}" for s in ("stager", "curator") for i in range(1, replicas + 1)]
-        for name in names:
-            module = "services." + name.split("-")[0]
-            log = (log_dir / f"{name}.log").open("wb")
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", module], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ
-            )
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
 
+    def start_all(self) -> list[str]:
+        """Start the ingestor, the stagers and the curators; their names."""
+        names = [n for service in ("ingestor", "stager", "curator") for n in self.names(service)]
+        self.start(names)
+        return names
+
+    def names(self, service: str) -> list[str]:
+        """The processes of a service: ``ingestor``, or ``stager-1``, ``stager-2`` …"""
+        return [service] if service == "ingestor" else [f"{service}-{i}" for i in range(1, self.replicas + 1)]
+
+    def start(self, names: list[str]) -> None:
+        for name in names:
+            module = "services." + name.split("-")[0]
+            log = (self.log_dir / f"{name}.log").open("wb")
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", module], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ
+            )
+
     def _sample(self) -> None:
         while not self._stop.is_set():
-            for name, proc in self.procs.items():
+            for name, proc in list(self.procs.items()):
                 self.peak[name] = max(self.peak.get(name, 0.0), rss_mb(proc.pid))
             self._stop.wait(0.2)
 
-    def wait_ready(self, timeout: float = 120) -> None:
-        """Every service has joined its consumer group (its log says ``consuming``)."""
+    def wait_ready(self, names: list[str], timeout: float = 120) -> None:
+        """These processes have joined their consumer groups (their logs say ``consuming``)."""
         deadline = time.monotonic() + timeout
-        pending = set(self.procs)
+        pending = set(names)
         while pending:
             for name in list(pending):
                 if self.procs[name].poll() is not None:
@@ -125,6 +139,7 @@ class Services:
                 if b'"consuming"' in (self.log_dir / f"{name}.log").read_bytes():
                     pending.discard(name)
                     self.started_rss[name] = rss_mb(self.procs[name].pid)
+                    self.started_cpu[name] = cpu_seconds(self.procs[name].pid)
             if time.monotonic() > deadline:
                 raise SystemExit(f"[bench] {sorted(pending)} not consuming after {timeout}s")
             time.sleep(0.2)
@@ -183,7 +198,14 @@ def generated_file(rows: int, seed: int) -> Path:
     return path
 
 
-def wait_for(settings: Any, run_id: str, rows: int, timeout: float) -> tuple[str, str | None]:
+Counts = dict[str, int]
+
+
+def wait_for(
+    settings: Any, run_id: str, rows: int, timeout: float, until: Callable[[Counts], bool] | None = None
+) -> tuple[str, str | None]:
+    """The run's status once it is no longer running; or ``("running", None)`` as soon as
+    ``until(counts)`` holds (``RunLedger.run_counts``), when given. Progress every 10 s."""
     from lake.adapters.run_ledger import RunLedger
 
     repo = RunLedger(settings.mysql)
@@ -196,8 +218,10 @@ def wait_for(settings: Any, run_id: str, rows: int, timeout: float) -> tuple[str
             now = time.monotonic()
             if status is not None and status[0] != "running":
                 return status
+            c = repo.run_counts(run_id) if until or now - last_print >= 10 else {}
+            if until and until(c):
+                return "running", None
             if now - last_print >= 10:
-                c = repo.run_counts(run_id)
                 say(
                     f"{now - t0:5.0f}s  raw {c['raw_rows']:,}/{rows:,}  staged {c['staged_rows']:,}"
                     f" (+{c['rejected_rows']:,} rejected, {c['duplicate_rows']:,} duplicates)"
@@ -209,6 +233,15 @@ def wait_for(settings: Any, run_id: str, rows: int, timeout: float) -> tuple[str
             time.sleep(0.25)
     finally:
         repo.close()
+
+
+def all_staged(rows: int) -> Callable[[Counts], bool]:
+    """Every raw row of the run is staged, rejected or a duplicate."""
+    return lambda c: c["raw_rows"] == rows == c["staged_rows"] + c["rejected_rows"] + c["duplicate_rows"]
+
+
+def all_curated(c: Counts) -> bool:
+    return c["curated_docs"] >= c["staged_rows"] > 0
 
 
 def stage_windows(settings: Any, run_id: str, requested: datetime) -> dict[str, dict[str, float]]:
@@ -317,6 +350,67 @@ def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[st
     return out
 
 
+@dataclass
+class Measured:
+    """One timed run: from the ingest request to the run's success."""
+
+    run_id: str
+    requested: datetime
+    status: tuple[str, str | None]
+    seconds: float
+    cpu_used: dict[str, float]  # CPU seconds by process, the whole run
+    curate_cpu: dict[str, float] | None = None  # --curate-backlog: by process, curation alone
+
+
+def measure_run(settings: Any, services: Services, csv_path: Path, args: argparse.Namespace) -> Measured:
+    """Request a run of ``csv_path`` and wait for it. With ``--curate-backlog`` the curators start
+    only once every row is staged, so curation runs alone on the staged backlog."""
+    from lake.adapters.broker import Publisher, make_producer
+    from lake.events import IngestRequested, PathSource
+
+    late = services.names("curator") if args.curate_backlog else []
+    early = [n for svc in ("ingestor", "stager", "curator") for n in services.names(svc) if n not in late]
+    services.start(early)
+    services.wait_ready(early)
+    say(f"services consuming; logs in {services.log_dir}")
+    run_id = "bench-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    publisher = Publisher(make_producer(settings, "bench"), settings)
+    try:
+        cpu_before = services.cpu()
+        requested = datetime.now(UTC)
+        t0 = time.perf_counter()
+        publisher.publish(
+            IngestRequested(run_id=run_id, request=PathSource(path=str(csv_path)), requested_by="bench")
+        )
+        publisher.flush()
+        staged = all_staged(args.rows) if late else None
+        status, curate_cpu = wait_for(settings, run_id, args.rows, args.timeout, staged), None
+        if late and status[0] == "running":
+            status, curate_cpu = curate_backlog(settings, services, late, run_id, args)
+        if status[0] == "running":
+            status = wait_for(settings, run_id, args.rows, args.timeout)
+        seconds = time.perf_counter() - t0
+        cpu_before |= {n: services.started_cpu[n] for n in late}
+        cpu_used = {name: round(v - cpu_before.get(name, 0.0), 1) for name, v in services.cpu().items()}
+    finally:
+        publisher.close()
+    return Measured(run_id, requested, status, seconds, cpu_used, curate_cpu)
+
+
+def curate_backlog(
+    settings: Any, services: Services, curators: list[str], run_id: str, args: argparse.Namespace
+) -> tuple[tuple[str, str | None], dict[str, float]]:
+    """Start the curators on the staged backlog and wait for its last document: the run's status
+    then, and each process's CPU seconds from the curators' start (once consuming) to that point."""
+    say("every row staged: starting the curators on the backlog")
+    before = services.cpu()
+    services.start(curators)
+    services.wait_ready(curators)
+    before |= {n: services.started_cpu[n] for n in curators}
+    status = wait_for(settings, run_id, args.rows, args.timeout, all_curated)
+    return status, {name: round(v - before.get(name, 0.0), 2) for name, v in services.cpu().items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_130_000)
@@ -324,14 +418,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=2, help="stagers and curators")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--bare-sample", type=int, default=200_000, help="rows for the bare limits")
+    parser.add_argument(
+        "--curate-backlog",
+        action="store_true",
+        help="start the curators once every row is staged: curation alone on a backlog, compared with\n"
+        "the store's bare insert rate (curate_backlog_vs_mongo) and its CPU per document",
+    )
     args = parser.parse_args(argv)
 
     os.environ.update(NAMESPACE)
     os.environ["LAKE_KAFKA_TOPIC_PREFIX"] = f"bench-{uuid.uuid4().hex[:6]}."
     os.environ["LAKE_MAX_GENERATED_ROWS"] = str(max(args.rows, 1_130_000))
-    from lake.adapters.broker import Publisher, make_producer
     from lake.cli import bootstrap, reset_stores
-    from lake.events import IngestRequested, PathSource
     from lake.settings import get_settings
 
     settings = get_settings()
@@ -343,44 +441,39 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     services = Services(log_dir, args.replicas)
     try:
-        services.wait_ready()
-        say(f"services consuming; logs in {log_dir}")
-        run_id = "bench-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        publisher = Publisher(make_producer(settings, "bench"), settings)
-        cpu_before = services.cpu()
-        requested = datetime.now(UTC)
-        t0 = time.perf_counter()
-        publisher.publish(
-            IngestRequested(run_id=run_id, request=PathSource(path=str(csv_path)), requested_by="bench")
-        )
-        publisher.flush()
-        status, error = wait_for(settings, run_id, args.rows, args.timeout)
-        seconds = time.perf_counter() - t0
-        cpu_used = {name: round(v - cpu_before.get(name, 0.0), 1) for name, v in services.cpu().items()}
-        publisher.close()
+        measured = measure_run(settings, services, csv_path, args)
     finally:
         services.stop()
         drop_topics(settings)
-    if status != "succeeded":
-        say(f"run {run_id} {status}: {error}")
+    if measured.status[0] != "succeeded":
+        say(f"run {measured.run_id} {measured.status[0]}: {measured.status[1]}")
         return 1
+    print(json.dumps(report(settings, services, csv_path, measured, args)))
+    return 0
+
+
+def report(
+    settings: Any, services: Services, csv_path: Path, m: Measured, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Print the run's figures and the bare limits (measured now, services stopped); the summary."""
     from lake.adapters.run_ledger import RunLedger
 
     repo = RunLedger(settings.mysql)
-    counts = repo.run_counts(run_id)
+    counts = repo.run_counts(m.run_id)
     repo.close()
-    stages = stage_windows(settings, run_id, requested)
+    stages = stage_windows(settings, m.run_id, m.requested)
     say("measuring the bare limits on the same rows (services stopped)")
     bare = bare_limits(settings, csv_path, args.bare_sample)
     size_mb = csv_path.stat().st_size / 1e6
+    curate = "curate_backlog_vs_mongo" if m.curate_cpu is not None else "curate_vs_mongo"
     shares = {
         "ingest": (size_mb / stages["ingest"]["seconds"]) / bare["s3_put"]["mb_per_s"],
         "stage": stages["stage"]["per_s"] / bare["mysql_load_data"]["rows_per_s"],
         "curate_vs_tokenizer": stages["curate"]["per_s"] / bare["tokenizer"]["rows_per_s"],
-        "curate_vs_mongo": stages["curate"]["per_s"] / bare["mongo_insert_many"]["docs_per_s"],
+        curate: stages["curate"]["per_s"] / bare["mongo_insert_many"]["docs_per_s"],
     }
     peak = services.peak_by_service()
-    print(f"run {run_id}: {args.rows:,} rows in {seconds:.1f} s ({args.rows / seconds:,.0f} tweets/s)")
+    print(f"run {m.run_id}: {args.rows:,} rows in {m.seconds:.1f} s ({args.rows / m.seconds:,.0f} tweets/s)")
     print(f"counts: {json.dumps(counts)}")
     print(f"{'stage':<10}{'rows':>12}{'seconds':>10}{'rows/s':>12}")
     for name, s in stages.items():
@@ -390,29 +483,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<18} {json.dumps(b)}")
     print("stage throughput as a share of its bare limit:")
     for name, share in shares.items():
-        print(f"  {name:<22} {share:6.1%}")
+        print(f"  {name:<24} {share:6.1%}")
     cores = os.cpu_count() or 1
-    print(f"CPU seconds in the run ({cores} cores = {cores * seconds:.0f} s): {json.dumps(cpu_used)}")
-    per_tweet = {name: round(v / args.rows * 1e6, 1) for name, v in cpu_used.items()}
-    per_tweet["total"] = round(sum(cpu_used.values()) / args.rows * 1e6, 1)
+    print(f"CPU seconds in the run ({cores} cores = {cores * m.seconds:.0f} s): {json.dumps(m.cpu_used)}")
+    per_tweet = per_unit(m.cpu_used, args.rows)
     print(f"CPU µs per raw row (all replicas of a process together): {json.dumps(per_tweet)}")
-    print(f"peak RSS (MB, largest replica): {json.dumps(peak)}; at start: {json.dumps(services.started_rss)}")
-    print("record these figures in docs/benchmarks.md (machine size, ROWS, commit)")
     summary = {
         "rows": args.rows,
-        "seconds": round(seconds, 1),
-        "tweets_per_s": round(args.rows / seconds, 1),
+        "seconds": round(m.seconds, 1),
+        "tweets_per_s": round(args.rows / m.seconds, 1),
         "peak_rss_mb": peak,
         "replicas": args.replicas,
+        "curators": "after staging (--curate-backlog)" if m.curate_cpu is not None else "with the pipeline",
         "counts": counts,
         "stages": stages,
         "bare": bare,
         "share_of_bare": {k: round(v, 3) for k, v in shares.items()},
-        "cpu_seconds": cpu_used,
+        "cpu_seconds": m.cpu_used,
         "cpu_us_per_tweet": per_tweet,
     }
-    print(json.dumps(summary))
-    return 0
+    if m.curate_cpu is not None:
+        summary["curate_cpu_us_per_doc"] = per_unit(m.curate_cpu, counts["curated_docs"])
+        print(f"curation alone, CPU µs per document: {json.dumps(summary['curate_cpu_us_per_doc'])}")
+    print(f"peak RSS (MB, largest replica): {json.dumps(peak)}; at start: {json.dumps(services.started_rss)}")
+    print("record these figures in docs/benchmarks.md (machine size, ROWS, commit)")
+    return summary
+
+
+def per_unit(cpu_seconds: dict[str, float], units: int) -> dict[str, float]:
+    """CPU µs per row or document, by process and in total."""
+    out = {name: round(v / units * 1e6, 1) for name, v in cpu_seconds.items()}
+    out["total"] = round(sum(cpu_seconds.values()) / units * 1e6, 1)
+    return out
 
 
 if __name__ == "__main__":
