@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.events import CuratedChunkReady, StagedChunkReady
 from lake.observability import RECORDS
+from lake.prefetch import prefetched
 from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform import curated_parquet as cp
@@ -89,8 +91,10 @@ class Curator:
                 items.extend(batch.items)
                 yield batch.stored
 
+        # the next batch is built while the store writes this one (lake.prefetch)
         try:
-            written = self.curated.write_chunk(event.run_id, event.chunk_id, batches(), event.replay)
+            with closing(prefetched(batches())) as built:
+                written = self.curated.write_chunk(event.run_id, event.chunk_id, built, event.replay)
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
         keys: list[str] = []

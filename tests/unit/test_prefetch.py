@@ -1,0 +1,95 @@
+"""``lake.prefetch.prefetched``: a source iterated by a thread ahead of its consumer (the curator
+builds its next batch while the store writes the current one)."""
+
+from __future__ import annotations
+
+import platform
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+
+import pytest
+
+from lake.prefetch import one_malloc_arena, prefetched
+
+
+def test_items_come_in_order_and_all_of_them():
+    assert list(prefetched(iter(range(1000)), depth=3)) == list(range(1000))
+    assert list(prefetched([])) == []
+
+
+def test_the_next_item_is_produced_while_the_consumer_holds_this_one():
+    second_built = threading.Event()
+
+    def source() -> Iterator[int]:
+        yield 1
+        second_built.set()
+        yield 2
+
+    with closing(prefetched(source())) as items:
+        assert next(items) == 1
+        # the consumer has not asked for item 2: only the thread can have built it
+        assert second_built.wait(timeout=30)
+        assert next(items) == 2
+
+
+def test_the_thread_runs_at_most_depth_items_ahead():
+    produced: list[int] = []
+    blocked = threading.Event()
+
+    def source() -> Iterator[int]:
+        for i in range(100):
+            produced.append(i)
+            if i == 3:
+                blocked.set()  # 0 handed over, 1-2 queued (depth 2), 3 waiting for room
+            yield i
+
+    with closing(prefetched(source(), depth=2)) as items:
+        assert next(items) == 0
+        assert blocked.wait(timeout=30)
+        # item 3 waits to enter the full queue; the source is not asked for item 4 meanwhile
+        assert produced == [0, 1, 2, 3]
+        assert list(items) == list(range(1, 100))
+
+
+def test_an_error_of_the_source_is_raised_where_its_item_would_have_been():
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise RuntimeError("tokenizer failed")
+
+    got = []
+    with pytest.raises(RuntimeError, match="tokenizer failed"):
+        for item in prefetched(source()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_a_consumer_that_stops_early_stops_the_thread():
+    finished = threading.Event()
+    asked: list[int] = []
+
+    def source() -> Iterator[int]:
+        try:
+            for i in range(1_000_000):
+                asked.append(i)
+                yield i
+        finally:
+            finished.set()
+
+    items = prefetched(source(), depth=1)
+    assert next(items) == 0
+    items.close()  # waits for the thread
+    assert finished.is_set()
+    assert len(asked) <= 3  # the item handed over, the one queued, the one waiting for room
+    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_depth_must_be_positive():
+    with pytest.raises(ValueError, match="depth"):
+        next(prefetched([1], depth=0))
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_one_malloc_arena_is_set_on_glibc():
+    assert one_malloc_arena() is True
