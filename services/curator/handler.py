@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,9 @@ class Curator:
             tokenizer.name, tokenizer.vocab_sha256, tokenizer.tokenizer.get_vocab_size()
         )
         curated.register_tokenizer(self.tokenizer_record)
+        # builds a chunk's next batch while the store writes the current one; one thread for the
+        # process's life, so its allocators' arenas are reused chunk after chunk (lake.prefetch)
+        self.builder = ThreadPoolExecutor(1, thread_name_prefix="curator-batches")
         self.finalizer = RunFinalizer(settings, store, staging, ledger, curated, self.catalog)
 
     def handle(self, event: StagedChunkReady) -> None:
@@ -93,7 +97,7 @@ class Curator:
 
         # the next batch is built while the store writes this one (lake.prefetch)
         try:
-            with closing(prefetched(batches())) as built:
+            with closing(prefetched(batches(), worker=self.builder)) as built:
                 written = self.curated.write_chunk(event.run_id, event.chunk_id, built, event.replay)
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc

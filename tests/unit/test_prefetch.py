@@ -6,6 +6,7 @@ from __future__ import annotations
 import platform
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 import pytest
@@ -93,3 +94,21 @@ def test_depth_must_be_positive():
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_one_malloc_arena_is_set_on_glibc():
     assert one_malloc_arena() is True
+
+
+def test_a_worker_thread_serves_one_prefetch_after_the_other_even_one_stopped_early():
+    with ThreadPoolExecutor(1) as worker:
+        used: set[str] = set()
+
+        def source(n: int) -> Iterator[int]:
+            used.add(threading.current_thread().name)
+            yield from range(n)
+
+        early = prefetched(source(1_000_000), worker=worker)
+        assert next(early) == 0
+        early.close()  # the worker is free again: the next prefetch does not wait on it
+        assert list(prefetched(source(5), worker=worker)) == [0, 1, 2, 3, 4]
+        with pytest.raises(ZeroDivisionError):
+            list(prefetched((1 // n for n in (1, 0)), worker=worker))
+        assert list(prefetched(source(3), worker=worker)) == [0, 1, 2]
+    assert len(used) == 1 and threading.current_thread().name not in used
