@@ -101,6 +101,19 @@ def test_a_store_that_is_down_gives_503_naming_it(settings: Settings, keys):
         assert health.json()["status"] == health.json()["api_status"] == "degraded"
 
 
+def test_pipeline_answers_from_the_snapshot_it_shares_with_health_and_the_dashboard(settings: Settings, keys):
+    with TestClient(create_app(settings)) as client:
+        shared = client.app.state.stores.pipeline  # type: ignore[attr-defined]
+        shared.ttl = 3600.0  # the test's pace does not matter
+        first = client.get("/pipeline", headers=keys["analyst"])
+        assert first.status_code == 200, first.text
+        assert shared.value is not None and first.json()["topics"] == shared.value["topics"]
+        taken = shared.at
+        again = client.get("/pipeline", headers=keys["analyst"])
+        # within the snapshot's life: the same answer, Kafka not asked again
+        assert shared.at == taken and again.json() == first.json()
+
+
 def test_a_broker_that_cannot_be_reached_gives_503_naming_it_and_nothing_of_the_server(
     settings: Settings, keys
 ):

@@ -42,10 +42,12 @@ class PipelineState(BaseModel):
     "/pipeline",
     response_model=PipelineState,
     summary="Topics, consumer-group lag and dead-letter depth (analyst)",
+    description="One snapshot serves every caller for 2 s, shared with `/health` and the dashboard:"
+    " a burst of callers asks Kafka once.",
 )
 async def pipeline(stores: StoresDep, _: Analyst) -> Any:
     try:
-        return await current(stores)
+        return await stores.pipeline.get(lambda: current(stores))
     except (KafkaError, OSError) as exc:
         await stores.close_kafka()
         raise StoreUnavailable("kafka") from exc
