@@ -280,6 +280,27 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
+def machine_speed() -> dict[str, float]:
+    """The machine's speed now, for reading the run's CPU figures: this machine's has moved by 1.7x
+    between hours (docs/benchmarks.md), so figures of runs hours apart compare only through it. The
+    best of five rounds of the stager's text cleaning on 5,000 generated tweets (pure Python, as
+    most of the services' CPU is) and of the tokenizer on them (Rust)."""
+    from lake.schema import RAW_COLUMNS
+    from lake.transform.clean import clean_text
+    from lake.transform.generate import generate_records
+    from lake.transform.tokenize import load_tokenizer
+
+    at = RAW_COLUMNS.index("text")
+    texts = [str(r[at]) for r in generate_records(5000, seed=1, malformed_share=0.0)]
+    tok = load_tokenizer("bert-base-uncased", 128)
+    clean = min(_timed(lambda: [clean_text(t) for t in texts]) for _ in range(5))
+    encode = min(_timed(lambda: tok.encode(texts)) for _ in range(5))
+    return {
+        "clean_text_us": round(clean / len(texts) * 1e6, 2),
+        "tokenizer_us": round(encode / len(texts) * 1e6, 2),
+    }
+
+
 def bare_limits(settings: Any, csv_path: Path, sample: int) -> dict[str, dict[str, float]]:
     """Each stage's dominant operation alone, on rows of this run."""
     import polars as pl
@@ -434,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     csv_path = generated_file(args.rows, args.seed)
+    speed = machine_speed()
+    say(f"machine speed now (µs per tweet; lower is faster): {json.dumps(speed)}")
     say("resetting the bench namespace (database, buckets bigtech_bench / bench-*)")
     reset_stores(settings)
     bootstrap(settings)
@@ -448,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     if measured.status[0] != "succeeded":
         say(f"run {measured.run_id} {measured.status[0]}: {measured.status[1]}")
         return 1
-    print(json.dumps(report(settings, services, csv_path, measured, args)))
+    print(json.dumps(report(settings, services, csv_path, measured, args) | {"machine_speed": speed}))
     return 0
 
 
