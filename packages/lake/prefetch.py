@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor
 from typing import TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _POLL_S = 0.1  # how often a producer blocked on a full queue checks that the consumer still reads
 
@@ -57,7 +59,8 @@ def prefetched(
     An exception raised by ``source`` is raised here, where its item would have been. A consumer
     that stops early (it raises, or closes this generator) stops the thread: it finishes the item
     it is producing, closes the source (a generator), then ends; closing waits for it, so the
-    source is never left running."""
+    source is never left running. Close a generator you stop early (``contextlib.closing``): with
+    a shared ``worker``, the next prefetch waits until this one's producer has stopped."""
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
     items: queue.Queue[T | _Done] = queue.Queue(maxsize=depth)
@@ -73,8 +76,9 @@ def prefetched(
         return False
 
     def produce() -> None:
-        it = iter(source)
+        it: Iterator[T] | None = None
         try:
+            it = iter(source)
             for item in it:
                 if not put(item):
                     return
@@ -83,7 +87,10 @@ def prefetched(
             return
         finally:
             if stop.is_set() and isinstance(it, Generator):
-                it.close()  # its clean-up runs now, not whenever it is collected
+                try:
+                    it.close()  # its clean-up runs now, not whenever it is collected
+                except Exception:  # the consumer is raising its own error already, or stopped
+                    log.exception("closing a prefetched source failed")
         put(_Done())
 
     if worker is None:

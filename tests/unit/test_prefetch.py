@@ -112,3 +112,25 @@ def test_a_worker_thread_serves_one_prefetch_after_the_other_even_one_stopped_ea
             list(prefetched((1 // n for n in (1, 0)), worker=worker))
         assert list(prefetched(source(3), worker=worker)) == [0, 1, 2]
     assert len(used) == 1 and threading.current_thread().name not in used
+
+
+def test_a_source_that_cannot_even_be_iterated_raises_to_the_consumer():
+    class Broken:
+        def __iter__(self) -> Iterator[int]:
+            raise OSError("no such chunk")
+
+    with pytest.raises(OSError, match="no such chunk"):
+        list(prefetched(Broken()))
+
+
+def test_a_failing_clean_up_of_a_source_stopped_early_is_logged_not_raised(caplog):
+    def source() -> Iterator[int]:
+        try:
+            yield from range(100)
+        finally:
+            raise RuntimeError("clean-up failed")
+
+    items = prefetched(source())
+    assert next(items) == 0
+    items.close()
+    assert "closing a prefetched source failed" in caplog.text

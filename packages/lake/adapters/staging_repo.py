@@ -285,8 +285,9 @@ class StagingRepository(OnSession):
                 f"DELETE FROM tweet_companies WHERE twitter_id IN ({', '.join(['%s'] * len(batch))})",
                 tuple(batch),
             )
-        cur.execute(  # the chunk's tweets first, then their links (see ``other_companies``)
-            "UPDATE tweets t STRAIGHT_JOIN tweet_companies tc ON tc.twitter_id = t.twitter_id"
+        cur.execute(  # the chunk's tweets first, by lineage, then their links (see ``other_companies``)
+            "UPDATE tweets t FORCE INDEX (ix_tweets_lineage)"
+            " STRAIGHT_JOIN tweet_companies tc ON tc.twitter_id = t.twitter_id"
             " SET tc.created_at = t.created_at, tc.sentiment = t.sentiment"
             " WHERE t.run_id = %s AND t.chunk_id = %s"
             " AND NOT (tc.created_at <=> t.created_at AND tc.sentiment <=> t.sentiment)",
@@ -378,14 +379,16 @@ class StagingRepository(OnSession):
         the chunk's lineage, and only their links come back: the chunk's ids as ``IN`` lists and
         a row per link (``companies_of`` for the whole chunk) cost the curator ≈ 5 % of its CPU.
 
-        ``STRAIGHT_JOIN``: the chunk's tweets first (by the lineage index), then their links. With
-        the statistics a bulk load leaves, MariaDB chose to walk all of ``tweet_companies`` in key
-        order instead (no sort for the ``GROUP BY``): 2.6-3.0 s per chunk at 1.13M rows against
-        0.2-0.3 s, ≈ 50 µs of MariaDB per curated document, and growing with the table."""
+        The chunk's tweets first, by the lineage index (``STRAIGHT_JOIN``, ``FORCE INDEX``), then
+        their links. With the statistics a bulk load leaves, MariaDB chose to walk all of
+        ``tweet_companies`` in key order instead (no sort for the ``GROUP BY``): 2.6-3.0 s per chunk
+        at 1.13M rows against 0.2-0.3 s, ≈ 50 µs of MariaDB per curated document, and growing with
+        the table; with the join order fixed, it may walk all of ``tweets`` in key order for the
+        same reason, unless told the index."""
         with self.conn.cursor() as cur:
             cur.execute(
-                "SELECT STRAIGHT_JOIN t.twitter_id"
-                " FROM tweets t JOIN tweet_companies tc ON tc.twitter_id = t.twitter_id"
+                "SELECT STRAIGHT_JOIN t.twitter_id FROM tweets t FORCE INDEX (ix_tweets_lineage)"
+                " JOIN tweet_companies tc ON tc.twitter_id = t.twitter_id"
                 " WHERE t.run_id = %s AND t.chunk_id = %s GROUP BY t.twitter_id"
                 " HAVING COUNT(*) > 1 OR CAST(MIN(tc.company) AS BINARY) <> CAST(MIN(t.company) AS BINARY)",
                 (run_id, chunk_id),
