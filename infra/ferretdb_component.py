@@ -804,6 +804,41 @@ func TestLakeQuoteIsJSONMarshal(t *testing.T) {
         "const lakeTrackResources = false\n\n"
         "// Token should be a field of a tracked object.\n",
     ),
+    # Documents per insert transaction and statement: FerretDB's package fixes it at 100, so a
+    # curated batch of 1,000 documents was 10 transactions, each with its commit (WAL frames
+    # written, a checkpoint now and then): 10-12 % of FerretDB's insert CPU in Go's profiler. At
+    # 1,000 per transaction FerretDB spends ≈ 8 % less CPU per curated document (docs/benchmarks.md).
+    # A batch that fails (a duplicate `_id`) is still retried one document at a time, as before.
+    (
+        "ferretdb/ferretdb.go",
+        "\tSQLiteURL string // For example: `file:data/`.\n}\n",
+        "\tSQLiteURL string // For example: `file:data/`.\n\n"
+        "\t// InsertBatchSize is the number of documents per insert transaction and statement\n"
+        "\t// (the lake's build); 0 keeps FerretDB's 100.\n"
+        "\tInsertBatchSize int\n}\n",
+    ),
+    (
+        "ferretdb/ferretdb.go",
+        "\t\t\tBatchSize:               100,\n",
+        "\t\t\tBatchSize:               lakeInsertBatchSize(config.InsertBatchSize),\n",
+    ),
+    (
+        "ferretdb/lake_batch.go",
+        "",
+        """// Added by the lake's build (infra/ferretdb_component.py).
+
+package ferretdb
+
+// lakeInsertBatchSize is Config.InsertBatchSize, or FerretDB's own 100 when it is not set.
+func lakeInsertBatchSize(n int) int {
+\tif n < 1 {
+\t\treturn 100
+\t}
+
+\treturn n
+}
+""",
+    ),
 ]
 
 
@@ -919,6 +954,9 @@ def command(cache: pathlib.Path, data: pathlib.Path, port: int) -> tuple[list[st
         # SQLite reads its pages through a memory map instead of a pread() system call and a copy
         # per page (a page of `/curated` reads ~150 pages of the collection and its `_id` index).
         f"file:{data / 'sqlite'}/?_pragma=mmap_size({MMAP_BYTES})",
+        # one transaction per curated batch of 1,000 documents (the PATCHES entry says why)
+        "-insert-batch-size",
+        os.environ.get("LAKE_FERRETDB_INSERT_BATCH", "1000"),
         # Go's profiler (`go tool pprof http://<addr>/debug/pprof/profile`), for benchmarks only.
         *(["-pprof-addr", addr] if (addr := os.environ.get("LAKE_FERRETDB_PPROF_ADDR")) else []),
     ], {

@@ -24,6 +24,7 @@ func main() {
 	sqliteURL := flag.String("sqlite-url", "file:data/", "SQLite directory URL (must end with /)")
 	postgresqlURL := flag.String("postgresql-url", "", "PostgreSQL URL, for -handler postgresql")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn or error")
+	insertBatch := flag.Int("insert-batch-size", 100, "documents per insert transaction and statement")
 	pprofAddr := flag.String("pprof-addr", "", "serve Go's /debug/pprof on this address (off when empty)")
 	flag.Parse()
 
@@ -63,11 +64,12 @@ func main() {
 	defer stop()
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:      ferretdb.ListenerConfig{TCP: *listen},
-		Logger:        logger,
-		Handler:       *handler,
-		SQLiteURL:     *sqliteURL,
-		PostgreSQLURL: *postgresqlURL,
+		Listener:        ferretdb.ListenerConfig{TCP: *listen},
+		Logger:          logger,
+		Handler:         *handler,
+		SQLiteURL:       *sqliteURL,
+		PostgreSQLURL:   *postgresqlURL,
+		InsertBatchSize: *insertBatch,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lake-ferretdb: %v\n", err)

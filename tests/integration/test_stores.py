@@ -6,6 +6,7 @@ from typing import Any
 
 import pymongo
 import pytest
+from pymongo.errors import BulkWriteError
 
 from lake.adapters.broker import admin, all_topics
 from lake.adapters.curated_repo import LEGACY_INDEXES, CuratedRepository
@@ -212,6 +213,38 @@ def test_a_find_by_a_list_of_ids_uses_the_id_index_and_is_exact(settings: Settin
         assert {d["_id"] for d in positive} == {i for i in wanted if by_id[i]["sentiment"] == "positive"}
         mixed = coll.find({"_id": {"$in": [1277, "1277", wanted[0]]}})  # not all strings: still exact
         assert {(type(d["_id"]), d["_id"]) for d in mixed} == {(int, 1277), (str, "1277"), (str, wanted[0])}
+    finally:
+        coll.drop()
+        client.close()
+
+
+def test_an_unordered_insert_of_many_documents_keeps_all_but_the_duplicates(settings: Settings):
+    """The local FerretDB build inserts 1,000 documents per transaction, not 100
+    (infra/ferretdb_component, LAKE_FERRETDB_INSERT_BATCH); a batch holding a duplicate `_id` fails
+    as a whole and is retried one document at a time. The curator's writes rely on MongoDB's answer
+    to an unordered insert: every other document stored, an error for each duplicate, at its index."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
+    coll = client[settings.mongo.database]["batch_probe"]
+    try:
+        coll.drop()
+        coll.insert_many([{"_id": str(i), "v": "old"} for i in (5, 1_500, 2_999)])
+        docs = [{"_id": str(i), "v": "new", "n": i} for i in range(3_000)]
+        docs.insert(2_200, {"_id": "1200", "v": "twin", "n": -1})  # a duplicate within the insert
+        with pytest.raises(BulkWriteError) as raised:
+            coll.insert_many(docs, ordered=False)
+        errors = raised.value.details["writeErrors"]
+        assert sorted((e["index"], e["code"]) for e in errors) == [
+            (5, 11000),
+            (1_500, 11000),
+            (2_200, 11000),
+            (3_000, 11000),
+        ]
+        assert raised.value.details["nInserted"] == 2_997
+        stored = {d["_id"]: d for d in coll.find()}
+        assert len(stored) == 3_000
+        assert [stored[str(i)]["v"] for i in (5, 1_500, 2_999)] == ["old"] * 3
+        assert stored["1200"] == {"_id": "1200", "v": "new", "n": 1_200}
+        assert sum(d["v"] == "new" for d in stored.values()) == 2_997
     finally:
         coll.drop()
         client.close()
