@@ -106,9 +106,13 @@ class Services:
 
     def start_all(self) -> list[str]:
         """Start the ingestor, the stagers and the curators; their names."""
-        names = [n for service in ("ingestor", "stager", "curator") for n in self.names(service)]
+        names = self.all_names()
         self.start(names)
         return names
+
+    def all_names(self) -> list[str]:
+        """Every process's name: the ingestor's, then the stagers', then the curators'."""
+        return [n for service in ("ingestor", "stager", "curator") for n in self.names(service)]
 
     def names(self, service: str) -> list[str]:
         """The processes of a service: ``ingestor``, or ``stager-1``, ``stager-2`` …"""
@@ -390,7 +394,7 @@ def measure_run(settings: Any, services: Services, csv_path: Path, args: argpars
     from lake.events import IngestRequested, PathSource
 
     late = services.names("curator") if args.curate_backlog else []
-    early = [n for svc in ("ingestor", "stager", "curator") for n in services.names(svc) if n not in late]
+    early = [n for n in services.all_names() if n not in late]
     services.start(early)
     services.wait_ready(early)
     say(f"services consuming; logs in {services.log_dir}")

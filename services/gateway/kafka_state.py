@@ -57,8 +57,14 @@ def snapshot(admin: KafkaAdminClient, settings: Settings) -> dict[str, Any]:
 
 
 async def current(stores: Stores) -> dict[str, Any]:
-    """A snapshot through the gateway's one admin client (not thread-safe: one call at a time)."""
+    """A snapshot through the gateway's one admin client (not thread-safe: one call at a time). A
+    client that failed is closed under the same lock (no other call is using it) and made again
+    by the next call."""
     async with stores.kafka_lock:
-        admin = await stores.kafka()
-        state: dict[str, Any] = await asyncio.to_thread(snapshot, admin, stores.settings)
+        try:
+            admin = await stores.kafka()
+            state: dict[str, Any] = await asyncio.to_thread(snapshot, admin, stores.settings)
+        except Exception:
+            await stores.close_kafka()
+            raise
         return state

@@ -128,6 +128,22 @@ def test_a_broker_that_cannot_be_reached_gives_503_naming_it_and_nothing_of_the_
         }
 
 
+def test_pipeline_makes_a_new_kafka_client_after_one_failed(settings: Settings, keys):
+    """A failed snapshot closes its admin client under the lock that serialises its calls (a
+    request sharing it may be mid-call otherwise); the next snapshot connects again."""
+    kafka = settings.kafka.model_copy(update={"bootstrap": "127.0.0.1:9"})
+    down = settings.model_copy(update={"kafka": kafka})
+    with TestClient(create_app(down), raise_server_exceptions=False) as client:
+        stores = client.app.state.stores  # type: ignore[attr-defined]
+        assert client.get("/pipeline", headers=keys["analyst"]).status_code == 503
+        assert stores._kafka is None
+        stores.settings = settings  # the broker is back (the same gateway, its address reachable)
+        answer = client.get("/pipeline", headers=keys["analyst"])
+        assert answer.status_code == 200, answer.text
+        assert {t["name"] for t in answer.json()["topics"]} >= {settings.topic("raw.ready")}
+        assert stores._kafka is not None
+
+
 def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Settings, keys):
     import uuid
     from datetime import UTC, datetime

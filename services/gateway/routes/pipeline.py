@@ -48,6 +48,5 @@ class PipelineState(BaseModel):
 async def pipeline(stores: StoresDep, _: Analyst) -> Any:
     try:
         return await stores.pipeline.get(lambda: current(stores))
-    except (KafkaError, OSError) as exc:
-        await stores.close_kafka()
+    except (KafkaError, OSError) as exc:  # the client was closed: the next snapshot makes another
         raise StoreUnavailable("kafka") from exc
