@@ -19,7 +19,7 @@ import ctypes.util
 import logging
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Executor
 from typing import TypeVar
 
@@ -50,17 +50,15 @@ class _Done:
         self.error = error
 
 
-def prefetched(
-    source: Iterable[T], depth: int = 1, worker: Executor | None = None
-) -> Generator[T, None, None]:
-    """The items of ``source``, produced by a thread up to ``depth`` items ahead: ``worker``'s (a
-    process that prefetches again and again keeps one, see the module's note), else a new one.
+def prefetched(source: Iterable[T], worker: Executor, depth: int = 1) -> Generator[T, None, None]:
+    """The items of ``source``, produced by ``worker``'s thread up to ``depth`` items ahead (a
+    process that prefetches again and again keeps one worker of one thread: see the module's note).
 
     An exception raised by ``source`` is raised here, where its item would have been. A consumer
-    that stops early (it raises, or closes this generator) stops the thread: it finishes the item
+    that stops early (it raises, or closes this generator) stops the producer: it finishes the item
     it is producing, closes the source (a generator), then ends; closing waits for it, so the
-    source is never left running. Close a generator you stop early (``contextlib.closing``): with
-    a shared ``worker``, the next prefetch waits until this one's producer has stopped."""
+    source is never left running. Close a generator you stop early (``contextlib.closing``): the
+    worker's next prefetch waits until this one's producer has stopped."""
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
     items: queue.Queue[T | _Done] = queue.Queue(maxsize=depth)
@@ -93,12 +91,7 @@ def prefetched(
                     log.exception("closing a prefetched source failed")
         put(_Done())
 
-    if worker is None:
-        thread = threading.Thread(target=produce, name="prefetch", daemon=True)
-        thread.start()
-        done: Callable[[], object] = thread.join
-    else:
-        done = worker.submit(produce).result
+    done = worker.submit(produce).result
     try:
         while not isinstance(item := items.get(), _Done):
             yield item

@@ -107,6 +107,8 @@ class Wiring(Generic[E]):
     handle: Callable[[E], None]
     # (the event, its error, the letter's id in MySQL: None when it could not be recorded there)
     on_dead_letter: Callable[[E | None, str, str | None], None] | None = None
+    # what the handler holds beyond the stores' clients (a thread), released when the loop ends
+    close: Callable[[], None] | None = None
 
 
 STOPPING_UNFINISHED = "stopping with the event unfinished: it is redelivered after restart"

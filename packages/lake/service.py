@@ -45,4 +45,8 @@ def run_service(service: str, build: Callable[[Settings, Publisher], Wiring[E]])
     gc.collect()
     gc.freeze()
     log.info("started", extra={"fields": {"group": settings.group(service), "topic": settings.topic(topic)}})
-    loop.run()
+    try:
+        loop.run()
+    finally:
+        if wiring.close is not None:
+            wiring.close()

@@ -217,6 +217,11 @@ OTHER_ENV: dict[str, tuple[str, str]] = {
         "local stack: FerretDB's Go GC target (docs/decisions.md, FerretDB trap 7)",
     ),
     "LAKE_FERRETDB_GOMEMLIMIT": ("1GiB", "local stack: FerretDB's Go soft memory limit"),
+    "LAKE_FERRETDB_INSERT_BATCH": (
+        "1000",
+        "local stack: documents per FerretDB insert transaction (FerretDB's own: 100;"
+        " docs/decisions.md, FerretDB trap 8)",
+    ),
     "LAKE_GATEWAY_URL": ("http://127.0.0.1:8000", "Airflow: where the DAG reaches the gateway"),
     "LAKE_GATEWAY_API_KEY": ("", "Airflow: the key the DAG's sensor sends to the gateway (analyst role)"),
     "LAKE_AIRFLOW_VENV": (".venv-airflow", "local Airflow: its own virtualenv (make airflow-venv)"),

@@ -29,7 +29,7 @@ def build(settings: Settings, publisher: Publisher) -> Wiring[StagedChunkReady]:
         tokenizer,
         publisher,
     )
-    return Wiring(StagedChunkReady, curator.handle, curator.on_dead_letter)
+    return Wiring(StagedChunkReady, curator.handle, curator.on_dead_letter, close=curator.close)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime
-from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -33,7 +32,7 @@ from lake.runner import PermanentError
 from lake.settings import Settings
 from lake.transform import curated_parquet as cp
 from lake.transform.curate import CatalogueItem, curate_batch
-from lake.transform.curated_store import tokenizer_record
+from lake.transform.curated_store import StoredBatch, tokenizer_record
 from lake.transform.tokenize import LoadedTokenizer
 from services.curator.finalize import RunFinalizer
 
@@ -83,7 +82,7 @@ class Curator:
         # (twitter_id, created_at, sentiment, list item, companies) of every document: the catalogue's
         items: list[CatalogueItem] = []
 
-        def batches() -> Iterator[list[dict[str, Any]]]:
+        def batches() -> Iterator[StoredBatch]:
             for offset in range(0, frame.height, step):
                 rows = frame.slice(offset, step)
                 ids = self.tokenizer.encode(rows["clean_text"].to_list())
@@ -97,7 +96,7 @@ class Curator:
 
         # the next batch is built while the store writes this one (lake.prefetch)
         try:
-            with closing(prefetched(batches(), worker=self.builder)) as built:
+            with closing(prefetched(batches(), self.builder)) as built:
                 written = self.curated.write_chunk(event.run_id, event.chunk_id, built, event.replay)
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
@@ -122,6 +121,10 @@ class Curator:
         RECORDS.labels("curator", "curated").inc(written)
         log.info("chunk curated", extra={"fields": {"curated_docs": written, "parquet_parts": len(keys)}})
         self.finalizer.finalize_if_ready(event.run_id)
+
+    def close(self) -> None:
+        """Stop the batch thread (an idle one: a chunk's prefetch has ended when ``handle`` returns)."""
+        self.builder.shutdown(wait=True)
 
     def on_dead_letter(
         self, event: StagedChunkReady | None, error: str, letter_id: str | None = None

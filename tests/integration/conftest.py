@@ -38,10 +38,12 @@ def pipeline(
     publisher = cast(Publisher, pub)
     tok = load_tokenizer("bert-base-uncased", 64, offline=True)
     curated = CuratedRepository(mongo, settings.mongo)
-    return (
+    curator = Curator(small, store, repo, ledger, curated, tok, publisher)
+    yield (
         pub,
         Ingestor(small, store, ledger, publisher),
         Stager(small, store, repo, ledger, publisher),
-        Curator(small, store, repo, ledger, curated, tok, publisher),
+        curator,
         curated,
     )
+    curator.close()

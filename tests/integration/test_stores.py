@@ -14,6 +14,7 @@ from lake.adapters.mysql import connect, migrate
 from lake.adapters.objectstore import S3ObjectStore
 from lake.cli import bootstrap
 from lake.settings import Settings
+from lake.transform.curated_store import StoredBatch
 
 
 def test_bootstrap_is_idempotent(settings: Settings):
@@ -125,10 +126,10 @@ def test_a_chunk_written_twice_leaves_one_current_document_per_tweet(settings: S
         repo = CuratedRepository(client, settings.mongo)
         ids = [str(1_100_000_000_000_000_000 + i) for i in range(600)]
         other = _doc("1099999999999999999", "run-b", 0, 1)
-        assert repo.write_chunk("run-b", 0, [[other]]) == 1
-        assert repo.write_chunk("run-a", 3, [[_doc(i, "run-a", 3, 1) for i in ids]]) == 600
+        assert repo.write_chunk("run-b", 0, [StoredBatch.of([other])]) == 1
+        assert repo.write_chunk("run-a", 3, [StoredBatch.of([_doc(i, "run-a", 3, 1) for i in ids])]) == 600
         # a replay cut short: the first half was written again, then the whole chunk
-        halves = [[_doc(i, "run-a", 3, 2) for i in ids[:300]], [_doc(i, "run-a", 3, 2) for i in ids[300:]]]
+        halves = [StoredBatch.of([_doc(i, "run-a", 3, 2) for i in part]) for part in (ids[:300], ids[300:])]
         assert repo.write_chunk("run-a", 3, halves[:1]) == 300
         assert repo.write_chunk("run-a", 3, halves) == 600
         assert repo.tweets.count_documents({"lineage.run_id": "run-a"}) == 600
@@ -145,11 +146,11 @@ def test_a_tweet_owned_by_another_chunk_is_refused_not_overwritten(settings: Set
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
     try:
         repo = CuratedRepository(client, settings.mongo)
-        repo.write_chunk("run-c", 0, [[_doc("1299999999999999999", "run-c", 0, 1)]])
+        repo.write_chunk("run-c", 0, [StoredBatch.of([_doc("1299999999999999999", "run-c", 0, 1)])])
         with pytest.raises(ValueError, match="another chunk's lineage"):
-            repo.write_chunk("run-d", 5, [[_doc("1299999999999999999", "run-d", 5, 9)]])
+            repo.write_chunk("run-d", 5, [StoredBatch.of([_doc("1299999999999999999", "run-d", 5, 9)])])
         with pytest.raises(ValueError, match="do not belong"):
-            repo.write_chunk("run-d", 5, [[_doc("1299999999999999998", "run-d", 6, 9)]])
+            repo.write_chunk("run-d", 5, [StoredBatch.of([_doc("1299999999999999998", "run-d", 6, 9)])])
         stored = repo.tweets.find_one({"_id": "1299999999999999999"})
         assert stored is not None and stored["v"] == 1
     finally:
@@ -164,7 +165,7 @@ def test_a_lookup_by_id_uses_the_id_index(settings: Settings):
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
     try:
         repo = CuratedRepository(client, settings.mongo)
-        repo.write_chunk("run-x", 0, [[_doc("1288888888888888888", "run-x", 0, 1)]])
+        repo.write_chunk("run-x", 0, [StoredBatch.of([_doc("1288888888888888888", "run-x", 0, 1)])])
         plan = str(repo.tweets.find({"_id": "1288888888888888888"}).explain())
         assert any(marker in plan for marker in ("USING INDEX", "IDHACK", "EXPRESS", "IXSCAN")), plan
         assert repo.tweets.find_one({"_id": "1288888888888888888"}) is not None
@@ -279,7 +280,7 @@ def test_a_document_being_replayed_is_never_missing_from_a_read(settings: Settin
     try:
         repo = CuratedRepository(client, settings.mongo)
         ids = [str(1_150_000_000_000_000_000 + i) for i in range(400)]
-        repo.write_chunk("run-r", 1, [[_doc(i, "run-r", 1, 1) for i in ids]])
+        repo.write_chunk("run-r", 1, [StoredBatch.of([_doc(i, "run-r", 1, 1) for i in ids])])
         done = threading.Event()
         seen: list[tuple[int, set[int]]] = []
 
@@ -291,7 +292,7 @@ def test_a_document_being_replayed_is_never_missing_from_a_read(settings: Settin
         reader = threading.Thread(target=read)
         reader.start()
         try:
-            repo.write_chunk("run-r", 1, [[_doc(i, "run-r", 1, 2) for i in ids]])
+            repo.write_chunk("run-r", 1, [StoredBatch.of([_doc(i, "run-r", 1, 2) for i in ids])])
         finally:
             done.set()
             reader.join()

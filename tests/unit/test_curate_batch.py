@@ -10,6 +10,7 @@ from typing import Any
 
 import bson
 import polars as pl
+from bson.raw_bson import RawBSONDocument
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,7 +56,12 @@ def assert_same(
     got = curate_batch(frame, ids, companies, tokenizer, META)
     want = by_document(frame, ids, companies, tokenizer)
     # what the store is sent: the same BSON, keys in the same order (created_at: the same instant)
-    assert [bson.encode(d) for d in got.stored] == [bson.encode(d) for d in want["stored"]]
+    assert all(isinstance(d, RawBSONDocument) for d in got.stored.docs)
+    assert [bytes(d.raw) for d in got.stored.docs if isinstance(d, RawBSONDocument)] == [
+        bson.encode(d) for d in want["stored"]
+    ]
+    assert list(got.stored.ids) == [d["_id"] for d in want["stored"]]
+    assert got.stored.lineages == {(d["lineage"]["run_id"], d["lineage"]["chunk_id"]) for d in want["stored"]}
     assert got.items == want["items"]
     assert got.parts.keys() == want["parts"].keys()
     for part, table in want["parts"].items():
@@ -74,6 +80,8 @@ def test_a_generated_batch_curates_as_document_by_document() -> None:
     ids = [[101, *range(i % 40), 102] for i in range(frame.height)]
     companies = [["Apple", "Google"] if i % 7 == 0 else [c] for i, c in enumerate(frame["company"])]
     assert_same(frame, ids, companies)
+    # a batch is a slice of its chunk's frame (Arrow arrays that start at an offset)
+    assert_same(frame.slice(37, 500), ids[37:537], companies[37:537])
 
 
 def test_ids_of_a_vocabulary_beyond_two_bytes_are_packed_in_four() -> None:
@@ -88,7 +96,7 @@ def test_ids_of_a_vocabulary_beyond_two_bytes_are_packed_in_four() -> None:
 
 def test_an_empty_batch_curates_to_nothing() -> None:
     got = curate_batch(staged_frame([]), [], [], TOKENIZER, META)
-    assert (got.stored, got.items, got.parts) == ([], [], {})
+    assert (list(got.stored.docs), got.items, got.parts) == ([], [], {})
 
 
 TEXT = st.text(

@@ -14,12 +14,19 @@ import pytest
 from lake.prefetch import one_malloc_arena, prefetched
 
 
-def test_items_come_in_order_and_all_of_them():
-    assert list(prefetched(iter(range(1000)), depth=3)) == list(range(1000))
-    assert list(prefetched([])) == []
+@pytest.fixture
+def worker() -> Iterator[ThreadPoolExecutor]:
+    """One thread, as the curator keeps for its life."""
+    with ThreadPoolExecutor(1, thread_name_prefix="prefetch-test") as pool:
+        yield pool
 
 
-def test_the_next_item_is_produced_while_the_consumer_holds_this_one():
+def test_items_come_in_order_and_all_of_them(worker: ThreadPoolExecutor):
+    assert list(prefetched(iter(range(1000)), worker, depth=3)) == list(range(1000))
+    assert list(prefetched([], worker)) == []
+
+
+def test_the_next_item_is_produced_while_the_consumer_holds_this_one(worker: ThreadPoolExecutor):
     second_built = threading.Event()
 
     def source() -> Iterator[int]:
@@ -27,14 +34,14 @@ def test_the_next_item_is_produced_while_the_consumer_holds_this_one():
         second_built.set()
         yield 2
 
-    with closing(prefetched(source())) as items:
+    with closing(prefetched(source(), worker)) as items:
         assert next(items) == 1
         # the consumer has not asked for item 2: only the thread can have built it
         assert second_built.wait(timeout=30)
         assert next(items) == 2
 
 
-def test_the_thread_runs_at_most_depth_items_ahead():
+def test_the_thread_runs_at_most_depth_items_ahead(worker: ThreadPoolExecutor):
     produced: list[int] = []
     blocked = threading.Event()
 
@@ -45,7 +52,7 @@ def test_the_thread_runs_at_most_depth_items_ahead():
                 blocked.set()  # 0 handed over, 1-2 queued (depth 2), 3 waiting for room
             yield i
 
-    with closing(prefetched(source(), depth=2)) as items:
+    with closing(prefetched(source(), worker, depth=2)) as items:
         assert next(items) == 0
         assert blocked.wait(timeout=30)
         # item 3 waits to enter the full queue; the source is not asked for item 4 meanwhile
@@ -53,7 +60,7 @@ def test_the_thread_runs_at_most_depth_items_ahead():
         assert list(items) == list(range(1, 100))
 
 
-def test_an_error_of_the_source_is_raised_where_its_item_would_have_been():
+def test_an_error_of_the_source_is_raised_where_its_item_would_have_been(worker: ThreadPoolExecutor):
     def source() -> Iterator[int]:
         yield 1
         yield 2
@@ -61,12 +68,12 @@ def test_an_error_of_the_source_is_raised_where_its_item_would_have_been():
 
     got = []
     with pytest.raises(RuntimeError, match="tokenizer failed"):
-        for item in prefetched(source()):
+        for item in prefetched(source(), worker):
             got.append(item)
     assert got == [1, 2]
 
 
-def test_a_consumer_that_stops_early_stops_the_thread():
+def test_a_consumer_that_stops_early_stops_the_thread(worker: ThreadPoolExecutor):
     finished = threading.Event()
     asked: list[int] = []
 
@@ -78,17 +85,17 @@ def test_a_consumer_that_stops_early_stops_the_thread():
         finally:
             finished.set()
 
-    items = prefetched(source(), depth=1)
+    items = prefetched(source(), worker, depth=1)
     assert next(items) == 0
-    items.close()  # waits for the thread
+    items.close()  # waits for the producer
     assert finished.is_set()
     assert len(asked) <= 3  # the item handed over, the one queued, the one waiting for room
-    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+    assert worker.submit(len, "free").result(timeout=30) == 4  # the worker's one thread is free again
 
 
-def test_depth_must_be_positive():
+def test_depth_must_be_positive(worker: ThreadPoolExecutor):
     with pytest.raises(ValueError, match="depth"):
-        next(prefetched([1], depth=0))
+        next(prefetched([1], worker, depth=0))
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -97,40 +104,42 @@ def test_one_malloc_arena_is_set_on_glibc():
 
 
 def test_a_worker_thread_serves_one_prefetch_after_the_other_even_one_stopped_early():
-    with ThreadPoolExecutor(1) as worker:
+    with ThreadPoolExecutor(1) as worker:  # its own, to count the threads that produced
         used: set[str] = set()
 
         def source(n: int) -> Iterator[int]:
             used.add(threading.current_thread().name)
             yield from range(n)
 
-        early = prefetched(source(1_000_000), worker=worker)
+        early = prefetched(source(1_000_000), worker)
         assert next(early) == 0
         early.close()  # the worker is free again: the next prefetch does not wait on it
-        assert list(prefetched(source(5), worker=worker)) == [0, 1, 2, 3, 4]
+        assert list(prefetched(source(5), worker)) == [0, 1, 2, 3, 4]
         with pytest.raises(ZeroDivisionError):
-            list(prefetched((1 // n for n in (1, 0)), worker=worker))
-        assert list(prefetched(source(3), worker=worker)) == [0, 1, 2]
+            list(prefetched((1 // n for n in (1, 0)), worker))
+        assert list(prefetched(source(3), worker)) == [0, 1, 2]
     assert len(used) == 1 and threading.current_thread().name not in used
 
 
-def test_a_source_that_cannot_even_be_iterated_raises_to_the_consumer():
+def test_a_source_that_cannot_even_be_iterated_raises_to_the_consumer(worker: ThreadPoolExecutor):
     class Broken:
         def __iter__(self) -> Iterator[int]:
             raise OSError("no such chunk")
 
     with pytest.raises(OSError, match="no such chunk"):
-        list(prefetched(Broken()))
+        list(prefetched(Broken(), worker))
 
 
-def test_a_failing_clean_up_of_a_source_stopped_early_is_logged_not_raised(caplog):
+def test_a_failing_clean_up_of_a_source_stopped_early_is_logged_not_raised(
+    worker: ThreadPoolExecutor, caplog
+):
     def source() -> Iterator[int]:
         try:
             yield from range(100)
         finally:
             raise RuntimeError("clean-up failed")
 
-    items = prefetched(source())
+    items = prefetched(source(), worker)
     assert next(items) == 0
     items.close()
     assert "closing a prefetched source failed" in caplog.text

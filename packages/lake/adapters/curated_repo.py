@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from lake.settings import MongoSettings
+from lake.transform.curated_store import StoredBatch
 
 DUPLICATE_KEY = 11000
 
@@ -53,7 +55,7 @@ class CuratedRepository:
         return dropped
 
     def write_chunk(
-        self, run_id: str, chunk_id: int, batches: Iterable[list[dict[str, Any]]], replay: bool = False
+        self, run_id: str, chunk_id: int, batches: Iterable[StoredBatch], replay: bool = False
     ) -> int:
         """Write one chunk's documents so that a replay leaves exactly one current document per tweet
         and a document being rewritten is never missing (a list page may be fetching it).
@@ -72,29 +74,34 @@ class CuratedRepository:
         """
         written = 0
         for batch in batches:
-            if not batch:
+            if not batch.docs:
                 continue
-            foreign = [
-                d["_id"]
-                for d in batch
-                if d["lineage"]["run_id"] != run_id or d["lineage"]["chunk_id"] != chunk_id
-            ]
+            foreign = batch.lineages - {(run_id, chunk_id)}
             if foreign:
-                raise ValueError(f"{len(foreign)} documents do not belong to chunk {chunk_id} of {run_id}")
+                raise ValueError(
+                    f"documents of {sorted(foreign)[0]} do not belong to chunk {chunk_id} of {run_id}"
+                )
             try:
-                self.tweets.insert_many(batch, ordered=False)
+                self.tweets.insert_many(batch.docs, ordered=False)
             except BulkWriteError as exc:
                 self._raise_unless_duplicates(exc)
-                existing = [batch[e["index"]] for e in exc.details.get("writeErrors", [])]
-                self._replace(run_id, chunk_id, existing, replay)
-            written += len(batch)
+                existing = [e["index"] for e in exc.details.get("writeErrors", [])]
+                self._replace(run_id, chunk_id, [(batch.ids[i], batch.docs[i]) for i in existing], replay)
+            written += len(batch.docs)
         return written
 
-    def _replace(self, run_id: str, chunk_id: int, docs: list[dict[str, Any]], replay: bool = False) -> None:
-        """Replace documents written before, after checking they are this chunk's. The check reads
-        their lineage in one ``_id $in`` query; each replacement filters on ``_id`` alone, the only
-        filter FerretDB looks up by index (with another key every statement would scan)."""
-        stored = self.tweets.find({"_id": {"$in": [d["_id"] for d in docs]}}, {"lineage": 1})
+    def _replace(
+        self,
+        run_id: str,
+        chunk_id: int,
+        docs: list[tuple[str, dict[str, Any] | RawBSONDocument]],
+        replay: bool = False,
+    ) -> None:
+        """Replace documents written before (``(_id, document)``), after checking they are this
+        chunk's. The check reads their lineage in one ``_id $in`` query; each replacement filters on
+        ``_id`` alone, the only filter FerretDB looks up by index (with another key every statement
+        would scan)."""
+        stored = self.tweets.find({"_id": {"$in": [i for i, _ in docs]}}, {"lineage": 1})
         foreign = [
             d["_id"]
             for d in stored
@@ -107,7 +114,7 @@ class CuratedRepository:
             )
         for i in range(0, len(docs), REPLACE_BATCH):
             part = docs[i : i + REPLACE_BATCH]
-            self.tweets.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in part], ordered=False)
+            self.tweets.bulk_write([ReplaceOne({"_id": _id}, doc) for _id, doc in part], ordered=False)
 
     def remove_absent(self, run_id: str, chunk_id: int, ids: Iterable[int]) -> int:
         """Delete the documents of ``ids`` that still carry this chunk's lineage (a replay from stage

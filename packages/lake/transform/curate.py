@@ -5,9 +5,10 @@ stored document (:func:`lake.transform.curated_store.stored_document`), its list
 and its Parquet row (``curated_parquet.table_of``) were each derived from that dict, which made
 the curator's per-row Python most of its CPU (docs/benchmarks.md). :func:`curate_batch` builds the
 same three from the batch's columns: the time features, list items (polars' JSON encoder) and
-Parquet columns in polars and Arrow, and only the entities (hashtags, mentions, URLs, emoji: look-
-behind patterns and the emoji library), the engagement score (Python's ``math.log1p`` and
-``round``) and the stored documents' dicts per row. ``tests/unit/test_curate_batch.py`` checks each
+Parquet columns in polars and Arrow, the stored documents' BSON in Arrow
+(``lake.transform.bson_columns``), and only the entities (hashtags, mentions, URLs, emoji: look-
+behind patterns and the emoji library) and the engagement score (Python's ``math.log1p`` and
+``round``) per row. ``tests/unit/test_curate_batch.py`` checks each
 output equals what the per-document functions give.
 """
 
@@ -19,9 +20,11 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+from bson.raw_bson import RawBSONDocument
 
+from lake.transform import bson_columns as bc
 from lake.transform import curated_parquet as cp
-from lake.transform.curated_store import pack_ids
+from lake.transform.curated_store import StoredBatch
 from lake.transform.enrich import ENTITIES, engagement_score
 
 CatalogueItem = tuple[int, datetime, str, bytes, list[str]]
@@ -29,7 +32,8 @@ CatalogueItem = tuple[int, datetime, str, bytes, list[str]]
 
 @dataclass
 class CuratedBatch:
-    stored: list[dict[str, Any]] = field(default_factory=list)  # the documents, as the store keeps them
+    # the documents as the store keeps them (BSON already)
+    stored: StoredBatch = field(default_factory=lambda: StoredBatch([], [], frozenset()))
     # (twitter_id, created_at naive UTC, sentiment, list item, companies) per document: the
     # catalogue's rows (companies: those the document is written with)
     items: list[CatalogueItem] = field(default_factory=list)
@@ -56,7 +60,7 @@ def curate_batch(
     times = rows["created_at"].dt.replace_time_zone(None).to_list()
     items = (j.encode() for j in _list_items(frame))
     return CuratedBatch(
-        stored=_stored(rows, tids, times, companies, token_ids, tokenizer),
+        stored=_stored(rows, companies, token_ids, tokenizer),
         items=list(zip(tids, times, sentiments, items, companies, strict=True)),
         parts=_parts(frame, token_ids, meta),
     )
@@ -138,43 +142,54 @@ def _list_items(frame: pl.DataFrame) -> list[str]:
 
 
 def _stored(
-    rows: pl.DataFrame,
-    tids: list[int],
-    times: list[datetime],
-    companies: list[list[str]],
-    token_ids: list[list[int]],
-    tokenizer: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """The stored documents: ``curated_store.stored_document``'s keys in its order, and its values
-    (``created_at`` naive UTC, which BSON stores as the same instant)."""
-    key, width = tokenizer["_id"], tokenizer["id_bytes"]
-    columns = (rows[c].to_list() for c in ("screenname", "username", "location", "followers", "friends"))
-    screennames, usernames, locations, followers, friends = columns
-    columns = (rows[c].to_list() for c in ("company", "retweet_count", "text", "polarity", "sentiment"))
-    company, retweets, texts, polarity, sentiment = columns
-    run_ids, chunk_ids = rows["run_id"].to_list(), rows["chunk_id"].to_list()
-    out = [
-        {
-            "_id": str(tids[i]),
-            "created_at": times[i],
-            "company": company[i],
-            "companies": companies[i],
-            "screenname": screennames[i],
-            "username": usernames[i],
-            "location": locations[i],
-            "followers": followers[i],
-            "friends": friends[i],
-            "retweet_count": retweets[i],
-            "text": texts[i],
-            "polarity": polarity[i],
-            "sentiment": sentiment[i],
-            "tok": pack_ids(token_ids[i], width),
-            "tokenizer": key,
-            "lineage": {"run_id": run_ids[i], "chunk_id": chunk_ids[i]},
-        }
-        for i in range(len(tids))
-    ]
-    return out
+    rows: pl.DataFrame, companies: list[list[str]], token_ids: list[list[int]], tokenizer: dict[str, Any]
+) -> StoredBatch:
+    """The stored documents, encoded a column at a time (``lake.transform.bson_columns``): the bytes
+    PyMongo makes of ``curated_store.stored_document``'s dict (its keys in its order; ``created_at``
+    as the same UTC instant)."""
+    table = rows.select(_STORED_COLUMNS).to_arrow()
+
+    def col(name: str) -> pa.Array:
+        return table.column(name).combine_chunks()
+
+    ids = col("twitter_id").cast(pa.string())
+    docs = bc.documents(
+        [
+            bc.string("_id", ids),
+            bc.datetime_ms("created_at", rows["created_at"].dt.epoch("ms").to_arrow()),
+            bc.string("company", col("company")),
+            bc.string_list("companies", pa.array(companies, pa.list_(pa.string()))),
+            *(bc.string(name, col(name)) for name in ("screenname", "username", "location")),
+            *(bc.integer(name, col(name)) for name in ("followers", "friends", "retweet_count")),
+            bc.string("text", col("text")),
+            bc.double("polarity", col("polarity")),
+            bc.string("sentiment", col("sentiment")),
+            bc.binary("tok", bc.packed(token_ids, tokenizer["id_bytes"])),
+            bc.string("tokenizer", pa.array([tokenizer["_id"]] * rows.height, pa.string())),
+            bc.subdocument(
+                "lineage", [bc.string("run_id", col("run_id")), bc.integer("chunk_id", col("chunk_id"))]
+            ),
+        ]
+    )
+    lineages = frozenset(rows.select("run_id", "chunk_id").unique().iter_rows())
+    return StoredBatch([RawBSONDocument(raw) for raw in docs.to_pylist()], ids.to_pylist(), lineages)
+
+
+_STORED_COLUMNS = (
+    "twitter_id",
+    "company",
+    "screenname",
+    "username",
+    "location",
+    "followers",
+    "friends",
+    "retweet_count",
+    "text",
+    "polarity",
+    "sentiment",
+    "run_id",
+    "chunk_id",
+)
 
 
 def _parts(

@@ -28,12 +28,30 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from bson.raw_bson import RawBSONDocument
 from pydantic_core import from_json, to_json
 
 from lake.transform.enrich import engagement_score, entities_of, time_features
+
+
+class StoredBatch(NamedTuple):
+    """Documents as the store keeps them, with what their writer checks and looks up without
+    decoding them: the curator's are BSON already (``RawBSONDocument``, built a column at a time:
+    ``lake.transform.bson_columns``), which PyMongo sends as they are."""
+
+    docs: Sequence[dict[str, Any] | RawBSONDocument]
+    ids: Sequence[str]  # each document's _id, in order
+    lineages: frozenset[tuple[str, int]]  # the (run_id, chunk_id) of their lineages
+
+    @classmethod
+    def of(cls, docs: Sequence[dict[str, Any]]) -> StoredBatch:
+        """A batch of documents as dicts (their ids and lineages read from them)."""
+        lineages = frozenset((d["lineage"]["run_id"], d["lineage"]["chunk_id"]) for d in docs)
+        return cls(docs, [d["_id"] for d in docs], lineages)
 
 
 class Staged(NamedTuple):

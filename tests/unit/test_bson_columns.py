@@ -1,0 +1,104 @@
+"""``lake.transform.bson_columns``: BSON documents built a column at a time are, byte for byte, what
+PyMongo encodes from the same values as Python dicts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lake.transform import bson_columns as bc
+from lake.transform.curated_store import pack_ids
+
+INT64 = (-(2**63), 2**63 - 1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def encoded(rows: list[dict[str, Any]]) -> list[bytes]:
+    """The rows (keys s, n, x, at, tags, ids, sub) encoded by the column encoders."""
+    n = pa.array([r["n"] for r in rows], pa.int64())
+    at = pa.array([None if r["at"] is None else _ms(r["at"]) for r in rows], pa.int64())
+    docs = bc.documents(
+        [
+            bc.string("s", pa.array([r["s"] for r in rows], pa.string())),
+            bc.integer("n", n),
+            bc.double("x", pa.array([r["x"] for r in rows], pa.float64())),
+            bc.datetime_ms("at", at),
+            bc.string_list("tags", pa.array([r["tags"] for r in rows], pa.list_(pa.string()))),
+            bc.binary("ids", bc.packed([r["ids"] for r in rows], 2)),
+            bc.subdocument(
+                "sub", [bc.string("run", pa.array([r["s"] or "" for r in rows])), bc.integer("k", n)]
+            ),
+        ]
+    )
+    return [bytes(raw) for raw in docs.to_pylist()]
+
+
+def by_pymongo(rows: list[dict[str, Any]]) -> list[bytes]:
+    return [
+        bson.encode(
+            {
+                "s": r["s"],
+                "n": r["n"],
+                "x": r["x"],
+                "at": r["at"],
+                "tags": r["tags"],
+                "ids": pack_ids(r["ids"], 2),
+                "sub": {"run": r["s"] or "", "k": r["n"]},
+            }
+        )
+        for r in rows
+    ]
+
+
+def _ms(at: datetime) -> int:
+    delta = at - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
+ROW = st.fixed_dictionaries(
+    {
+        "s": st.none() | TEXT,
+        "n": st.none() | st.integers(*INT64) | st.sampled_from([2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 0]),
+        "x": st.none() | st.floats(allow_nan=False) | st.sampled_from([-0.0, 0.6369, float("inf")]),
+        "at": st.none()
+        | st.datetimes(datetime(1900, 1, 1), datetime(2200, 1, 1), timezones=st.just(UTC)).map(
+            lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)
+        ),
+        "tags": st.lists(TEXT, max_size=12),
+        "ids": st.lists(st.integers(0, 2**16 - 1), max_size=20),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ROW, min_size=1, max_size=12))
+def test_any_values_encode_as_pymongo_encodes_them(rows: list[dict[str, Any]]) -> None:
+    assert encoded(rows) == by_pymongo(rows)
+
+
+def test_arrays_that_start_at_an_offset_encode_their_own_rows() -> None:
+    values = pa.array([f"t{i}é" for i in range(100)])
+    numbers = pa.array(range(100), pa.int64())
+    got = bc.documents(
+        [bc.string("s", values.slice(40, 7)), bc.integer("n", numbers.slice(40, 7))]
+    ).to_pylist()
+    assert got == [bson.encode({"s": f"t{i}é", "n": i}) for i in range(40, 47)]
+
+
+@pytest.mark.parametrize("id_bytes", [2, 4])
+def test_packed_ids_are_pack_ids_of_each_list(id_bytes: int) -> None:
+    top = 2**16 - 1 if id_bytes == 2 else 70_000
+    lists = [[101, 2_000, top, 102], [], [0], list(range(50))]
+    assert bc.packed(lists, id_bytes).to_pylist() == [pack_ids(ids, id_bytes) for ids in lists]
+
+
+def test_a_list_with_a_null_is_refused_not_encoded_wrong() -> None:
+    with pytest.raises(ValueError, match="tags"):
+        bc.string_list("tags", pa.array([["a", None]], pa.list_(pa.string())))
