@@ -804,11 +804,13 @@ func TestLakeQuoteIsJSONMarshal(t *testing.T) {
         "const lakeTrackResources = false\n\n"
         "// Token should be a field of a tracked object.\n",
     ),
-    # Documents per insert transaction and statement: FerretDB's package fixes it at 100, so a
-    # curated batch of 1,000 documents was 10 transactions, each with its commit (WAL frames
+    # Documents per insert transaction and statement: FerretDB's package fixes it at 100, so the
+    # curator's batch of 5,000 documents was 50 transactions, each with its commit (WAL frames
     # written, a checkpoint now and then): 10-12 % of FerretDB's insert CPU in Go's profiler. At
-    # 1,000 per transaction FerretDB spends ≈ 8 % less CPU per curated document (docs/benchmarks.md).
-    # A batch that fails (a duplicate `_id`) is still retried one document at a time, as before.
+    # 1,000 per transaction FerretDB spent ≈ 8 % less CPU per document inserted, offline
+    # (docs/benchmarks.md). A batch that fails (a duplicate `_id`) is still retried one document at
+    # a time, as before: up to 1,000 single inserts instead of 100. At most 10,000: each document
+    # binds two SQL variables, and SQLite allows 32,766 per statement.
     (
         "ferretdb/ferretdb.go",
         "\tSQLiteURL string // For example: `file:data/`.\n}\n",
@@ -829,13 +831,14 @@ func TestLakeQuoteIsJSONMarshal(t *testing.T) {
 
 package ferretdb
 
-// lakeInsertBatchSize is Config.InsertBatchSize, or FerretDB's own 100 when it is not set.
+// lakeInsertBatchSize is Config.InsertBatchSize, or FerretDB's own 100 when it is not set, at most
+// 10,000 (each document binds two SQL variables; SQLite allows 32,766 per statement).
 func lakeInsertBatchSize(n int) int {
 \tif n < 1 {
 \t\treturn 100
 \t}
 
-\treturn n
+\treturn min(n, 10000)
 }
 """,
     ),
@@ -954,9 +957,9 @@ def command(cache: pathlib.Path, data: pathlib.Path, port: int) -> tuple[list[st
         # SQLite reads its pages through a memory map instead of a pread() system call and a copy
         # per page (a page of `/curated` reads ~150 pages of the collection and its `_id` index).
         f"file:{data / 'sqlite'}/?_pragma=mmap_size({MMAP_BYTES})",
-        # one transaction per curated batch of 1,000 documents (the PATCHES entry says why)
+        # 1,000 documents per insert transaction, not 100 (the PATCHES entry says why)
         "-insert-batch-size",
-        os.environ.get("LAKE_FERRETDB_INSERT_BATCH", "1000"),
+        str(insert_batch()),
         # Go's profiler (`go tool pprof http://<addr>/debug/pprof/profile`), for benchmarks only.
         *(["-pprof-addr", addr] if (addr := os.environ.get("LAKE_FERRETDB_PPROF_ADDR")) else []),
     ], {
@@ -966,6 +969,14 @@ def command(cache: pathlib.Path, data: pathlib.Path, port: int) -> tuple[list[st
         "GOGC": os.environ.get("LAKE_FERRETDB_GOGC", "1000"),
         "GOMEMLIMIT": os.environ.get("LAKE_FERRETDB_GOMEMLIMIT", "1GiB"),
     }
+
+
+def insert_batch() -> int:
+    """``LAKE_FERRETDB_INSERT_BATCH``: documents per insert transaction, 1 to 10,000 (default 1,000)."""
+    text = os.environ.get("LAKE_FERRETDB_INSERT_BATCH") or "1000"
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise SystemExit(f"[stack] ferretdb: LAKE_FERRETDB_INSERT_BATCH must be 1 to 10000, not {text!r}")
+    return int(text)
 
 
 def ready(port: int) -> bool:

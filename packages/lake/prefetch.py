@@ -1,4 +1,4 @@
-"""Iterate in a thread of its own, a bounded number of items ahead of the consumer.
+"""Iterate in a worker's thread, a bounded number of items ahead of the consumer.
 
 The curator builds a batch of documents (Python: the GIL held), then waits for the store to write it
 (a socket read: the GIL released). Done one after the other, a chunk costs their sum; with the next

@@ -49,4 +49,7 @@ def run_service(service: str, build: Callable[[Settings, Publisher], Wiring[E]])
         loop.run()
     finally:
         if wiring.close is not None:
-            wiring.close()
+            try:
+                wiring.close()
+            except Exception:  # the loop's own error, if any, is the one that matters
+                log.exception("releasing the handler's resources failed")

@@ -4,6 +4,7 @@ the gateway's one admin client: for ``GET /pipeline``, the dashboard and ``/heal
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, TopicPartition
@@ -14,6 +15,7 @@ from lake.events import INGEST_REQUESTED, RAW_READY, STAGED_READY, TOPICS, dlq
 from lake.settings import Settings
 from services.gateway.stores import Stores
 
+log = logging.getLogger(__name__)
 CONSUMERS = {"ingestor": INGEST_REQUESTED, "stager": RAW_READY, "curator": STAGED_READY}
 
 
@@ -65,6 +67,9 @@ async def current(stores: Stores) -> dict[str, Any]:
             admin = await stores.kafka()
             state: dict[str, Any] = await asyncio.to_thread(snapshot, admin, stores.settings)
         except Exception:
-            await stores.close_kafka()
+            try:
+                await stores.close_kafka()
+            except Exception:  # the snapshot's error is the one to answer with
+                log.exception("closing the Kafka admin client failed")
             raise
         return state

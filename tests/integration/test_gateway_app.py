@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from kafka.errors import KafkaConnectionError
 from prometheus_client.parser import text_string_to_metric_families
 
 from lake.cli import create_key
@@ -128,20 +130,39 @@ def test_a_broker_that_cannot_be_reached_gives_503_naming_it_and_nothing_of_the_
         }
 
 
-def test_pipeline_makes_a_new_kafka_client_after_one_failed(settings: Settings, keys):
-    """A failed snapshot closes its admin client under the lock that serialises its calls (a
-    request sharing it may be mid-call otherwise); the next snapshot connects again."""
-    kafka = settings.kafka.model_copy(update={"bootstrap": "127.0.0.1:9"})
-    down = settings.model_copy(update={"kafka": kafka})
-    with TestClient(create_app(down), raise_server_exceptions=False) as client:
+class _StoppedAnswering:
+    """An admin client that had connected, whose broker no longer answers; records whether the
+    gateway closed it while holding the lock its calls are serialised by."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.closed_holding_lock: bool | None = None
+
+    def close(self) -> None:
+        self.closed_holding_lock = self.lock.locked()
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            raise KafkaConnectionError(f"{name}: the broker stopped answering")
+
+        return call
+
+
+def test_pipeline_closes_a_failed_kafka_client_under_its_lock_and_connects_again(settings: Settings, keys):
+    """Another request may be using the shared admin client: it is closed only under the lock that
+    serialises its calls, and the next snapshot connects anew (here to the real broker)."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         stores = client.app.state.stores  # type: ignore[attr-defined]
-        assert client.get("/pipeline", headers=keys["analyst"]).status_code == 503
-        assert stores._kafka is None
-        stores.settings = settings  # the broker is back (the same gateway, its address reachable)
+        broken = _StoppedAnswering(stores.kafka_lock)
+        stores._kafka = broken
+        answer = client.get("/pipeline", headers=keys["analyst"])
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["message"] == "kafka unavailable; try again later"
+        assert broken.closed_holding_lock is True and stores._kafka is None
         answer = client.get("/pipeline", headers=keys["analyst"])
         assert answer.status_code == 200, answer.text
-        assert {t["name"] for t in answer.json()["topics"]} >= {settings.topic("raw.ready")}
-        assert stores._kafka is not None
+        assert settings.topic("raw.ready") in {t["name"] for t in answer.json()["topics"]}
+        assert stores._kafka is not None and stores._kafka is not broken
 
 
 def test_a_query_over_the_time_limit_is_stopped_with_a_clear_422(settings: Settings, keys):

@@ -223,7 +223,9 @@ def test_an_unordered_insert_of_many_documents_keeps_all_but_the_duplicates(sett
     """The local FerretDB build inserts 1,000 documents per transaction, not 100
     (infra/ferretdb_component, LAKE_FERRETDB_INSERT_BATCH); a batch holding a duplicate `_id` fails
     as a whole and is retried one document at a time. The curator's writes rely on MongoDB's answer
-    to an unordered insert: every other document stored, an error for each duplicate, at its index."""
+    to an unordered insert: every other document stored, an error for each duplicate, at its index.
+    This checks that answer across several such batches; it cannot see the batch size itself (the
+    benchmarks measure what it changes)."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo.url)
     coll = client[settings.mongo.database]["batch_probe"]
     try:

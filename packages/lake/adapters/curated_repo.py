@@ -76,10 +76,17 @@ class CuratedRepository:
         for batch in batches:
             if not batch.docs:
                 continue
+            if len(batch.ids) != len(batch.docs) or not batch.lineages:
+                raise ValueError(
+                    f"a batch of {len(batch.docs)} documents names {len(batch.ids)} ids and"
+                    f" {len(batch.lineages)} lineages"
+                )
             foreign = batch.lineages - {(run_id, chunk_id)}
             if foreign:
+                run, chunk = min(foreign, key=repr)
                 raise ValueError(
-                    f"documents of {sorted(foreign)[0]} do not belong to chunk {chunk_id} of {run_id}"
+                    f"documents of {len(foreign)} other chunks (run {run} chunk {chunk}, …) do not"
+                    f" belong to chunk {chunk_id} of {run_id}"
                 )
             try:
                 self.tweets.insert_many(batch.docs, ordered=False)

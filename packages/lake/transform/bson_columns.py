@@ -1,11 +1,12 @@
 """BSON documents built a column at a time, with Arrow's compute functions.
 
 The curator stores each tweet as a small BSON document (``curated_store.stored_document``). Built
-as one Python dict per tweet and encoded by PyMongo, a batch cost ≈ 20 µs per document, a fifth of
-the curator's CPU (docs/benchmarks.md). Here every field of the batch is encoded at once: a BSON
-element is its type byte, its key, then its value's bytes, so a column of elements is a handful of
-Arrow kernels (lengths, little-endian integers viewed from Arrow's own buffers, byte strings joined
-element-wise), and a column of documents is its elements joined and framed by their length.
+as one Python dict per tweet and encoded by PyMongo, a batch of 5,000 cost 17.6 to 21.0 µs per
+document; encoded here, 9.6 to 13.3 (docs/benchmarks.md, "Stored documents encoded by column").
+Here every field of the batch is encoded at once: a BSON element is its type byte, its key, then
+its value's bytes, so a column of elements is a handful of Arrow kernels (lengths, little-endian
+integers viewed from Arrow's own buffers, byte strings joined element-wise), and a column of
+documents is its elements joined and framed by their length.
 PyMongo sends the bytes as they are (``RawBSONDocument``). ``tests/unit/test_bson_columns.py``
 checks the bytes equal PyMongo's encoding of the same values, nulls, large integers and
 non-ASCII text included.
@@ -34,8 +35,6 @@ _NULL, _STRING, _INT32_T, _INT64_T, _DOUBLE, _DATETIME, _BINARY, _DOC, _ARRAY = 
     b"\x03",
     b"\x04",
 )
-# an array's keys are its indexes as text ("0", "1", ...): enough for any list a tweet holds
-_INDEX_KEYS = pa.array([str(i).encode() for i in range(4096)], pa.binary())
 
 
 def _join(*parts: pa.Array | bytes) -> pa.Array:
@@ -43,7 +42,9 @@ def _join(*parts: pa.Array | bytes) -> pa.Array:
 
 
 def _fixed(values: pa.Array, width: int) -> pa.Array:
-    """Each value's bytes in memory (``width`` bytes each), as a binary column."""
+    """Each value's bytes in memory (``width`` bytes each, no nulls), as a binary column."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     fixed = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(width), len(values), [None, values.buffers()[1]], offset=values.offset
     )
@@ -74,6 +75,8 @@ def string(key: str, values: pa.Array) -> pa.Array:
 
 def integer(key: str, values: pa.Array) -> pa.Array:
     """int32 where the value fits, else int64: what PyMongo writes for a Python int."""
+    if not pa.types.is_integer(values.type):  # a bool is BSON's bool, not an integer
+        raise TypeError(f"{key}: integers expected, not {values.type}")
     wide = pc.fill_null(values.cast(pa.int64()), 0)
     low, high = (s.as_py() for s in pc.min_max(wide).values()) if len(wide) else (0, 0)
     if _INT32[0] <= low and high <= _INT32[1]:
@@ -105,20 +108,18 @@ def binary(key: str, values: pa.Array) -> pa.Array:
 
 def string_list(key: str, lists: pa.ListArray) -> pa.Array:
     """Lists of strings, as BSON arrays (documents keyed "0", "1", …); no null lists or items."""
-    if lists.null_count or lists.values.null_count:
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    flat = lists.flatten().cast(pa.binary())  # the items of these rows only, even of a slice
+    if lists.null_count or flat.null_count:
         raise ValueError(f"{key}: null lists or items cannot be encoded as arrays of strings")
-    flat = lists.flatten().cast(pa.binary())
-    firsts = pc.take(lists.offsets, pc.list_parent_indices(lists)).cast(pa.int64())
+    # a slice's offsets keep their place in the arrays it was cut from: made to count from 0
+    offsets = pc.subtract(lists.offsets, lists.offsets[0])
+    firsts = pc.take(offsets, pc.list_parent_indices(lists)).cast(pa.int64())
     positions = pc.subtract(pa.array(range(len(flat)), pa.int64()), firsts)
-    items = _join(
-        _STRING,
-        pc.take(_INDEX_KEYS, positions),
-        b"\x00",
-        _le32(pc.add(pc.binary_length(flat), 1)),
-        flat,
-        b"\x00",
-    )
-    bodies = pc.binary_join(pa.ListArray.from_arrays(lists.offsets, items), b"")
+    keys = positions.cast(pa.string()).cast(pa.binary())
+    items = _join(_STRING, keys, b"\x00", _le32(pc.add(pc.binary_length(flat), 1)), flat, b"\x00")
+    bodies = pc.binary_join(pa.ListArray.from_arrays(offsets, items), b"")
     return _join(_name(_ARRAY, key), _framed(bodies))
 
 
@@ -141,6 +142,8 @@ def documents(elements: Sequence[pa.Array]) -> pa.Array:
 def packed(lists: list[list[int]], id_bytes: int) -> pa.Array:
     """Each list of ids as one binary value, ``id_bytes`` little-endian bytes per id (what
     ``curated_store.pack_ids`` makes of one list), from the Arrow buffers of the lists."""
+    if id_bytes not in (2, 4):
+        raise ValueError(f"ids are packed in 2 or 4 bytes, not {id_bytes}")
     array = pa.array(lists, pa.list_(pa.uint16() if id_bytes == 2 else pa.uint32()))
     offsets = pc.multiply(array.offsets, id_bytes).cast(pa.int32())
     data = array.values.buffers()[1] if len(array.values) else pa.py_buffer(b"")
