@@ -2,7 +2,7 @@
 
 The curator stores each tweet as a small BSON document (``curated_store.stored_document``). Built
 as one Python dict per tweet and encoded by PyMongo, a batch of 5,000 cost 17.6 to 21.0 µs per
-document; encoded here, 9.6 to 13.3 (docs/benchmarks.md, "Stored documents encoded by column").
+document; encoded here, 9.6 to 13.3 (docs/benchmarks.md, "… stored documents encoded by column …").
 Here every field of the batch is encoded at once: a BSON element is its type byte, its key, then
 its value's bytes, so a column of elements is a handful of Arrow kernels (lengths, little-endian
 integers viewed from Arrow's own buffers, byte strings joined element-wise), and a column of

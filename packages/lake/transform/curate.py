@@ -147,10 +147,9 @@ def _stored(
     """The stored documents, encoded a column at a time (``lake.transform.bson_columns``): the bytes
     PyMongo makes of ``curated_store.stored_document``'s dict (its keys in its order; ``created_at``
     as the same UTC instant)."""
-    table = rows.select(_STORED_COLUMNS).to_arrow()
 
     def col(name: str) -> pa.Array:
-        return table.column(name).combine_chunks()
+        return rows[name].to_arrow()
 
     ids = col("twitter_id").cast(pa.string())
     docs = bc.documents(
@@ -173,23 +172,6 @@ def _stored(
     )
     lineages = frozenset(rows.select("run_id", "chunk_id").unique().iter_rows())
     return StoredBatch([RawBSONDocument(raw) for raw in docs.to_pylist()], ids.to_pylist(), lineages)
-
-
-_STORED_COLUMNS = (
-    "twitter_id",
-    "company",
-    "screenname",
-    "username",
-    "location",
-    "followers",
-    "friends",
-    "retweet_count",
-    "text",
-    "polarity",
-    "sentiment",
-    "run_id",
-    "chunk_id",
-)
 
 
 def _parts(
