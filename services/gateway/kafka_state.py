@@ -3,8 +3,6 @@ the gateway's one admin client: for ``GET /pipeline``, the dashboard and ``/heal
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, TopicPartition
@@ -15,7 +13,6 @@ from lake.events import INGEST_REQUESTED, RAW_READY, STAGED_READY, TOPICS, dlq
 from lake.settings import Settings
 from services.gateway.stores import Stores
 
-log = logging.getLogger(__name__)
 CONSUMERS = {"ingestor": INGEST_REQUESTED, "stager": RAW_READY, "curator": STAGED_READY}
 
 
@@ -59,17 +56,5 @@ def snapshot(admin: KafkaAdminClient, settings: Settings) -> dict[str, Any]:
 
 
 async def current(stores: Stores) -> dict[str, Any]:
-    """A snapshot through the gateway's one admin client (not thread-safe: one call at a time). A
-    client that failed is closed under the same lock (no other call is using it) and made again
-    by the next call."""
-    async with stores.kafka_lock:
-        try:
-            admin = await stores.kafka()
-            state: dict[str, Any] = await asyncio.to_thread(snapshot, admin, stores.settings)
-        except Exception:
-            try:
-                await stores.close_kafka()
-            except Exception:  # the snapshot's error is the one to answer with
-                log.exception("closing the Kafka admin client failed")
-            raise
-        return state
+    """A snapshot through the gateway's one admin client (``Stores.with_kafka``)."""
+    return await stores.with_kafka(lambda admin: snapshot(admin, stores.settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from lake.settings import MySQLSettings, Settings
 from services.gateway.doc_cache import DocCache
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
@@ -102,6 +104,20 @@ class Stores:
                 bootstrap_timeout_ms=5000,
             )
         return self._kafka
+
+    async def with_kafka(self, call: Callable[[KafkaAdminClient], T]) -> T:
+        """``call`` with the gateway's one admin client, in a thread, one call at a time
+        (kafka-python's client is not thread-safe). A client that failed is closed under the same
+        lock (no other call is using it), and the next call makes another."""
+        async with self.kafka_lock:
+            try:
+                return await asyncio.to_thread(call, await self.kafka())
+            except Exception:
+                try:
+                    await self.close_kafka()
+                except Exception:  # the call's error is the one to answer with
+                    log.exception("closing the Kafka admin client failed")
+                raise
 
     async def close_kafka(self) -> None:
         if self._kafka is not None:

@@ -100,13 +100,7 @@ async def probes(stores: Stores) -> dict[str, Check]:
         await stores.mongo.admin.command("ping")
 
     async def kafka() -> None:
-        async with stores.kafka_lock:
-            try:
-                admin = await stores.kafka()
-                await asyncio.to_thread(admin.list_topics)
-            except Exception:
-                await stores.close_kafka()  # reconnect on the next probe
-                raise
+        await stores.with_kafka(lambda admin: admin.list_topics())  # a failed client: a new one next
 
     names = ("s3", "mysql", "mongodb", "kafka")
     results = await asyncio.gather(*(_timed(p) for p in (s3, mysql, mongodb, kafka)))
