@@ -139,12 +139,14 @@ def documents(elements: Sequence[pa.Array]) -> pa.Array:
     return _framed(_join(*elements))
 
 
-def packed(lists: list[list[int]], id_bytes: int) -> pa.Array:
+def packed(lists: pa.ListArray, id_bytes: int) -> pa.Array:
     """Each list of ids as one binary value, ``id_bytes`` little-endian bytes per id (what
     ``curated_store.pack_ids`` makes of one list), from the Arrow buffers of the lists."""
     if id_bytes not in (2, 4):
         raise ValueError(f"ids are packed in 2 or 4 bytes, not {id_bytes}")
-    array = pa.array(lists, pa.list_(pa.uint16() if id_bytes == 2 else pa.uint32()))
-    offsets = pc.multiply(array.offsets, id_bytes).cast(pa.int32())
-    data = array.values.buffers()[1] if len(array.values) else pa.py_buffer(b"")
-    return pa.BinaryArray.from_buffers(pa.binary(), len(array), [None, offsets.buffers()[1], data])
+    if lists.null_count:
+        raise ValueError("null lists of ids cannot be packed")
+    values = lists.flatten().cast(pa.uint16() if id_bytes == 2 else pa.uint32())  # raises beyond
+    offsets = pc.multiply(pc.subtract(lists.offsets, lists.offsets[0]), id_bytes).cast(pa.int32())
+    data = values.buffers()[1] if len(values) else pa.py_buffer(b"")
+    return pa.BinaryArray.from_buffers(pa.binary(), len(lists), [None, offsets.buffers()[1], data])

@@ -59,10 +59,11 @@ def curate_batch(
     # naive UTC times: the catalogue's DATETIME, and what BSON stores for an aware UTC time alike
     times = rows["created_at"].dt.replace_time_zone(None).to_list()
     items = (j.encode() for j in _list_items(frame))
+    token_lists = pa.array(token_ids, pa.list_(pa.int32()))  # the Parquet column and the packed ids
     return CuratedBatch(
-        stored=_stored(rows, companies, token_ids, tokenizer),
+        stored=_stored(rows, companies, token_lists, tokenizer),
         items=list(zip(tids, times, sentiments, items, companies, strict=True)),
-        parts=_parts(frame, token_ids, meta),
+        parts=_parts(frame, token_lists, meta),
     )
 
 
@@ -91,10 +92,13 @@ def _documents(
     )
 
 
-def _lists(name: str, values: list[list[Any]], item: pa.DataType | None = None) -> pl.Series:
-    """A column of lists (of strings by default), through Arrow: polars builds one from Python
-    lists ~20x slower."""
-    series = pl.from_arrow(pa.array(values, pa.list_(item or pa.string())))
+def _lists(name: str, values: list[list[Any]]) -> pl.Series:
+    """A column of lists of strings, through Arrow: polars builds one from Python lists ~20x slower."""
+    return _series(name, pa.array(values, pa.list_(pa.string())))
+
+
+def _series(name: str, array: pa.Array) -> pl.Series:
+    series = pl.from_arrow(array)
     assert isinstance(series, pl.Series)
     return series.alias(name)
 
@@ -142,7 +146,7 @@ def _list_items(frame: pl.DataFrame) -> list[str]:
 
 
 def _stored(
-    rows: pl.DataFrame, companies: list[list[str]], token_ids: list[list[int]], tokenizer: dict[str, Any]
+    rows: pl.DataFrame, companies: list[list[str]], token_lists: pa.ListArray, tokenizer: dict[str, Any]
 ) -> StoredBatch:
     """The stored documents, encoded a column at a time (``lake.transform.bson_columns``): the bytes
     PyMongo makes of ``curated_store.stored_document``'s dict (its keys in its order; ``created_at``
@@ -163,7 +167,7 @@ def _stored(
             bc.string("text", col("text")),
             bc.double("polarity", col("polarity")),
             bc.string("sentiment", col("sentiment")),
-            bc.binary("tok", bc.packed(token_ids, tokenizer["id_bytes"])),
+            bc.binary("tok", bc.packed(token_lists, tokenizer["id_bytes"])),
             bc.string("tokenizer", pa.array([tokenizer["_id"]] * rows.height, pa.string())),
             bc.subdocument(
                 "lineage", [bc.string("run_id", col("run_id")), bc.integer("chunk_id", col("chunk_id"))]
@@ -175,12 +179,12 @@ def _stored(
 
 
 def _parts(
-    frame: pl.DataFrame, token_ids: list[list[int]], meta: dict[str, str]
+    frame: pl.DataFrame, token_lists: pa.ListArray, meta: dict[str, str]
 ) -> dict[tuple[str, str], pa.Table]:
     """The batch as Parquet tables of ``curated_parquet.SCHEMA`` per (company, month), each in the
     batch's order (``curated_parquet.partitions``' tables)."""
     frame = frame.with_columns(
-        _lists("token_ids", token_ids, pa.int32()),
+        _series("token_ids", token_lists),
         tokenizer=pl.lit(meta["tokenizer"]),
         vocab_sha256=pl.lit(meta["vocab_sha256"]),
         lineage_run_id=pl.col("run_id"),
