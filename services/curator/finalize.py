@@ -17,10 +17,8 @@ the redelivered event finalises again). Every step is idempotent:
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections import defaultdict
 from pathlib import Path
 
 from lake.adapters.curated_catalog import CuratedCatalog
@@ -93,20 +91,24 @@ class RunFinalizer:
         prefix = cp.chunk_prefix(run_id)
         keys = self.ledger.curated_objects(run_id)
         if keys is None:
-            parts: dict[tuple[str, str], list[str]] = defaultdict(list)
-            for key in cp.current_parts([obj["Key"] for obj in self.store.list_keys(bucket, prefix)]):
-                parts[cp.partition_of_key(key)].append(key)
-            keys = []
             work = Path(self.settings.pipeline.work_dir)
             work.mkdir(parents=True, exist_ok=True)
-            for (company, month), chunk_keys in sorted(parts.items()):
+            listed = cp.chunk_sources(obj["Key"] for obj in self.store.list_keys(bucket, prefix))
+            keys = []
+            # each chunk's object read once, its partitions spilled to local files; then each
+            # partition is written from them (curated_parquet.PartitionSpill)
+            with cp.PartitionSpill(work) as spill:
+                for key in listed:
+                    for part, table in cp.partitions_of_object(key, self.store.get_bytes(bucket, key)):
+                        spill.add(part, table)
+                for company, month in spill.partitions():
 
-                def upload(n: int, path: Path, company: str = company, month: str = month) -> None:
-                    self.store.upload_file(bucket, cp.final_key(company, month, run_id, n), path)
+                    def upload(n: int, path: Path, company: str = company, month: str = month) -> None:
+                        self.store.upload_file(bucket, cp.final_key(company, month, run_id, n), path)
 
-                sources = [functools.partial(self.store.get_bytes, bucket, k) for k in sorted(chunk_keys)]
-                rows = cp.compact(sources, self.settings.pipeline.parquet_max_rows, upload, work)
-                keys += [cp.final_key(company, month, run_id, n) for n in range(len(rows))]
+                    tables = spill.tables((company, month))
+                    rows = cp.compact(tables, self.settings.pipeline.parquet_max_rows, upload, work)
+                    keys += [cp.final_key(company, month, run_id, n) for n in range(len(rows))]
             self.ledger.set_curated_objects(run_id, keys)
         self.store.delete_prefix(bucket, prefix)
         # a replayed run: the objects of its earlier compaction that this one did not rewrite

@@ -101,13 +101,12 @@ class Curator:
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc
         keys: list[str] = []
-        if not finished:  # once a run is compacted, its per-chunk parts are never read again
-            for (company, month), parts in sorted(tables.items()):
-                key = cp.chunk_part_key(event.run_id, company, month, event.chunk_id)
-                self.store.put_bytes(
-                    self.settings.s3.curated_bucket, key, cp.part_bytes(pa.concat_tables(parts))
-                )
-                keys.append(key)
+        # once a run is compacted, its chunk files are never read again; a chunk with no documents
+        # still writes its (empty) file, so a replay that stages nothing leaves no rows behind
+        if not finished:
+            key = cp.chunk_key(event.run_id, event.chunk_id)
+            self.store.put_bytes(self.settings.s3.curated_bucket, key, cp.chunk_bytes(tables))
+            keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated
         gone = self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, items, event.replay)
         if gone:  # a replay from stage no longer stages them: off the catalogue above, now the store

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from pydantic_core import to_json
 
@@ -25,6 +26,7 @@ from lake.events import (
 )
 from lake.runner import PermanentError
 from lake.settings import Settings
+from lake.transform import curated_parquet as cp
 from lake.transform import item_codec
 from lake.transform.clean import hashtags_of
 from lake.transform.curated_store import STAGED_ADDS, Staged, api_document, unpack_ids
@@ -32,6 +34,7 @@ from services.curator.handler import Curator
 from services.ingestor.handler import Ingestor
 from services.stager.handler import Stager
 from tests.fakes import CollectingPublisher
+from tests.unit.test_curated_parquet import _docs as curated_docs
 
 
 def run_all(
@@ -134,6 +137,35 @@ def test_a_finalisation_cut_short_after_recording_its_files_only_finishes_the_cl
     store.put_bytes(settings.s3.curated_bucket, leftover, b"not read again")
     assert curator.finalizer.compact(run_id) == keys
     assert list(store.list_keys(settings.s3.curated_bucket, f"_chunks/run_id={run_id}/")) == []
+
+
+def test_a_run_curated_across_the_upgrade_compacts_each_chunk_once_from_its_latest_form(
+    pipeline, store, settings
+):
+    *_, curator, _ = pipeline
+    run_id, bucket = f"h-{uuid.uuid4().hex[:8]}", settings.s3.curated_bucket
+    apple, tesla = ("Apple", "2020-09"), ("Tesla", "2020-09")
+
+    def rows(n: int, start: int, company: str = "Apple") -> pa.Table:
+        return cp.partitions(curated_docs(n, start, company))[company, "2020-09"]
+
+    objects = {  # chunk 0 as parts, chunk 1 as a part and again as a file, chunk 2 as a file
+        cp.chunk_part_key(run_id, *apple, 0): cp.part_bytes(rows(30, 0)),
+        cp.chunk_part_key(run_id, *tesla, 0): cp.part_bytes(rows(5, 500, "Tesla")),
+        cp.chunk_part_key(run_id, *apple, 1): cp.part_bytes(rows(10, 9000)),  # superseded
+        cp.chunk_key(run_id, 1): cp.chunk_bytes({apple: [rows(20, 30)]}),
+        cp.chunk_key(run_id, 2): cp.chunk_bytes({apple: [rows(7, 50)], tesla: [rows(3, 505, "Tesla")]}),
+    }
+    for key, data in objects.items():
+        store.put_bytes(bucket, key, data)
+    keys = curator.finalizer.compact(run_id)
+    assert keys == [cp.final_key(*apple, run_id, 0), cp.final_key(*tesla, run_id, 0)]
+    ids = [pl.read_parquet(io.BytesIO(store.get_bytes(bucket, k)))["twitter_id"].to_list() for k in keys]
+    first = 1_300_000_000_000_000_000
+    assert ids == [[first + i for i in range(57)], [first + i for i in range(500, 508)]]
+    assert list(store.list_keys(bucket, f"_chunks/run_id={run_id}/")) == []
+    for key in keys:
+        store.delete(bucket, key)
 
 
 def test_replaying_every_event_changes_no_count_and_no_store(pipeline, repo, ledger, store, settings):

@@ -119,13 +119,78 @@ def test_a_part_is_one_compressed_arrow_batch_and_parquet_parts_still_read():
     assert cp.read_part(_parquet_part(table)).equals(table)
 
 
-def test_a_chunk_with_a_part_of_each_format_is_compacted_once_from_its_ipc_part():
-    # curated before the IPC parts and again after them (a redelivery across the upgrade)
-    keys = [cp.chunk_part_key("r1", "Apple", "2020-09", n) for n in (3, 1)]
-    legacy = [k.replace(".arrow", ".parquet") for k in keys]
-    assert cp.current_parts([legacy[0], keys[0], legacy[1]]) == sorted([keys[0], legacy[1]])
-    assert cp.current_parts([keys[0], legacy[0]]) == [keys[0]]
-    assert cp.current_parts([]) == []
+def test_a_chunk_is_read_from_its_file_or_else_from_its_latest_parts():
+    # chunk 1: parts in both earlier formats; 3: parts and, curated again, its file; 10: its file
+    legacy = [cp.chunk_part_key("r1", c, "2020-09", 1) for c in ("Tesla", "Apple")]
+    keys = [
+        cp.chunk_key("r1", 10),
+        legacy[0],
+        legacy[0].replace(".arrow", ".parquet"),
+        legacy[1].replace(".arrow", ".parquet"),
+        cp.chunk_part_key("r1", "Apple", "2020-09", 3),
+        cp.chunk_key("r1", 3),
+        "_chunks/run_id=r1/README.txt",
+    ]
+    assert cp.chunk_sources(keys) == [
+        legacy[1].replace(".arrow", ".parquet"),
+        legacy[0],
+        cp.chunk_key("r1", 3),
+        cp.chunk_key("r1", 10),
+    ]
+    assert cp.chunk_key("r1", 3) == "_chunks/run_id=r1/chunk-00003.arrow"
+    assert cp.chunk_sources([]) == []
+
+
+def _two_partitions(n: int, start: int) -> dict[tuple[str, str], pa.Table]:
+    docs = [d for pair in zip(_docs(n, start), _docs(n, start, "Tesla"), strict=True) for d in pair]
+    return cp.partitions(docs)
+
+
+def test_a_chunk_file_holds_each_partition_as_one_named_compressed_batch():
+    # a chunk's partitions as its batches' slices, given in no particular order
+    first, second = _two_partitions(300, 0), _two_partitions(200, 300)
+    parts = {p: [first[p], second[p]] for p in reversed(sorted(first))}
+    data = cp.chunk_bytes(parts)
+    reader = ipc.open_file(pa.py_buffer(data))
+    assert data[:6] == b"ARROW1" and reader.num_record_batches == 2 and reader.schema == cp.SCHEMA
+    assert len(data) < sum(t.nbytes for p in parts.values() for t in p) / 2  # LZ4-compressed buffers
+    read = list(cp.chunk_partitions(data))
+    assert [p for p, _ in read] == [("Apple", "2020-09"), ("Tesla", "2020-09")]
+    for part, table in read:
+        assert table.equals(pa.concat_tables(parts[part]))
+    assert list(cp.partitions_of_object(cp.chunk_key("r1", 0), data)) == read
+    legacy = cp.chunk_part_key("r1", "Tesla", "2020-09", 0)
+    assert list(cp.partitions_of_object(legacy, cp.part_bytes(read[1][1]))) == [read[1]]
+    assert list(cp.chunk_partitions(cp.chunk_bytes({}))) == []
+
+
+def test_the_spill_gives_back_each_partitions_tables_in_order_and_leaves_no_file(tmp_path: Path):
+    chunks = [_two_partitions(n, start) for n, start in ((30, 0), (10, 100), (20, 200))]
+    with cp.PartitionSpill(tmp_path) as spill:
+        for chunk in chunks:
+            for part, table in chunk.items():
+                spill.add(part, table)
+        assert spill.partitions() == [("Apple", "2020-09"), ("Tesla", "2020-09")]
+        for part in spill.partitions():
+            rows = cp.compact(spill.tables(part), 45, lambda n, p: None, tmp_path)
+            assert rows == [45, 15]
+        assert list(spill.tables(("Apple", "2020-09"))) == [] and spill.partitions() == []  # once
+        assert [len(list(d.iterdir())) for d in tmp_path.iterdir()] == [0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spilled_partition_compacts_to_the_rows_of_its_chunks_in_order(tmp_path: Path):
+    chunks = [_two_partitions(n, start) for n, start in ((300, 0), (200, 300))]
+    with cp.PartitionSpill(tmp_path) as spill:
+        for chunk in chunks:
+            for part, table in chunk.items():
+                spill.add(part, table)
+        files: list[pa.Table] = []
+        cp.compact(
+            spill.tables(("Tesla", "2020-09")), 1000, lambda n, p: files.append(pq.read_table(p)), tmp_path
+        )
+    expected = pa.concat_tables([c["Tesla", "2020-09"] for c in chunks])
+    assert len(files) == 1 and files[0].equals(expected)
 
 
 def test_compaction_of_nothing_writes_nothing(tmp_path: Path):

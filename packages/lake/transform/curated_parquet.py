@@ -1,21 +1,29 @@
 """The curated layer as Parquet: one fixed schema, partitioned by company and month.
 
-A chunk's documents are first written as per-chunk part files under
-``_chunks/run_id=<run>/company=<c>/year_month=<YYYY-MM>/chunk-NNNNN.arrow``; when the run's last chunk
-is curated they are compacted into ``tweets/company=<c>/year_month=<YYYY-MM>/<run>-part-NNNNN.parquet``
-(``max_rows`` rows per file, so only a partition's last file of a run is smaller). The parts are
-read once, by the compaction, and never by a user: they are Arrow IPC files (LZ4), which cost a
-third of Parquet's CPU to write and a sixth to read (:func:`part_bytes`). Names are
+A curated chunk's rows are first written as one file, ``_chunks/run_id=<run>/chunk-NNNNN.arrow``
+(:func:`chunk_bytes`): Arrow IPC (LZ4), a record batch per partition, each naming its partition.
+When the run's last chunk is curated the files are compacted into
+``tweets/company=<c>/year_month=<YYYY-MM>/<run>-part-NNNNN.parquet`` (``max_rows`` rows per file, so
+only a partition's last file of a run is smaller): each chunk file is read once and its partitions
+spilled to local files (:class:`PartitionSpill`), then each partition is written from them. The
+files are read once, by the compaction, and never by a user: Arrow IPC costs a third of Parquet's
+CPU to write and a sixth to read, and one object per chunk instead of one per chunk and partition
+spares the S3 server and client ≈ 20 ms of CPU per object (docs/benchmarks.md). Names are
 deterministic, so a replay overwrites instead of adding. The schema is fixed (not inferred per
 chunk), so every part of a partition concatenates without casts.
+
+Runs in flight across an upgrade left the earlier form, which compacts too: one object per chunk
+and partition, ``_chunks/run_id=<run>/company=<c>/year_month=<YYYY-MM>/chunk-NNNNN.arrow`` (or
+``.parquet`` before the IPC parts). A chunk curated in both forms is read from its chunk file.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +78,13 @@ def chunk_prefix(run_id: str) -> str:
     return f"_chunks/run_id={run_id}/"
 
 
+def chunk_key(run_id: str, chunk_id: int) -> str:
+    """A curated chunk's file of rows (:func:`chunk_bytes`), all its partitions."""
+    return f"{chunk_prefix(run_id)}chunk-{chunk_id:05d}.arrow"
+
+
 def chunk_part_key(run_id: str, company: str, month: str, chunk_id: int) -> str:
+    """A chunk's part of one partition, as curators wrote them before :func:`chunk_key`."""
     return f"{chunk_prefix(run_id)}company={company}/year_month={month}/chunk-{chunk_id:05d}.arrow"
 
 
@@ -78,22 +92,46 @@ def final_key(company: str, month: str, run_id: str, part: int) -> str:
     return f"tweets/company={company}/year_month={month}/{run_id}-part-{part:05d}.parquet"
 
 
-def current_parts(keys: list[str]) -> list[str]:
-    """The part keys to compact, sorted: one per chunk and partition. A chunk curated before the
-    IPC parts and again after them (a redelivery, a redrive across the upgrade) left both its
-    ``.parquet`` and its ``.arrow`` part; the ``.arrow`` one is the later."""
-    chosen: dict[str, str] = {}
+_CHUNK_NO = re.compile(r"/chunk-(\d+)\.(?:arrow|parquet)$")
+
+
+def chunk_sources(keys: Iterable[str]) -> list[str]:
+    """The objects to compact, in chunk order: a chunk's file (:func:`chunk_key`) when it has one,
+    else its parts of each partition, sorted (written before the chunk files; of a part in both
+    of their formats, the ``.arrow`` one, the later). A chunk curated before and after the chunk
+    files (a redelivery, a redrive across the upgrade) is read from its chunk file alone."""
+    whole: dict[int, str] = {}
+    parts: dict[int, dict[str, str]] = defaultdict(dict)
     for key in keys:
+        found = _CHUNK_NO.search(key)
+        if found is None:
+            continue
+        chunk = int(found.group(1))
+        if "/company=" not in key:
+            whole[chunk] = key
+            continue
         stem = key.rsplit(".", 1)[0]
-        if stem not in chosen or key.endswith(".arrow"):
-            chosen[stem] = key
-    return sorted(chosen.values())
+        if stem not in parts[chunk] or key.endswith(".arrow"):
+            parts[chunk][stem] = key
+    out: list[str] = []
+    for chunk in sorted(whole.keys() | parts.keys()):
+        out += [whole[chunk]] if chunk in whole else sorted(parts[chunk].values())
+    return out
 
 
 def partition_of_key(key: str) -> tuple[str, str]:
     """``(company, month)`` of a per-chunk part key."""
     fields = dict(p.split("=", 1) for p in key.split("/") if "=" in p)
     return fields["company"], fields["year_month"]
+
+
+def partitions_of_object(key: str, data: bytes) -> Iterator[tuple[tuple[str, str], pa.Table]]:
+    """An object of :func:`chunk_sources` as (partition, rows): a chunk file's record batches,
+    or a part of one partition (its key names it)."""
+    if "/company=" not in key:
+        yield from chunk_partitions(data)
+    else:
+        yield partition_of_key(key), read_part(data)
 
 
 def flat_row(doc: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +205,65 @@ def part_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue())
 
 
+def chunk_bytes(parts: Mapping[tuple[str, str], Sequence[pa.Table]]) -> bytes:
+    """A chunk's rows as one Arrow IPC file (LZ4 buffers): a record batch per partition, in the
+    partitions' order, its rows in the chunk's order; each batch's metadata names its partition.
+    ``parts``: each partition's tables (a chunk's batches' slices), concatenated here."""
+    sink = pa.BufferOutputStream()
+    options = ipc.IpcWriteOptions(compression=PART_COMPRESSION)
+    with ipc.new_file(sink, SCHEMA, options=options) as writer:
+        for (company, month), tables in sorted(parts.items()):
+            named = {"company": company, "year_month": month}
+            for batch in pa.concat_tables(tables).combine_chunks().to_batches():
+                writer.write_batch(batch, custom_metadata=named)
+    return bytes(sink.getvalue())
+
+
+def chunk_partitions(data: bytes) -> Iterator[tuple[tuple[str, str], pa.Table]]:
+    """A chunk file's partitions (:func:`chunk_bytes`), in its order, a record batch at a time."""
+    reader = ipc.open_file(pa.py_buffer(data))
+    for i in range(reader.num_record_batches):
+        batch, named = reader.get_batch_with_custom_metadata(i)
+        part = (named[b"company"].decode(), named[b"year_month"].decode())
+        yield part, pa.Table.from_batches([batch]).cast(SCHEMA)
+
+
+class PartitionSpill:
+    """Each partition's tables, in the order added, in local Arrow IPC files: uncompressed, ≈ 0.66
+    KB per row, 1.5 µs per row to write and read back where LZ4 took 5.8 (docs/benchmarks.md).
+
+    The compaction reads each chunk file once and spills its partitions here, then writes each
+    partition from its files, one table in memory at a time. A file per (partition, table), so
+    none stays open whatever the number of partitions; the folder is removed on exit."""
+
+    def __init__(self, tmp_dir: Path | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(dir=tmp_dir, prefix="spill-")
+        self._files: dict[tuple[str, str], list[Path]] = defaultdict(list)
+
+    def __enter__(self) -> PartitionSpill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def add(self, partition: tuple[str, str], table: pa.Table) -> None:
+        path = Path(self._tmp.name) / f"{sum(map(len, self._files.values())):08d}.arrow"
+        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, SCHEMA) as writer:
+            writer.write_table(table)
+        self._files[partition].append(path)
+
+    def partitions(self) -> list[tuple[str, str]]:
+        return sorted(self._files)
+
+    def tables(self, partition: tuple[str, str]) -> Iterator[pa.Table]:
+        """The partition's tables in the order added, once: each file is deleted once read."""
+        for path in self._files.pop(partition, []):
+            with pa.OSFile(str(path)) as source:
+                table = ipc.open_file(source).read_all()
+            yield table
+            path.unlink()
+
+
 def read_part(data: bytes) -> pa.Table:
     """A per-chunk part as a table of :data:`SCHEMA`: an Arrow IPC file, or a Parquet file (the
     parts' format before the IPC parts: a run in flight across an upgrade compacts both)."""
@@ -176,7 +273,7 @@ def read_part(data: bytes) -> pa.Table:
 
 
 def compact(
-    sources: Sequence[bytes | Callable[[], bytes]],
+    sources: Iterable[pa.Table | bytes | Callable[[], bytes]],
     max_rows: int,
     upload: Callable[[int, Path], None],
     tmp_dir: Path | None = None,
@@ -184,8 +281,8 @@ def compact(
 ) -> list[int]:
     """Concatenate per-chunk parts into Parquet files of at most ``max_rows`` rows, streaming.
 
-    ``sources`` are part files (:func:`read_part`: bytes, or callables returning them, read one at a
-    time); each output file is written to a temporary file and handed to
+    ``sources`` are tables of :data:`SCHEMA` or part files (:func:`read_part`: bytes, or callables
+    returning them), read one at a time; each output file is written to a temporary file and handed to
     ``upload(part_number, path)``. Memory holds at most one row group (``row_group_rows``) plus one
     source part, whatever the partition's size. Returns the rows of each output file.
     """
@@ -217,7 +314,7 @@ def compact(
 
         for source in sources:
             data = source() if callable(source) else source
-            table = read_part(data)
+            table = data if isinstance(data, pa.Table) else read_part(data)
             offset = 0
             while offset < table.num_rows:
                 take = min(max_rows - rows_in_file, row_group_rows - pending_rows, table.num_rows - offset)
