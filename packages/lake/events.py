@@ -129,7 +129,10 @@ class StagedChunkReady(ChunkEvent):
 class CuratedChunkReady(ChunkEvent):
     topic: ClassVar[str] = CURATED_READY
     curated_docs: int = Field(ge=0)
-    parquet_keys: list[str]
+    parquet_keys: list[str] = Field(
+        description="the chunk's curated rows in the curated bucket, until its run's compaction"
+        " (one Arrow IPC file, lake.transform.curated_parquet.chunk_key); none once the run was compacted"
+    )
 
 
 class DeadLettered(BaseModel):

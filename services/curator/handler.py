@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -105,7 +107,11 @@ class Curator:
         # still writes its (empty) file, so a replay that stages nothing leaves no rows behind
         if not finished:
             key = cp.chunk_key(event.run_id, event.chunk_id)
-            self.store.put_bytes(self.settings.s3.curated_bucket, key, cp.chunk_bytes(tables))
+            work = Path(self.settings.pipeline.work_dir)
+            work.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=work, prefix="chunk-") as tmp:
+                cp.write_chunk_file(tables, Path(tmp) / "chunk.arrow")
+                self.store.put_file(self.settings.s3.curated_bucket, key, Path(tmp) / "chunk.arrow")
             keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated
         gone = self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, items, event.replay)

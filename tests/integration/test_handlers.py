@@ -140,7 +140,7 @@ def test_a_finalisation_cut_short_after_recording_its_files_only_finishes_the_cl
 
 
 def test_a_run_curated_across_the_upgrade_compacts_each_chunk_once_from_its_latest_form(
-    pipeline, store, settings
+    pipeline, store, settings, tmp_path: Path
 ):
     *_, curator, _ = pipeline
     run_id, bucket = f"h-{uuid.uuid4().hex[:8]}", settings.s3.curated_bucket
@@ -149,12 +149,16 @@ def test_a_run_curated_across_the_upgrade_compacts_each_chunk_once_from_its_late
     def rows(n: int, start: int, company: str = "Apple") -> pa.Table:
         return cp.partitions(curated_docs(n, start, company))[company, "2020-09"]
 
+    def chunk_file(parts: dict[tuple[str, str], list[pa.Table]]) -> bytes:
+        cp.write_chunk_file(parts, tmp_path / "chunk.arrow")
+        return (tmp_path / "chunk.arrow").read_bytes()
+
     objects = {  # chunk 0 as parts, chunk 1 as a part and again as a file, chunk 2 as a file
         cp.chunk_part_key(run_id, *apple, 0): cp.part_bytes(rows(30, 0)),
         cp.chunk_part_key(run_id, *tesla, 0): cp.part_bytes(rows(5, 500, "Tesla")),
         cp.chunk_part_key(run_id, *apple, 1): cp.part_bytes(rows(10, 9000)),  # superseded
-        cp.chunk_key(run_id, 1): cp.chunk_bytes({apple: [rows(20, 30)]}),
-        cp.chunk_key(run_id, 2): cp.chunk_bytes({apple: [rows(7, 50)], tesla: [rows(3, 505, "Tesla")]}),
+        cp.chunk_key(run_id, 1): chunk_file({apple: [rows(20, 30)]}),
+        cp.chunk_key(run_id, 2): chunk_file({apple: [rows(7, 50)], tesla: [rows(3, 505, "Tesla")]}),
     }
     for key, data in objects.items():
         store.put_bytes(bucket, key, data)

@@ -146,22 +146,23 @@ def _two_partitions(n: int, start: int) -> dict[tuple[str, str], pa.Table]:
     return cp.partitions(docs)
 
 
-def test_a_chunk_file_holds_each_partition_as_one_named_compressed_batch():
+def test_a_chunk_file_holds_each_partition_as_one_named_compressed_batch(tmp_path: Path):
     # a chunk's partitions as its batches' slices, given in no particular order
     first, second = _two_partitions(300, 0), _two_partitions(200, 300)
     parts = {p: [first[p], second[p]] for p in reversed(sorted(first))}
-    data = cp.chunk_bytes(parts)
+    cp.write_chunk_file(parts, tmp_path / "chunk.arrow")
+    data = (tmp_path / "chunk.arrow").read_bytes()
     reader = ipc.open_file(pa.py_buffer(data))
     assert data[:6] == b"ARROW1" and reader.num_record_batches == 2 and reader.schema == cp.SCHEMA
     assert len(data) < sum(t.nbytes for p in parts.values() for t in p) / 2  # LZ4-compressed buffers
-    read = list(cp.chunk_partitions(data))
+    read = list(cp.chunk_partitions(tmp_path / "chunk.arrow"))
     assert [p for p, _ in read] == [("Apple", "2020-09"), ("Tesla", "2020-09")]
     for part, table in read:
         assert table.equals(pa.concat_tables(parts[part]))
-    assert list(cp.partitions_of_object(cp.chunk_key("r1", 0), data)) == read
-    legacy = cp.chunk_part_key("r1", "Tesla", "2020-09", 0)
-    assert list(cp.partitions_of_object(legacy, cp.part_bytes(read[1][1]))) == [read[1]]
-    assert list(cp.chunk_partitions(cp.chunk_bytes({}))) == []
+    cp.write_chunk_file({}, tmp_path / "empty.arrow")  # a chunk with no documents
+    assert list(cp.chunk_partitions(tmp_path / "empty.arrow")) == []
+    assert cp.is_chunk_file(cp.chunk_key("r1", 0))
+    assert not cp.is_chunk_file(cp.chunk_part_key("r1", "Tesla", "2020-09", 0))
 
 
 def test_the_spill_gives_back_each_partitions_tables_in_order_and_leaves_no_file(tmp_path: Path):

@@ -69,6 +69,22 @@ class S3ObjectStore:
     def upload_file(self, bucket: str, key: str, path: Path) -> None:
         self.client.upload_file(str(path), bucket, key)
 
+    def put_file(self, bucket: str, key: str, path: Path) -> None:
+        """A local file as one object in one request, streamed from disk (``upload_file`` splits
+        a file above 8 MiB into parts: three requests or more, each with its fixed cost)."""
+        with open(path, "rb") as body:
+            self.client.put_object(Bucket=bucket, Key=key, Body=body)
+
+    def get_file(self, bucket: str, key: str, path: Path, chunk_size: int = 1 << 20) -> None:
+        """An object into a local file, streamed: never whole in memory."""
+        body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            with open(path, "wb") as out:
+                for chunk in body.iter_chunks(chunk_size):
+                    out.write(chunk)
+        finally:
+            body.close()
+
     def get_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of an object."""
         if end <= start:

@@ -1,7 +1,7 @@
 """The curated layer as Parquet: one fixed schema, partitioned by company and month.
 
 A curated chunk's rows are first written as one file, ``_chunks/run_id=<run>/chunk-NNNNN.arrow``
-(:func:`chunk_bytes`): Arrow IPC (LZ4), a record batch per partition, each naming its partition.
+(:func:`write_chunk_file`): Arrow IPC (LZ4), a record batch per partition, each naming its partition.
 When the run's last chunk is curated the files are compacted into
 ``tweets/company=<c>/year_month=<YYYY-MM>/<run>-part-NNNNN.parquet`` (``max_rows`` rows per file, so
 only a partition's last file of a run is smaller): each chunk file is read once and its partitions
@@ -79,7 +79,7 @@ def chunk_prefix(run_id: str) -> str:
 
 
 def chunk_key(run_id: str, chunk_id: int) -> str:
-    """A curated chunk's file of rows (:func:`chunk_bytes`), all its partitions."""
+    """A curated chunk's file of rows (:func:`write_chunk_file`), all its partitions."""
     return f"{chunk_prefix(run_id)}chunk-{chunk_id:05d}.arrow"
 
 
@@ -107,7 +107,7 @@ def chunk_sources(keys: Iterable[str]) -> list[str]:
         if found is None:
             continue
         chunk = int(found.group(1))
-        if "/company=" not in key:
+        if is_chunk_file(key):
             whole[chunk] = key
             continue
         stem = key.rsplit(".", 1)[0]
@@ -125,13 +125,10 @@ def partition_of_key(key: str) -> tuple[str, str]:
     return fields["company"], fields["year_month"]
 
 
-def partitions_of_object(key: str, data: bytes) -> Iterator[tuple[tuple[str, str], pa.Table]]:
-    """An object of :func:`chunk_sources` as (partition, rows): a chunk file's record batches,
-    or a part of one partition (its key names it)."""
-    if "/company=" not in key:
-        yield from chunk_partitions(data)
-    else:
-        yield partition_of_key(key), read_part(data)
+def is_chunk_file(key: str) -> bool:
+    """A key of :func:`chunk_sources`: a chunk's file (:func:`chunk_key`), or else a part of one
+    partition (its key names it: :func:`partition_of_key`)."""
+    return "/company=" not in key
 
 
 def flat_row(doc: dict[str, Any]) -> dict[str, Any]:
@@ -205,27 +202,28 @@ def part_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue())
 
 
-def chunk_bytes(parts: Mapping[tuple[str, str], Sequence[pa.Table]]) -> bytes:
+def write_chunk_file(parts: Mapping[tuple[str, str], Sequence[pa.Table]], path: Path) -> None:
     """A chunk's rows as one Arrow IPC file (LZ4 buffers): a record batch per partition, in the
     partitions' order, its rows in the chunk's order; each batch's metadata names its partition.
-    ``parts``: each partition's tables (a chunk's batches' slices), concatenated here."""
-    sink = pa.BufferOutputStream()
+    ``parts``: each partition's tables (a chunk's batches' slices), concatenated here. Written to
+    a local file, a partition at a time, so the chunk's compressed bytes are never in memory."""
     options = ipc.IpcWriteOptions(compression=PART_COMPRESSION)
-    with ipc.new_file(sink, SCHEMA, options=options) as writer:
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, SCHEMA, options=options) as writer:
         for (company, month), tables in sorted(parts.items()):
             named = {"company": company, "year_month": month}
             for batch in pa.concat_tables(tables).combine_chunks().to_batches():
                 writer.write_batch(batch, custom_metadata=named)
-    return bytes(sink.getvalue())
 
 
-def chunk_partitions(data: bytes) -> Iterator[tuple[tuple[str, str], pa.Table]]:
-    """A chunk file's partitions (:func:`chunk_bytes`), in its order, a record batch at a time."""
-    reader = ipc.open_file(pa.py_buffer(data))
-    for i in range(reader.num_record_batches):
-        batch, named = reader.get_batch_with_custom_metadata(i)
-        part = (named[b"company"].decode(), named[b"year_month"].decode())
-        yield part, pa.Table.from_batches([batch]).cast(SCHEMA)
+def chunk_partitions(path: Path) -> Iterator[tuple[tuple[str, str], pa.Table]]:
+    """A chunk file's partitions (:func:`write_chunk_file`), in its order, read a record batch at a
+    time."""
+    with pa.OSFile(str(path)) as source:
+        reader = ipc.open_file(source)
+        for i in range(reader.num_record_batches):
+            batch, named = reader.get_batch_with_custom_metadata(i)
+            part = (named[b"company"].decode(), named[b"year_month"].decode())
+            yield part, pa.Table.from_batches([batch]).cast(SCHEMA)
 
 
 class PartitionSpill:
