@@ -63,3 +63,12 @@ def test_a_trained_dictionary_carries_its_id() -> None:
     item = list_items(50, 8)[0]
     compressed = zstd.ZstdCompressor(dict_data=trained).compress(item)
     assert zstd.ZstdDecompressor(dict_data=trained).decompress(compressed) == item
+
+
+def test_the_catalogue_compresses_json_items_and_keeps_compressed_ones() -> None:
+    items = list_items(50, 78)
+    encoder = item_codec.ItemEncoder()
+    stored = [encoder.stored(item) for item in items]
+    assert stored == [encoder.encode(item) for item in items]
+    assert [encoder.stored(s) for s in stored] == stored  # compressed already by the batch thread
+    assert [item_codec.decode(s) for s in stored] == items

@@ -46,7 +46,8 @@ class CuratedCatalog:
         """Catalogue a chunk whose documents were written, and record the chunk as curated, in one
         transaction. ``items``: (twitter_id, created_at, sentiment, list item, companies) of every
         document written (the list item: :func:`lake.transform.curated_store.list_item`, migration
-        007; companies: those the document was written with, migration 012).
+        007, as JSON or compressed already by ``ItemEncoder``; companies: those the document was
+        written with, migration 012).
 
         Company and hashtag pages walk the staging links and keep the catalogued tweets
         (migration 012): nothing else is written per link. Idempotent but for the documents'
@@ -197,9 +198,10 @@ class CuratedCatalog:
 
     def _add_items(self, cur: Any, run_id: str, chunk_id: int, items: Sequence[CatalogueItem]) -> None:
         """A chunk's catalogue rows; a row catalogued before moves its revision on, with the new item
-        (compressed: :mod:`lake.transform.item_codec`) and companies."""
+        (compressed: :mod:`lake.transform.item_codec`; items given compressed are kept) and
+        companies."""
         literal = _Literals(cur.connection)
-        run, chunk, encode = literal(run_id), int(chunk_id), self.items.encode
+        run, chunk, encode = literal(run_id), int(chunk_id), self.items.stored
         insert_values(
             cur,
             "INSERT INTO curated_tweets"

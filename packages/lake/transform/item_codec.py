@@ -66,6 +66,11 @@ class ItemEncoder:
     def encode(self, item: bytes) -> bytes:
         return self._compressor.compress(item)
 
+    def stored(self, item: bytes) -> bytes:
+        """The item as the catalogue stores it: JSON is compressed, an item compressed already (by
+        the curator's batch thread) is kept as it is (:func:`decode` tells them apart)."""
+        return self._compressor.compress(item) if item[:1] == b"{" else item
+
 
 def decode(stored: bytes) -> bytes:
     """The item's JSON from what the catalogue holds: a zstd frame, or JSON written before."""
