@@ -180,6 +180,18 @@ def test_the_spill_gives_back_each_partitions_tables_in_order_and_leaves_no_file
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_table_spilled_after_a_partition_was_read_overwrites_no_other(tmp_path: Path):
+    chunks = [_two_partitions(n, start) for n, start in ((30, 0), (10, 100), (20, 200))]
+    with cp.PartitionSpill(tmp_path) as spill:
+        for chunk in chunks:
+            for part, table in chunk.items():
+                spill.add(part, table)
+        assert [t.num_rows for t in spill.tables(("Apple", "2020-09"))] == [30, 10, 20]
+        spill.add(("Apple", "2020-10"), chunks[0]["Apple", "2020-09"])
+        assert [t.num_rows for t in spill.tables(("Tesla", "2020-09"))] == [30, 10, 20]
+        assert [t.num_rows for t in spill.tables(("Apple", "2020-10"))] == [30]
+
+
 def test_a_spilled_partition_compacts_to_the_rows_of_its_chunks_in_order(tmp_path: Path):
     chunks = [_two_partitions(n, start) for n, start in ((300, 0), (200, 300))]
     with cp.PartitionSpill(tmp_path) as spill:

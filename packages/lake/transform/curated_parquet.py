@@ -20,6 +20,7 @@ and partition, ``_chunks/run_id=<run>/company=<c>/year_month=<YYYY-MM>/chunk-NNN
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import tempfile
 from collections import defaultdict
@@ -237,6 +238,7 @@ class PartitionSpill:
     def __init__(self, tmp_dir: Path | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(dir=tmp_dir, prefix="spill-")
         self._files: dict[tuple[str, str], list[Path]] = defaultdict(list)
+        self._names = itertools.count()  # never reused, even after a partition was read
 
     def __enter__(self) -> PartitionSpill:
         return self
@@ -245,7 +247,7 @@ class PartitionSpill:
         self._tmp.cleanup()
 
     def add(self, partition: tuple[str, str], table: pa.Table) -> None:
-        path = Path(self._tmp.name) / f"{sum(map(len, self._files.values())):08d}.arrow"
+        path = Path(self._tmp.name) / f"{next(self._names):08d}.arrow"
         with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, SCHEMA) as writer:
             writer.write_table(table)
         self._files[partition].append(path)
