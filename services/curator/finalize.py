@@ -18,7 +18,6 @@ the redelivered event finalises again). Every step is idempotent:
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 
@@ -100,7 +99,7 @@ class RunFinalizer:
             # partition is written from them (curated_parquet.PartitionSpill)
             with cp.PartitionSpill(work) as spill:
                 for key in listed:
-                    self._spill_object(bucket, key, spill, work)
+                    self._spill_object(bucket, key, spill)
                 for company, month in spill.partitions():
 
                     def upload(n: int, path: Path, company: str = company, month: str = month) -> None:
@@ -116,14 +115,13 @@ class RunFinalizer:
             self.store.delete(bucket, stale)
         return keys
 
-    def _spill_object(self, bucket: str, key: str, spill: cp.PartitionSpill, work: Path) -> None:
+    def _spill_object(self, bucket: str, key: str, spill: cp.PartitionSpill) -> None:
         """One object of the run's ``_chunks`` into the spill: a chunk file downloaded to a local
         file and read a partition at a time, or a part of one partition (its key names it)."""
         if not cp.is_chunk_file(key):
             spill.add(cp.partition_of_key(key), cp.read_part(self.store.get_bytes(bucket, key)))
             return
-        with tempfile.TemporaryDirectory(dir=work, prefix="chunk-") as tmp:
-            path = Path(tmp) / "chunk.arrow"
+        with cp.local_chunk_file(Path(self.settings.pipeline.work_dir)) as path:
             self.store.get_file(bucket, key, path)
             for part, table in cp.chunk_partitions(path):
                 spill.add(part, table)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -112,11 +111,9 @@ class Curator:
         # still writes its (empty) file, so a replay that stages nothing leaves no rows behind
         if not finished:
             key = cp.chunk_key(event.run_id, event.chunk_id)
-            work = Path(self.settings.pipeline.work_dir)
-            work.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=work, prefix="chunk-") as tmp:
-                cp.write_chunk_file(tables, Path(tmp) / "chunk.arrow")
-                self.store.put_file(self.settings.s3.curated_bucket, key, Path(tmp) / "chunk.arrow")
+            with cp.local_chunk_file(Path(self.settings.pipeline.work_dir)) as path:
+                cp.write_chunk_file(tables, path)
+                self.store.put_file(self.settings.s3.curated_bucket, key, path)
             keys.append(key)
         # after the documents exist: the catalogue lists them, and the chunk counts as curated
         gone = self.catalog.add_chunk(event.run_id, event.chunk_id, event.key, started, items, event.replay)

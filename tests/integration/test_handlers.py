@@ -35,6 +35,7 @@ from services.ingestor.handler import Ingestor
 from services.stager.handler import Stager
 from tests.fakes import CollectingPublisher
 from tests.unit.test_curated_parquet import _docs as curated_docs
+from tests.unit.test_curated_parquet import ipc_part
 
 
 def run_all(
@@ -154,9 +155,9 @@ def test_a_run_curated_across_the_upgrade_compacts_each_chunk_once_from_its_late
         return (tmp_path / "chunk.arrow").read_bytes()
 
     objects = {  # chunk 0 as parts, chunk 1 as a part and again as a file, chunk 2 as a file
-        cp.chunk_part_key(run_id, *apple, 0): cp.part_bytes(rows(30, 0)),
-        cp.chunk_part_key(run_id, *tesla, 0): cp.part_bytes(rows(5, 500, "Tesla")),
-        cp.chunk_part_key(run_id, *apple, 1): cp.part_bytes(rows(10, 9000)),  # superseded
+        cp.chunk_part_key(run_id, *apple, 0): ipc_part(rows(30, 0)),
+        cp.chunk_part_key(run_id, *tesla, 0): ipc_part(rows(5, 500, "Tesla")),
+        cp.chunk_part_key(run_id, *apple, 1): ipc_part(rows(10, 9000)),  # superseded
         cp.chunk_key(run_id, 1): chunk_file({apple: [rows(20, 30)]}),
         cp.chunk_key(run_id, 2): chunk_file({apple: [rows(7, 50)], tesla: [rows(3, 505, "Tesla")]}),
     }

@@ -40,6 +40,16 @@ def _docs(n: int, start: int = 0, company: str = "Apple") -> list[dict[str, Any]
     return out
 
 
+def ipc_part(table: pa.Table) -> bytes:
+    """A part of one partition as curators wrote them before the chunk files (one LZ4 Arrow IPC
+    batch under ``chunk_part_key``): what a run in flight across the upgrade left to compact."""
+    sink = pa.BufferOutputStream()
+    options = ipc.IpcWriteOptions(compression=cp.PART_COMPRESSION)
+    with ipc.new_file(sink, cp.SCHEMA, options=options) as writer:
+        writer.write_table(table.combine_chunks())
+    return bytes(sink.getvalue())
+
+
 def test_documents_become_partitions_of_the_fixed_schema():
     tables = cp.partitions(_docs(3) + _docs(2, 10, "Tesla"))
     assert sorted(tables) == [("Apple", "2020-09"), ("Tesla", "2020-09")]
@@ -69,7 +79,7 @@ def test_each_partition_holds_its_documents_in_order_as_built_alone():
     assert list(tables) == sorted(groups) and len(tables) == 4
     for part, group in groups.items():
         assert tables[part].equals(cp.table_of(group))
-        assert cp.read_part(cp.part_bytes(tables[part])).equals(cp.table_of(group))
+        assert cp.read_part(ipc_part(tables[part])).equals(cp.table_of(group))
 
 
 def test_part_keys_are_deterministic_and_carry_the_partition():
@@ -84,7 +94,7 @@ def test_part_keys_are_deterministic_and_carry_the_partition():
 
 def test_compaction_streams_parts_into_files_of_at_most_max_rows(tmp_path: Path):
     sources = [
-        cp.part_bytes(cp.partitions(_docs(n, start))["Apple", "2020-09"])
+        ipc_part(cp.partitions(_docs(n, start))["Apple", "2020-09"])
         for n, start in ((700, 0), (500, 700), (900, 1200))
     ]
     sources[1] = _parquet_part(cp.read_part(sources[1]))  # a part written before the IPC parts
@@ -97,7 +107,8 @@ def test_compaction_streams_parts_into_files_of_at_most_max_rows(tmp_path: Path)
         ids = pf.read(columns=["twitter_id"]).column(0).to_pylist()
         assert ids == sorted(ids)  # order of the parts kept
 
-    rows = cp.compact(sources, max_rows=1000, upload=upload, tmp_dir=tmp_path, row_group_rows=400)
+    tables = map(cp.read_part, sources)
+    rows = cp.compact(tables, max_rows=1000, upload=upload, tmp_dir=tmp_path, row_group_rows=400)
     assert rows == [1000, 1000, 100]
     assert uploaded == {0: [400, 400, 200], 1: [400, 400, 200], 2: [100]}
     assert list(tmp_path.iterdir()) == []  # temporary files removed
@@ -111,7 +122,7 @@ def _parquet_part(table: pa.Table) -> bytes:
 
 def test_a_part_is_one_compressed_arrow_batch_and_parquet_parts_still_read():
     table = cp.partitions(_docs(300))["Apple", "2020-09"]
-    data = cp.part_bytes(pa.concat_tables([table.slice(0, 100), table.slice(100)]))
+    data = ipc_part(pa.concat_tables([table.slice(0, 100), table.slice(100)]))
     reader = ipc.open_file(pa.py_buffer(data))
     assert data[:6] == b"ARROW1" and reader.num_record_batches == 1 and reader.schema == cp.SCHEMA
     assert len(data) < table.nbytes / 2  # LZ4-compressed buffers

@@ -25,6 +25,7 @@ import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -189,20 +190,6 @@ def table_of(docs: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-def part_bytes(table: pa.Table) -> bytes:
-    """``table`` as a per-chunk part: an Arrow IPC file, one record batch, LZ4-compressed buffers.
-
-    Its columns are made contiguous first (a chunk's part is the concatenation of its batches'
-    slices: dozens of chunks per column). Offline on a 50,000-row chunk (40 parts), against a
-    zstd Parquet part: writing ≈ 4 against ≈ 9 µs per row, reading ≈ 1 against ≈ 6, ≈ 300 against
-    ≈ 160 bytes per row (docs/benchmarks.md)."""
-    sink = pa.BufferOutputStream()
-    options = ipc.IpcWriteOptions(compression=PART_COMPRESSION)
-    with ipc.new_file(sink, SCHEMA, options=options) as writer:
-        writer.write_table(table.combine_chunks())
-    return bytes(sink.getvalue())
-
-
 def write_chunk_file(parts: Mapping[tuple[str, str], Sequence[pa.Table]], path: Path) -> None:
     """A chunk's rows as one Arrow IPC file (LZ4 buffers): a record batch per partition, in the
     partitions' order, its rows in the chunk's order; each batch's metadata names its partition.
@@ -214,6 +201,16 @@ def write_chunk_file(parts: Mapping[tuple[str, str], Sequence[pa.Table]], path: 
             named = {"company": company, "year_month": month}
             for batch in pa.concat_tables(tables).combine_chunks().to_batches():
                 writer.write_batch(batch, custom_metadata=named)
+
+
+@contextmanager
+def local_chunk_file(work_dir: Path) -> Iterator[Path]:
+    """A path for a chunk file in a folder of its own under ``work_dir`` (made if missing), the
+    folder removed on exit: the curator writes a chunk file there to upload it, the compaction
+    downloads one there to read it."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix="chunk-") as tmp:
+        yield Path(tmp) / "chunk.arrow"
 
 
 def chunk_partitions(path: Path) -> Iterator[tuple[tuple[str, str], pa.Table]]:
@@ -273,18 +270,18 @@ def read_part(data: bytes) -> pa.Table:
 
 
 def compact(
-    sources: Iterable[pa.Table | bytes | Callable[[], bytes]],
+    sources: Iterable[pa.Table],
     max_rows: int,
     upload: Callable[[int, Path], None],
     tmp_dir: Path | None = None,
     row_group_rows: int = ROW_GROUP_ROWS,
 ) -> list[int]:
-    """Concatenate per-chunk parts into Parquet files of at most ``max_rows`` rows, streaming.
+    """Concatenate a partition's tables into Parquet files of at most ``max_rows`` rows, streaming.
 
-    ``sources`` are tables of :data:`SCHEMA` or part files (:func:`read_part`: bytes, or callables
-    returning them), read one at a time; each output file is written to a temporary file and handed to
-    ``upload(part_number, path)``. Memory holds at most one row group (``row_group_rows``) plus one
-    source part, whatever the partition's size. Returns the rows of each output file.
+    ``sources``: tables of :data:`SCHEMA` (:meth:`PartitionSpill.tables`), taken one at a time;
+    each output file is written to a temporary file and handed to ``upload(part_number, path)``.
+    Memory holds at most one row group (``row_group_rows``) plus one source table, whatever the
+    partition's size. Returns the rows of each output file.
     """
     written: list[int] = []
     with tempfile.TemporaryDirectory(dir=tmp_dir) as tmp:
@@ -312,9 +309,7 @@ def compact(
                 written.append(rows_in_file)
                 writer, rows_in_file = None, 0
 
-        for source in sources:
-            data = source() if callable(source) else source
-            table = data if isinstance(data, pa.Table) else read_part(data)
+        for table in sources:
             offset = 0
             while offset < table.num_rows:
                 take = min(max_rows - rows_in_file, row_group_rows - pending_rows, table.num_rows - offset)
