@@ -8,14 +8,12 @@ batch built while the store writes the current one, it costs the larger of the t
 Allocators give each new thread arenas of their own (glibc's malloc, and the jemalloc of polars),
 and keep what a thread freed for a while: with a new producing thread for every chunk, the curator's
 peak RSS at 1.13M rows rose from ≈ 460 to ≈ 690 MB. So the curator keeps one producing thread for
-its life (``worker``), and :func:`one_malloc_arena` (glibc's ``M_ARENA_MAX``, what
+its life (``worker``), and :func:`lake.memory.one_malloc_arena` (glibc's ``M_ARENA_MAX``, what
 ``MALLOC_ARENA_MAX=1`` sets) keeps its threads on glibc's main arena.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import queue
 import threading
@@ -27,35 +25,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1  # how often a producer blocked on a full queue checks that the consumer still reads
-
-
-_M_ARENA_MAX = -8  # glibc's malloc.h
-
-
-def one_malloc_arena() -> bool:
-    """Every thread of this process allocates from glibc's main arena (threads started before keep
-    the arenas they have). False where the C library is not glibc: nothing is changed."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_ARENA_MAX, 1))
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt), or no C library found
-        return False
-
-
-def arrow_on_malloc() -> str:
-    """Arrow's buffers from the C library's ``malloc`` instead of the allocator pyarrow bundles
-    (mimalloc or jemalloc), which keeps what was freed for reuse: the curator builds and drops a
-    chunk's tables again and again, and its peak RSS at 1.13M rows fell from 590-594 to 504 MB
-    with no measurable change of CPU (docs/benchmarks.md). An ``ARROW_DEFAULT_MEMORY_POOL`` set in
-    the environment wins. Returns the pool's backend; call it before Arrow allocates anything."""
-    import os
-
-    import pyarrow as pa
-
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        pa.set_memory_pool(pa.system_memory_pool())
-    return str(pa.default_memory_pool().backend_name)
 
 
 class _Done:

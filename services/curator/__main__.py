@@ -9,7 +9,7 @@ from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
 from lake.events import StagedChunkReady
-from lake.prefetch import arrow_on_malloc, one_malloc_arena
+from lake.memory import arrow_on_malloc, one_malloc_arena
 from lake.runner import Wiring
 from lake.service import run_service
 from lake.settings import Settings
@@ -33,6 +33,6 @@ def build(settings: Settings, publisher: Publisher) -> Wiring[StagedChunkReady]:
 
 
 if __name__ == "__main__":
-    one_malloc_arena()  # before any thread: the batches are built by a thread of their own (lake.prefetch)
-    arrow_on_malloc()  # the chunks' tables back to malloc when dropped (lake.prefetch)
+    one_malloc_arena()  # before any thread: the batches are built by a thread of their own (lake.memory)
+    arrow_on_malloc()  # the chunks' tables back to malloc when dropped (lake.memory)
     run_service("curator", build)

@@ -19,17 +19,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
+
+import pyarrow as pa
 
 from lake.adapters.curated_catalog import CuratedCatalog
 from lake.adapters.curated_repo import CuratedRepository
 from lake.adapters.objectstore import S3ObjectStore
 from lake.adapters.run_ledger import RunLedger
 from lake.adapters.staging_repo import StagingRepository
+from lake.memory import return_free_memory
+from lake.prefetch import prefetched
 from lake.settings import Settings
 from lake.transform import curated_parquet as cp
 
 log = logging.getLogger(__name__)
+COMPACTION_THREADS = 2
 
 
 class RunFinalizer:
@@ -48,6 +56,14 @@ class RunFinalizer:
         self.ledger = ledger
         self.curated = curated
         self.catalog = catalog
+        # the compaction's threads: the next chunk file downloads while one is spilled, and two
+        # partitions are written at once (Arrow and boto3 release the GIL): a finalisation is the
+        # only work left at the end of a run, and one thread left the second core idle
+        self.workers = ThreadPoolExecutor(COMPACTION_THREADS, thread_name_prefix="finalize")
+        self.timings: dict[str, float] = {}
+
+    def close(self) -> None:
+        self.workers.shutdown(wait=True)
 
     def finalize_if_ready(self, run_id: str) -> bool:
         """Finalise the run if every chunk is curated; True when this call marked it succeeded."""
@@ -61,6 +77,7 @@ class RunFinalizer:
                 return False
             t0 = time.perf_counter()
             linked = self.link_companies(run_id)
+            self.timings = {"links_seconds": round(time.perf_counter() - t0, 2)}
             files = self.compact(run_id)
             t1 = time.perf_counter()
             done = self.ledger.complete_if_done(run_id)
@@ -71,6 +88,7 @@ class RunFinalizer:
                     "companies_updated": linked,
                     "parquet_files": len(files),
                     "seconds": round(t1 - t0, 2),
+                    **self.timings,
                     "succeeded": done,
                 }
             },
@@ -94,20 +112,30 @@ class RunFinalizer:
             work = Path(self.settings.pipeline.work_dir)
             work.mkdir(parents=True, exist_ok=True)
             listed = cp.chunk_sources(obj["Key"] for obj in self.store.list_keys(bucket, prefix))
-            keys = []
-            # each chunk's object read once, its partitions spilled to local files; then each
-            # partition is written from them (curated_parquet.PartitionSpill)
+            # the curation's freed memory back to the system first: the compaction is a run's
+            # largest allocation, on top of what the chunks left free in the heap (lake.memory)
+            return_free_memory()
+            # each chunk's object read once, its partitions spilled to local files (the next one
+            # downloading meanwhile); then the partitions are written from them, two at a time
+            # (curated_parquet.PartitionSpill)
             with cp.PartitionSpill(work) as spill:
-                for key in listed:
-                    self._spill_object(bucket, key, spill)
-                for company, month in spill.partitions():
-
-                    def upload(n: int, path: Path, company: str = company, month: str = month) -> None:
-                        self.store.upload_file(bucket, cp.final_key(company, month, run_id, n), path)
-
-                    tables = spill.tables((company, month))
-                    rows = cp.compact(tables, self.settings.pipeline.parquet_max_rows, upload, work)
-                    keys += [cp.final_key(company, month, run_id, n) for n in range(len(rows))]
+                t0 = time.perf_counter()
+                fetched = prefetched(self._fetched(bucket, listed, spill), self.workers)
+                with closing(fetched) as objects:
+                    for source in objects:
+                        self._spill(source, spill)
+                t1 = time.perf_counter()
+                keys = [
+                    key
+                    for written in self.workers.map(
+                        lambda part: self._write_partition(run_id, part, spill), spill.partitions()
+                    )
+                    for key in written
+                ]
+                self.timings |= {
+                    "spill_seconds": round(t1 - t0, 2),
+                    "write_seconds": round(time.perf_counter() - t1, 2),
+                }
             self.ledger.set_curated_objects(run_id, keys)
         self.store.delete_prefix(bucket, prefix)
         # a replayed run: the objects of its earlier compaction that this one did not rewrite
@@ -115,13 +143,38 @@ class RunFinalizer:
             self.store.delete(bucket, stale)
         return keys
 
-    def _spill_object(self, bucket: str, key: str, spill: cp.PartitionSpill) -> None:
-        """One object of the run's ``_chunks`` into the spill: a chunk file downloaded to a local
-        file and read a partition at a time, or a part of one partition (its key names it)."""
-        if not cp.is_chunk_file(key):
-            spill.add(cp.partition_of_key(key), cp.read_part(self.store.get_bytes(bucket, key)))
+    def _fetched(
+        self, bucket: str, keys: list[str], spill: cp.PartitionSpill
+    ) -> Iterator[tuple[str, Path | pa.Table]]:
+        """The run's ``_chunks`` objects in order, each as (key, source): a chunk file downloaded to
+        a file of the spill's folder (removed with it), or a part of one partition read."""
+        for key in keys:
+            if cp.is_chunk_file(key):
+                path = spill.scratch_path()
+                self.store.get_file(bucket, key, path)
+                yield key, path
+            else:
+                yield key, cp.read_part(self.store.get_bytes(bucket, key))
+
+    @staticmethod
+    def _spill(source: tuple[str, Path | pa.Table], spill: cp.PartitionSpill) -> None:
+        """One object of the run's ``_chunks`` into the spill: a chunk file read a partition at a
+        time, or a part of one partition (its key names it)."""
+        key, found = source
+        if isinstance(found, pa.Table):
+            spill.add(cp.partition_of_key(key), found)
             return
-        with cp.local_chunk_file(Path(self.settings.pipeline.work_dir)) as path:
-            self.store.get_file(bucket, key, path)
-            for part, table in cp.chunk_partitions(path):
-                spill.add(part, table)
+        for part, table in cp.chunk_partitions(found):
+            spill.add(part, table)
+        found.unlink()
+
+    def _write_partition(self, run_id: str, part: tuple[str, str], spill: cp.PartitionSpill) -> list[str]:
+        """A partition's Parquet files, from the spill: their keys."""
+        bucket, (company, month) = self.settings.s3.curated_bucket, part
+
+        def upload(n: int, path: Path) -> None:
+            self.store.upload_file(bucket, cp.final_key(company, month, run_id, n), path)
+
+        work = Path(self.settings.pipeline.work_dir)
+        rows = cp.compact(spill.tables(part), self.settings.pipeline.parquet_max_rows, upload, work)
+        return [cp.final_key(company, month, run_id, n) for n in range(len(rows))]

@@ -130,8 +130,10 @@ class Curator:
         self.finalizer.finalize_if_ready(event.run_id)
 
     def close(self) -> None:
-        """Stop the batch thread (an idle one: a chunk's prefetch has ended when ``handle`` returns)."""
+        """Stop the batch thread and the finaliser's (idle ones: a chunk's prefetch and a
+        finalisation have ended when ``handle`` returns)."""
         self.builder.shutdown(wait=True)
+        self.finalizer.close()
 
     def on_dead_letter(
         self, event: StagedChunkReady | None, error: str, letter_id: str | None = None

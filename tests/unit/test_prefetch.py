@@ -3,7 +3,6 @@ builds its next batch while the store writes the current one)."""
 
 from __future__ import annotations
 
-import platform
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +10,7 @@ from contextlib import closing
 
 import pytest
 
-from lake.prefetch import arrow_on_malloc, one_malloc_arena, prefetched
+from lake.prefetch import prefetched
 
 
 @pytest.fixture
@@ -96,30 +95,6 @@ def test_a_consumer_that_stops_early_stops_the_thread(worker: ThreadPoolExecutor
 def test_depth_must_be_positive(worker: ThreadPoolExecutor):
     with pytest.raises(ValueError, match="depth"):
         next(prefetched([1], worker, depth=0))
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_one_malloc_arena_is_set_on_glibc():
-    assert one_malloc_arena() is True
-
-
-def test_arrow_allocates_with_malloc_unless_the_environment_names_a_pool(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import pyarrow as pa
-
-    before = pa.default_memory_pool()
-    try:
-        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
-        assert arrow_on_malloc() == "system"
-        held = pa.system_memory_pool().bytes_allocated()
-        values = pa.array(range(100_000), pa.int64())
-        assert pa.system_memory_pool().bytes_allocated() >= held + values.nbytes  # from malloc
-        pa.set_memory_pool(before)
-        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", before.backend_name)
-        assert arrow_on_malloc() == before.backend_name  # the operator's choice kept
-    finally:
-        pa.set_memory_pool(before)
 
 
 def test_a_worker_thread_serves_one_prefetch_after_the_other_even_one_stopped_early():

@@ -249,11 +249,16 @@ class PartitionSpill:
             writer.write_table(table)
         self._files[partition].append(path)
 
+    def scratch_path(self) -> Path:
+        """A path for a file of the caller's in the spill's folder (removed with it)."""
+        return Path(self._tmp.name) / f"{next(self._names):08d}.scratch"
+
     def partitions(self) -> list[tuple[str, str]]:
         return sorted(self._files)
 
     def tables(self, partition: tuple[str, str]) -> Iterator[pa.Table]:
-        """The partition's tables in the order added, once: each file is deleted once read."""
+        """The partition's tables in the order added, once: each file is deleted once read. Two
+        partitions may be read at once, from two threads."""
         for path in self._files.pop(partition, []):
             with pa.OSFile(str(path)) as source:
                 table = ipc.open_file(source).read_all()
