@@ -1,38 +1,15 @@
-"""Composition root of the curator process: ``python -m services.curator``."""
+"""Composition root of the curator process: ``python -m services.curator``.
+
+The allocators are set before anything loads pyarrow (:mod:`lake.memory`): Arrow's C++ code takes
+its default memory pool once, when pyarrow loads, so the wiring is imported only after."""
 
 from __future__ import annotations
 
-from lake.adapters.broker import Publisher
-from lake.adapters.curated_repo import CuratedRepository, make_client
-from lake.adapters.mysql import Session
-from lake.adapters.objectstore import S3ObjectStore
-from lake.adapters.run_ledger import RunLedger
-from lake.adapters.staging_repo import StagingRepository
-from lake.events import StagedChunkReady
 from lake.memory import arrow_on_malloc, one_malloc_arena
-from lake.runner import Wiring
-from lake.service import run_service
-from lake.settings import Settings
-from lake.transform.tokenize import load_tokenizer
-from services.curator.handler import Curator
-
-
-def build(settings: Settings, publisher: Publisher) -> Wiring[StagedChunkReady]:
-    tokenizer = load_tokenizer(settings.pipeline.tokenizer, settings.pipeline.max_tokens)
-    db = Session(settings.mysql)  # one connection: a chunk's catalogue rows and progress commit together
-    curator = Curator(
-        settings,
-        S3ObjectStore.from_settings(settings.s3),
-        StagingRepository(db),
-        RunLedger(db),
-        CuratedRepository(make_client(settings.mongo), settings.mongo),
-        tokenizer,
-        publisher,
-    )
-    return Wiring(StagedChunkReady, curator.handle, curator.on_dead_letter, close=curator.close)
-
 
 if __name__ == "__main__":
-    one_malloc_arena()  # before any thread: the batches are built by a thread of their own (lake.memory)
-    arrow_on_malloc()  # the chunks' tables back to malloc when dropped (lake.memory)
-    run_service("curator", build)
+    one_malloc_arena()  # before any thread: the batches are built by a thread of their own (lake.prefetch)
+    arrow_on_malloc()  # Arrow's buffers from malloc, its C++ code's too: before pyarrow loads
+    from services.curator.wiring import main  # loads pyarrow
+
+    main()

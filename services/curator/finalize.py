@@ -13,6 +13,11 @@ the redelivered event finalises again). Every step is idempotent:
    output keys are recorded on the run before the parts are deleted, so a finalisation cut short
    after that point only finishes the deletion.
 3. The run is marked ``succeeded``.
+
+Steps 1 and 2 are independent (the Parquet files keep the ``companies`` known when their chunks were
+curated) and run side by side: the links on a MySQL connection of their own, the compaction on
+three threads (the next chunk file downloads while one is spilled; two partitions are written at
+once).
 """
 
 from __future__ import annotations
@@ -56,14 +61,16 @@ class RunFinalizer:
         self.ledger = ledger
         self.curated = curated
         self.catalog = catalog
-        # the compaction's threads: the next chunk file downloads while one is spilled, and two
-        # partitions are written at once (Arrow and boto3 release the GIL): a finalisation is the
-        # only work left at the end of a run, and one thread left the second core idle
-        self.workers = ThreadPoolExecutor(COMPACTION_THREADS, thread_name_prefix="finalize")
+        # a finalisation is the only work left at the end of a run, and one thread left the second
+        # core idle. So the company links run beside the compaction (on ``staging``'s connection:
+        # the caller gives the finaliser one of its own), the next chunk file downloads while one
+        # is spilled, and two partitions are written at once (Arrow and boto3 release the GIL)
+        self.workers = ThreadPoolExecutor(1 + COMPACTION_THREADS, thread_name_prefix="finalize")
         self.timings: dict[str, float] = {}
 
     def close(self) -> None:
         self.workers.shutdown(wait=True)
+        self.staging.close()
 
     def finalize_if_ready(self, run_id: str) -> bool:
         """Finalise the run if every chunk is curated; True when this call marked it succeeded."""
@@ -76,9 +83,12 @@ class RunFinalizer:
             if not self.ledger.all_chunks_curated(run_id):  # finalised while we waited for the lock
                 return False
             t0 = time.perf_counter()
-            linked = self.link_companies(run_id)
-            self.timings = {"links_seconds": round(time.perf_counter() - t0, 2)}
-            files = self.compact(run_id)
+            self.timings = {}
+            links = self.workers.submit(self._timed_links, run_id)
+            try:
+                files = self.compact(run_id)
+            finally:
+                linked, self.timings["links_seconds"] = links.result()  # its error, if any, raised here
             t1 = time.perf_counter()
             done = self.ledger.complete_if_done(run_id)
         log.info(
@@ -94,6 +104,10 @@ class RunFinalizer:
             },
         )
         return done
+
+    def _timed_links(self, run_id: str) -> tuple[int, float]:
+        t0 = time.perf_counter()
+        return self.link_companies(run_id), round(time.perf_counter() - t0, 2)
 
     def link_companies(self, run_id: str) -> int:
         ids = self.staging.cross_linked_ids(run_id)

@@ -68,7 +68,10 @@ class Curator:
         # process's life, so its allocators' arenas are reused chunk after chunk (lake.prefetch)
         self.builder = ThreadPoolExecutor(1, thread_name_prefix="curator-batches")
         self.item_encoder = item_codec.ItemEncoder()  # the catalogue's list items, in that thread
-        self.finalizer = RunFinalizer(settings, store, staging, ledger, curated, self.catalog)
+        # the finaliser's company links run beside its compaction, which uses the ledger: they get
+        # a MySQL connection of their own
+        links = StagingRepository(settings.mysql)
+        self.finalizer = RunFinalizer(settings, store, links, ledger, curated, CuratedCatalog(links))
 
     def handle(self, event: StagedChunkReady) -> None:
         started = datetime.now(UTC)

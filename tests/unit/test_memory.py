@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
+import subprocess
+import sys
 
 import pytest
 
@@ -17,23 +20,40 @@ def test_one_malloc_arena_is_set_on_glibc():
     assert one_malloc_arena() is True
 
 
-def test_arrow_allocates_with_malloc_unless_the_environment_names_a_pool(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_arrow_allocates_with_malloc_unless_the_environment_names_a_pool() -> None:
+    """pyarrow is loaded here already: its own calls follow, and the variable is set for any
+    process this one starts."""
     import pyarrow as pa
 
-    before = pa.default_memory_pool()
+    before, saved = pa.default_memory_pool(), os.environ.pop("ARROW_DEFAULT_MEMORY_POOL", None)
     try:
-        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
         assert arrow_on_malloc() == "system"
+        assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system"
         held = pa.system_memory_pool().bytes_allocated()
         values = pa.array(range(100_000), pa.int64())
         assert pa.system_memory_pool().bytes_allocated() >= held + values.nbytes  # from malloc
         pa.set_memory_pool(before)
-        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", before.backend_name)
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = before.backend_name
         assert arrow_on_malloc() == before.backend_name  # the operator's choice kept
     finally:
         pa.set_memory_pool(before)
+        os.environ.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+        if saved is not None:
+            os.environ["ARROW_DEFAULT_MEMORY_POOL"] = saved
+
+
+def test_the_curator_sets_the_pool_before_pyarrow_loads_so_arrows_cpp_code_uses_malloc_too():
+    """In a fresh interpreter: the curator's entry module loads no pyarrow before it sets the
+    allocators, and once set, Arrow's C++ default pool is malloc's without any call naming it
+    (the Parquet writer allocates from that pool, not from pyarrow's)."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    script = (
+        "import sys; import services.curator.__main__; assert 'pyarrow' not in sys.modules\n"
+        "from lake.memory import arrow_on_malloc; print(arrow_on_malloc())"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["system"]
 
 
 @pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
