@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 
 _M_ARENA_MAX = -8  # glibc's malloc.h
 
@@ -50,8 +51,6 @@ def arrow_on_malloc() -> str:
     compaction's peak fell from 161-216 to 111-147 MB offline with the C++ code's buffers from
     malloc too. An ``ARROW_DEFAULT_MEMORY_POOL`` set in the environment wins. Returns the backend
     of pyarrow's default pool."""
-    import sys
-
     loaded = "pyarrow" in sys.modules
     chosen = os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     import pyarrow as pa

@@ -142,7 +142,7 @@ class RunFinalizer:
                 keys = [
                     key
                     for written in self.workers.map(
-                        lambda part: self._write_partition(run_id, part, spill), spill.partitions()
+                        lambda part: self._write_partition(run_id, part, spill, work), spill.partitions()
                     )
                     for key in written
                 ]
@@ -182,13 +182,14 @@ class RunFinalizer:
             spill.add(part, table)
         found.unlink()
 
-    def _write_partition(self, run_id: str, part: tuple[str, str], spill: cp.PartitionSpill) -> list[str]:
+    def _write_partition(
+        self, run_id: str, part: tuple[str, str], spill: cp.PartitionSpill, work: Path
+    ) -> list[str]:
         """A partition's Parquet files, from the spill: their keys."""
         bucket, (company, month) = self.settings.s3.curated_bucket, part
 
         def upload(n: int, path: Path) -> None:
             self.store.upload_file(bucket, cp.final_key(company, month, run_id, n), path)
 
-        work = Path(self.settings.pipeline.work_dir)
         rows = cp.compact(spill.tables(part), self.settings.pipeline.parquet_max_rows, upload, work)
         return [cp.final_key(company, month, run_id, n) for n in range(len(rows))]

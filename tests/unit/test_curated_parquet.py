@@ -176,12 +176,17 @@ def test_a_chunk_file_holds_each_partition_as_one_named_compressed_batch(tmp_pat
     assert not cp.is_chunk_file(cp.chunk_part_key("r1", "Tesla", "2020-09", 0))
 
 
+def spill_all(spill: cp.PartitionSpill, chunks: list[dict[tuple[str, str], pa.Table]]) -> None:
+    """Every chunk's partitions into ``spill``, chunk after chunk, as the finaliser adds them."""
+    for chunk in chunks:
+        for part, table in chunk.items():
+            spill.add(part, table)
+
+
 def test_the_spill_gives_back_each_partitions_tables_in_order_and_leaves_no_file(tmp_path: Path):
     chunks = [_two_partitions(n, start) for n, start in ((30, 0), (10, 100), (20, 200))]
     with cp.PartitionSpill(tmp_path) as spill:
-        for chunk in chunks:
-            for part, table in chunk.items():
-                spill.add(part, table)
+        spill_all(spill, chunks)
         assert spill.partitions() == [("Apple", "2020-09"), ("Tesla", "2020-09")]
         for part in spill.partitions():
             rows = cp.compact(spill.tables(part), 45, lambda n, p: None, tmp_path)
@@ -194,9 +199,7 @@ def test_the_spill_gives_back_each_partitions_tables_in_order_and_leaves_no_file
 def test_a_table_spilled_after_a_partition_was_read_overwrites_no_other(tmp_path: Path):
     chunks = [_two_partitions(n, start) for n, start in ((30, 0), (10, 100), (20, 200))]
     with cp.PartitionSpill(tmp_path) as spill:
-        for chunk in chunks:
-            for part, table in chunk.items():
-                spill.add(part, table)
+        spill_all(spill, chunks)
         assert [t.num_rows for t in spill.tables(("Apple", "2020-09"))] == [30, 10, 20]
         spill.add(("Apple", "2020-10"), chunks[0]["Apple", "2020-09"])
         assert [t.num_rows for t in spill.tables(("Tesla", "2020-09"))] == [30, 10, 20]
@@ -206,9 +209,7 @@ def test_a_table_spilled_after_a_partition_was_read_overwrites_no_other(tmp_path
 def test_a_spilled_partition_compacts_to_the_rows_of_its_chunks_in_order(tmp_path: Path):
     chunks = [_two_partitions(n, start) for n, start in ((300, 0), (200, 300))]
     with cp.PartitionSpill(tmp_path) as spill:
-        for chunk in chunks:
-            for part, table in chunk.items():
-                spill.add(part, table)
+        spill_all(spill, chunks)
         files: list[pa.Table] = []
         cp.compact(
             spill.tables(("Tesla", "2020-09")), 1000, lambda n, p: files.append(pq.read_table(p)), tmp_path

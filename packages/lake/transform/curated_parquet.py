@@ -206,8 +206,9 @@ def write_chunk_file(parts: Mapping[tuple[str, str], Sequence[pa.Table]], path: 
 @contextmanager
 def local_chunk_file(work_dir: Path) -> Iterator[Path]:
     """A path for a chunk file in a folder of its own under ``work_dir`` (made if missing), the
-    folder removed on exit: the curator writes a chunk file there to upload it, the compaction
-    downloads one there to read it."""
+    folder removed on exit: the curator writes a chunk file there to upload it. (The compaction
+    downloads chunk files into its spill's folder instead, :meth:`PartitionSpill.scratch_path`: a
+    download outlives the thread that made it.)"""
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="chunk-") as tmp:
         yield Path(tmp) / "chunk.arrow"
