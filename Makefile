@@ -10,7 +10,8 @@ SEED ?= 42
 SOURCE ?= generated
 REPLICAS ?= 1
 PYTEST_ARGS ?=
-AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_VENV ?= $(or $(LAKE_AIRFLOW_VENV),.venv-airflow)
+AIRFLOW_VENV := $(AIRFLOW_VENV)
 export LAKE_AIRFLOW_VENV := $(abspath $(AIRFLOW_VENV))
 
 .DEFAULT_GOAL := help

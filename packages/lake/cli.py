@@ -252,7 +252,7 @@ def _add_runs(sub: Any) -> None:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--source", choices=("generated", "kaggle"), default="generated")
     demo.add_argument("--timeout", type=float, default=1800)
-    demo.add_argument("--run-dir", type=Path, default=Path(".lake"))
+    demo.add_argument("--run-dir", type=Path, default=Path(os.environ.get("LAKE_RUN_DIR", ".lake")))
     rp = sub.add_parser(
         "replay",
         help="rebuild a finished run: from curate (after a tokenizer change) or stage (a cleaning rule)",

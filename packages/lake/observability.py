@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -77,7 +78,9 @@ class LibraryQuiet(logging.Filter):
         return True
 
 
-def setup_logging(service: str, level: str = "INFO") -> None:
+def setup_logging(service: str, level: str | None = None) -> None:
+    """JSON lines on stdout at ``level`` (default: ``LAKE_LOG_LEVEL``, else INFO)."""
+    level = level or os.environ.get("LAKE_LOG_LEVEL", "INFO")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     handler.addFilter(LibraryQuiet(("kafka.",)))

@@ -22,7 +22,7 @@ def run_service(service: str, build: Callable[[Settings, Publisher], Wiring[E]])
     """Run ``service``: ``build`` wires its handler (the composition root's one function); the
     loop consumes the topic of the handler's event type."""
     settings = get_settings()
-    setup_logging(service, os.environ.get("LAKE_LOG_LEVEL", "INFO"))
+    setup_logging(service)
     serve_metrics(int(os.environ.get("LAKE_METRICS_PORT", "0")))
     client_id = f"{service}-{socket.gethostname()}-{os.getpid()}"
     # started while a store is down (a restart of the whole stack, a fault): wait for it, don't exit

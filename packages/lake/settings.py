@@ -208,7 +208,7 @@ def get_settings() -> Settings:
 
 # Variables read outside the settings classes (process set-up, the local stack, Airflow).
 OTHER_ENV: dict[str, tuple[str, str]] = {
-    "LAKE_LOG_LEVEL": ("INFO", "log level of the services (JSON lines on stderr)"),
+    "LAKE_LOG_LEVEL": ("INFO", "log level of the services and the gateway (JSON lines on stdout)"),
     "LAKE_METRICS_PORT": ("0", "port of a service's Prometheus /metrics endpoint; 0 = none"),
     "LAKE_CACHE": ("~/.cache/bigtech-lake", "local stack: downloads and builds, shared by clones"),
     "LAKE_RUN_DIR": (".lake", "local stack: data, logs and PIDs of this checkout"),
@@ -228,7 +228,10 @@ OTHER_ENV: dict[str, tuple[str, str]] = {
     ),
     "LAKE_GATEWAY_URL": ("http://127.0.0.1:8000", "Airflow: where the DAG reaches the gateway"),
     "LAKE_GATEWAY_API_KEY": ("", "Airflow: the key the DAG's sensor sends to the gateway (analyst role)"),
-    "LAKE_AIRFLOW_VENV": (".venv-airflow", "local Airflow: its own virtualenv (make airflow-venv)"),
+    "LAKE_AIRFLOW_VENV": (
+        ".venv-airflow",
+        "local Airflow: its own virtualenv (make airflow-venv; with make, `AIRFLOW_VENV=` works too)",
+    ),
     "LAKE_AIRFLOW_PORT": ("8081", "local Airflow (make airflow): port of its UI and API server on 127.0.0.1"),
     "LAKE_AIRFLOW_SCHEDULE": (
         "@daily",
