@@ -157,6 +157,14 @@ class GatewaySettings(BaseSettings):
         description="gateway processes on the port (one event loop, so at most one core, each); metrics"
         " are then summed over them (Prometheus multiprocess mode)",
     )
+    mysql_connections: int = Field(
+        default=4,
+        ge=1,
+        le=500,
+        description="MySQL connections per gateway process: at most this many of its queries run at"
+        " once, a request waits for a free one; about twice the database's cores keeps the API's rate"
+        " and leaves an ingestion its share of the server (docs/decisions.md)",
+    )
     stall_after_s: float = Field(
         default=600,
         gt=0,

@@ -167,7 +167,9 @@ async def mysql_pool(m: MySQLSettings, maxsize: int, **options: Any) -> Any:
 async def open_stores(settings: Settings, stack: AsyncExitStack) -> Stores:
     m = settings.mysql
     limit = await _statement_limit(settings)
-    pool = await mysql_pool(m, maxsize=20, init_command=limit, connect_timeout=5, pool_recycle=600)
+    pool = await mysql_pool(
+        m, maxsize=settings.gateway.mysql_connections, init_command=limit, connect_timeout=5, pool_recycle=600
+    )
 
     async def close_pool() -> None:
         pool.close()

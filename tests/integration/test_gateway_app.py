@@ -315,3 +315,40 @@ def test_the_dashboard_page_is_open_and_same_origin_only_and_its_data_needs_a_vi
             run["status"] != "succeeded"
         )
     assert body["pipeline"] is not None and set(body["pipeline"]["lag"]) == {"ingestor", "stager", "curator"}
+
+
+def test_the_gateway_runs_at_most_its_mysql_connections_queries_at_once(settings: Settings):
+    """LAKE_GATEWAY_MYSQL_CONNECTIONS caps the queries one gateway process runs at once on MySQL
+    (so an ingestion's writes keep a share of the server under API load, docs/decisions.md): with
+    2, two queries run and a third waits for a connection, then runs once one is back."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from services.gateway.stores import open_stores
+
+    capped = settings.model_copy(
+        update={"gateway": settings.gateway.model_copy(update={"mysql_connections": 2})}
+    )
+
+    async def scenario() -> None:
+        async with AsyncExitStack() as stack:
+            stores = await open_stores(capped, stack)
+            assert stores.mysql.maxsize == 2
+            first, second = await stores.mysql.acquire(), await stores.mysql.acquire()
+            for conn in (first, second):  # both are real sessions on the server
+                async with conn.cursor() as cur:
+                    await cur.execute("SELECT CONNECTION_ID()")
+                    assert (await cur.fetchone())[0] > 0
+            third = asyncio.ensure_future(stores.mysql.acquire())
+            await asyncio.sleep(0.3)
+            assert not third.done()  # no third connection while two are in use
+            stores.mysql.release(first)
+            conn = await asyncio.wait_for(third, 5)
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT 1")
+                assert (await cur.fetchone())[0] == 1
+            stores.mysql.release(conn)
+            stores.mysql.release(second)
+            assert stores.mysql.size <= 2
+
+    asyncio.run(scenario())
