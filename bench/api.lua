@@ -2,7 +2,7 @@
 --
 -- wrk runs one connection per thread (-t N -c N), so each thread's Lua state is one connection's:
 -- request() and response() alternate, and a page's next_cursor is followed on the same connection
--- with the same filters (never across a reconnect after a failed connection). wrk's own latency figures are not used (answers slower than --timeout are
+-- with the same filters (none is followed after a request that got no answer: wrk reconnected). wrk's own latency figures are not used (answers slower than --timeout are
 -- left out of them, the warm-up is in them); each request's send and answer times are read here from
 -- CLOCK_MONOTONIC (the clock of Python's time.monotonic) and written by done() to a file, for
 -- bench/wrk.py to apply the benchmark's window and percentile rules.
@@ -131,15 +131,16 @@ end
 
 function request()
   local t = now()
+  if pending_sent ~= nil then -- the previous request got no answer: its connection failed
+    record(pending_ep, pending_sent, t, 0, "")
+    pending_sent = nil
+    next_page = {} -- wrk reconnected: this first request of the new connection follows no old page
+  end
   local ep, target, page, base = pick()
   local req = "GET " .. target .. " HTTP/1.1\r\n" .. cfg.head_tail
   if id == 1 and not verified then -- wrk parses thread 1's first request once, without sending it
     verified = true
     return req
-  end
-  if pending_sent ~= nil then -- the previous request got no answer: its connection failed
-    record(pending_ep, pending_sent, t, 0, "")
-    next_page = {} -- wrk reconnected: the new connection starts its pages afresh
   end
   pending_sent, pending_ep, pending_page, pending_base = t, ep, page, base
   if past_stop(t) then

@@ -80,7 +80,7 @@ class LibraryQuiet(logging.Filter):
 
 def setup_logging(service: str, level: str | None = None) -> None:
     """JSON lines on stdout at ``level`` (default: ``LAKE_LOG_LEVEL``, else INFO)."""
-    level = level or os.environ.get("LAKE_LOG_LEVEL", "INFO")
+    level = (level or os.environ.get("LAKE_LOG_LEVEL", "INFO")).upper()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     handler.addFilter(LibraryQuiet(("kafka.",)))

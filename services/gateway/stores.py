@@ -70,6 +70,10 @@ class Stores:
     s3: Any
     s3_sync: S3ObjectStore  # streaming reads parsed by the pipeline's own CSV reader, in a thread
     _kafka: KafkaAdminClient | None = None
+    # /health's own MySQL connection (a pool of one; None: the main pool). The main pool has
+    # LAKE_GATEWAY_MYSQL_CONNECTIONS connections, all busy under load: a probe queued behind slow
+    # pages would time out and report a healthy server down
+    mysql_health: Any = None
     # kafka-python's admin client is not thread-safe: one call at a time, from any request.
     kafka_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # /health probes, /stats totals and the dashboard's Kafka snapshot are shared by concurrent callers
@@ -164,18 +168,19 @@ async def mysql_pool(m: MySQLSettings, maxsize: int, **options: Any) -> Any:
     )
 
 
+async def close_pool(pool: Any) -> None:
+    pool.close()
+    await pool.wait_closed()
+
+
 async def open_stores(settings: Settings, stack: AsyncExitStack) -> Stores:
     m = settings.mysql
     limit = await _statement_limit(settings)
-    pool = await mysql_pool(
-        m, maxsize=settings.gateway.mysql_connections, init_command=limit, connect_timeout=5, pool_recycle=600
-    )
-
-    async def close_pool() -> None:
-        pool.close()
-        await pool.wait_closed()
-
-    stack.push_async_callback(close_pool)
+    options: dict[str, Any] = {"init_command": limit, "connect_timeout": 5, "pool_recycle": 600}
+    pool = await mysql_pool(m, maxsize=settings.gateway.mysql_connections, **options)
+    stack.push_async_callback(close_pool, pool)
+    health_pool = await mysql_pool(m, maxsize=1, **options)
+    stack.push_async_callback(close_pool, health_pool)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongo.url, serverSelectionTimeoutMS=3000, tz_aware=True, maxPoolSize=50
     )
@@ -191,6 +196,8 @@ async def open_stores(settings: Settings, stack: AsyncExitStack) -> Stores:
             config=client_config(),
         )
     )
-    stores = Stores(settings, pool, mongo, s3, S3ObjectStore.from_settings(settings.s3))
+    stores = Stores(
+        settings, pool, mongo, s3, S3ObjectStore.from_settings(settings.s3), mysql_health=health_pool
+    )
     stack.push_async_callback(stores.close_kafka)
     return stores

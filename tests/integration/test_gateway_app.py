@@ -320,7 +320,8 @@ def test_the_dashboard_page_is_open_and_same_origin_only_and_its_data_needs_a_vi
 def test_the_gateway_runs_at_most_its_mysql_connections_queries_at_once(settings: Settings):
     """LAKE_GATEWAY_MYSQL_CONNECTIONS caps the queries one gateway process runs at once on MySQL
     (so an ingestion's writes keep a share of the server under API load, docs/decisions.md): with
-    2, two queries run and a third waits for a connection, then runs once one is back."""
+    2, two queries run and a third waits for a connection, then runs once one is back; /health's
+    probe has a connection of its own meanwhile."""
     import asyncio
     from contextlib import AsyncExitStack
 
@@ -333,22 +334,33 @@ def test_the_gateway_runs_at_most_its_mysql_connections_queries_at_once(settings
     async def scenario() -> None:
         async with AsyncExitStack() as stack:
             stores = await open_stores(capped, stack)
-            assert stores.mysql.maxsize == 2
-            first, second = await stores.mysql.acquire(), await stores.mysql.acquire()
-            for conn in (first, second):  # both are real sessions on the server
-                async with conn.cursor() as cur:
-                    await cur.execute("SELECT CONNECTION_ID()")
-                    assert (await cur.fetchone())[0] > 0
-            third = asyncio.ensure_future(stores.mysql.acquire())
-            await asyncio.sleep(0.3)
-            assert not third.done()  # no third connection while two are in use
-            stores.mysql.release(first)
-            conn = await asyncio.wait_for(third, 5)
-            async with conn.cursor() as cur:
-                await cur.execute("SELECT 1")
-                assert (await cur.fetchone())[0] == 1
-            stores.mysql.release(conn)
-            stores.mysql.release(second)
-            assert stores.mysql.size <= 2
+            pool = stores.mysql
+            assert pool.maxsize == 2
+            held = [await pool.acquire(), await pool.acquire()]
+            third = asyncio.ensure_future(pool.acquire())
+            try:
+                for conn in held:  # both are real sessions on the server
+                    async with conn.cursor() as cur:
+                        await cur.execute("SELECT CONNECTION_ID()")
+                        assert (await cur.fetchone())[0] > 0
+                await asyncio.sleep(0.3)
+                assert not third.done()  # no third connection while two are in use
+                pool.release(held.pop())
+                held.append(await asyncio.wait_for(third, 5))
+                async with held[-1].cursor() as cur:
+                    await cur.execute("SELECT 1")
+                    assert (await cur.fetchone())[0] == 1
+                assert pool.size == 2
+                # /health probes on a connection of its own, free while the pool is exhausted
+                async with stores.mysql_health.acquire() as conn, conn.cursor() as cur:
+                    await cur.execute("SELECT 1")
+                    assert (await cur.fetchone())[0] == 1
+            finally:  # a pool waits for its connections to come back before it closes
+                acquired = third.done() and not third.cancelled() and third.exception() is None
+                if acquired and third.result() not in held:
+                    held.append(third.result())
+                third.cancel()
+                for conn in held:
+                    pool.release(conn)
 
     asyncio.run(scenario())
