@@ -87,6 +87,7 @@ from bench.pipeline import (
     ROOT,
     Services,
     cpu_seconds,
+    drop_topics,
     generated_file,
     say,
     server_pids,
@@ -404,6 +405,7 @@ def drive_during_ingestion(
     finally:
         publisher.close()
         services.stop()
+        drop_topics(settings)  # each invocation's own: left behind, they cost the broker idle CPU
         for path in files:
             path.unlink(missing_ok=True)
     repo = RunLedger(settings.mysql)
