@@ -10,8 +10,7 @@ SEED ?= 42
 SOURCE ?= generated
 REPLICAS ?= 1
 PYTEST_ARGS ?=
-AIRFLOW_VENV ?= $(or $(LAKE_AIRFLOW_VENV),.venv-airflow)
-AIRFLOW_VENV := $(AIRFLOW_VENV)
+AIRFLOW_VENV := $(or $(AIRFLOW_VENV),$(LAKE_AIRFLOW_VENV),.venv-airflow)
 export LAKE_AIRFLOW_VENV := $(abspath $(AIRFLOW_VENV))
 
 .DEFAULT_GOAL := help

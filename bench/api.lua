@@ -2,8 +2,9 @@
 --
 -- wrk runs one connection per thread (-t N -c N), so each thread's Lua state is one connection's:
 -- request() and response() alternate, and a page's next_cursor is followed on the same connection
--- with the same filters (none is followed after a request that got no answer: wrk reconnected). wrk's own latency figures are not used (answers slower than --timeout are
--- left out of them, the warm-up is in them); each request's send and answer times are read here from
+-- with the same filters (none is followed after a request that got no answer: wrk reconnected).
+-- wrk's own latency figures are not used (answers slower than --timeout are left out of them, the
+-- warm-up is in them); each request's send and answer times are read here from
 -- CLOCK_MONOTONIC (the clock of Python's time.monotonic) and written by done() to a file, for
 -- bench/wrk.py to apply the benchmark's window and percentile rules.
 --

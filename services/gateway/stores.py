@@ -69,11 +69,11 @@ class Stores:
     mongo: AsyncMongoClient[dict[str, Any]]
     s3: Any
     s3_sync: S3ObjectStore  # streaming reads parsed by the pipeline's own CSV reader, in a thread
+    # /health's own MySQL connection (a pool of one). The main pool has LAKE_GATEWAY_MYSQL_CONNECTIONS
+    # connections, all busy under load: a probe queued behind slow pages would time out and report a
+    # healthy server down
+    mysql_health: Any
     _kafka: KafkaAdminClient | None = None
-    # /health's own MySQL connection (a pool of one; None: the main pool). The main pool has
-    # LAKE_GATEWAY_MYSQL_CONNECTIONS connections, all busy under load: a probe queued behind slow
-    # pages would time out and report a healthy server down
-    mysql_health: Any = None
     # kafka-python's admin client is not thread-safe: one call at a time, from any request.
     kafka_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # /health probes, /stats totals and the dashboard's Kafka snapshot are shared by concurrent callers
@@ -196,8 +196,6 @@ async def open_stores(settings: Settings, stack: AsyncExitStack) -> Stores:
             config=client_config(),
         )
     )
-    stores = Stores(
-        settings, pool, mongo, s3, S3ObjectStore.from_settings(settings.s3), mysql_health=health_pool
-    )
+    stores = Stores(settings, pool, mongo, s3, S3ObjectStore.from_settings(settings.s3), health_pool)
     stack.push_async_callback(stores.close_kafka)
     return stores

@@ -93,7 +93,7 @@ async def probes(stores: Stores) -> dict[str, Check]:
         await stores.s3.head_bucket(Bucket=stores.settings.s3.raw_bucket)
 
     async def mysql() -> None:  # on /health's own connection: never queued behind the API's queries
-        async with (stores.mysql_health or stores.mysql).acquire() as conn, conn.cursor() as cur:
+        async with stores.mysql_health.acquire() as conn, conn.cursor() as cur:
             await cur.execute("SELECT 1")
 
     async def mongodb() -> None:
@@ -114,7 +114,7 @@ async def layer_states(stores: Stores) -> dict[str, LayerState]:
     """Each layer's consumer-group lag (Kafka, shared with the dashboard) and last chunk time."""
     state = await stores.pipeline.get(lambda: kafka_state(stores))
     lags = {g["service"]: int(g["lag"]) for g in state["consumer_groups"]}
-    async with (stores.mysql_health or stores.mysql).acquire() as conn, conn.cursor() as cur:
+    async with stores.mysql_health.acquire() as conn, conn.cursor() as cur:
         await cur.execute("SELECT layer, MAX(finished_at) FROM chunk_progress GROUP BY layer")
         last = {layer: at.replace(tzinfo=UTC) for layer, at in await cur.fetchall() if at is not None}
     return {
